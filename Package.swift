@@ -1,0 +1,62 @@
+// swift-tools-version: 6.1
+// Latchkey: one package, a small core with no I/O and thin shells around it.
+// Each area below appends its own products and targets; keep to your section.
+import PackageDescription
+
+let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+var products: [Product] = []
+var targets: [Target] = []
+
+let dependencies: [Package.Dependency] = [
+    .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
+    .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
+    .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
+    .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+    .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
+    .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.0"),
+]
+
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
+let cryptoExtras: Target.Dependency = .product(name: "CryptoExtras", package: "swift-crypto")
+
+// MARK: - Crypto core (no I/O): keys, PEM, DEK wrap, envelopes, signatures, canonical JSON, checkpoints
+targets += [
+    .target(name: "LatchCrypto", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchCryptoTests", dependencies: ["LatchCrypto"],
+        resources: [.copy("Vectors")], swiftSettings: swiftSettings),
+]
+
+// MARK: - Transparency log (no I/O): RFC 6962 Merkle maths, proofs, signed tree heads
+targets += [
+    .target(name: "LatchLog", dependencies: [crypto], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchLogTests", dependencies: ["LatchLog"],
+        resources: [.copy("Vectors")], swiftSettings: swiftSettings),
+]
+
+// MARK: - age v1 format (no I/O)
+targets += [
+    .target(name: "LatchAge", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchAgeTests", dependencies: ["LatchAge"],
+        resources: [.copy("Vectors")], swiftSettings: swiftSettings),
+]
+
+// MARK: - Git vault (agent-vault compatible)
+
+// MARK: - Domain core, wire API, stores, server
+
+// MARK: - Client (SDK), latch CLI, MCP server
+
+// MARK: - Benchmarks
+
+let package = Package(
+    name: "latchkey",
+    platforms: [.macOS(.v14)],
+    products: products,
+    dependencies: dependencies,
+    targets: targets
+)

@@ -1,0 +1,1 @@
+// Placeholder: replaced as soon as this target gets code.
