@@ -50,6 +50,17 @@ targets += [
 // MARK: - Domain core, wire API, stores, server
 
 // MARK: - Client (SDK), latch CLI, MCP server
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+products += [.executable(name: "latch", targets: ["LatchCLI"])]
+targets += [
+    .executableTarget(
+        name: "LatchCLI",
+        dependencies: [
+            argumentParser,
+            // one line per area: server, git vault, client, mcp
+        ],
+        swiftSettings: swiftSettings),
+]
 
 // MARK: - Benchmarks
 
