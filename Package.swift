@@ -52,12 +52,21 @@ targets += [
 // MARK: - Client (SDK), latch CLI, MCP server
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 products += [.executable(name: "latch", targets: ["LatchCLI"])]
+products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
+targets += [
+    .target(name: "LatchClient", dependencies: ["LatchCrypto"], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto"],
+        swiftSettings: swiftSettings),
+]
 targets += [
     .executableTarget(
         name: "LatchCLI",
         dependencies: [
             argumentParser,
             // one line per area: server, git vault, client, mcp
+            "LatchClient",
+            .product(name: "MCP", package: "swift-sdk"),
         ],
         swiftSettings: swiftSettings),
 ]

@@ -1,0 +1,122 @@
+import Foundation
+
+/// What a profile remembers about one identity on one server. Stored as
+/// `$LATCH_HOME/profiles/NAME/profile.json` (mode 0600). Holds no secret: the API secret and
+/// the private key live in their own 0600 files next to it.
+public struct Profile: Codable, Sendable, Equatable {
+    public var name: String
+    public var baseUrl: String
+    /// Public part of the API key (`{accessKey}.{secret}`).
+    public var accessKey: String
+    /// Fingerprint of the profile's public key (lowercase hex SHA-256 of its SPKI DER).
+    public var keyId: String?
+    /// `USER` or `AGENT`.
+    public var principalType: String?
+    public var principalId: String?
+    public var tenantId: String?
+    public var orgId: String?
+    /// Hex SHA-256 of the server's transparency-log key, once pinned.
+    public var logKeyId: String?
+
+    public init(name: String, baseUrl: String, accessKey: String, keyId: String? = nil,
+                principalType: String? = nil, principalId: String? = nil, tenantId: String? = nil,
+                orgId: String? = nil, logKeyId: String? = nil) {
+        self.name = name
+        self.baseUrl = baseUrl
+        self.accessKey = accessKey
+        self.keyId = keyId
+        self.principalType = principalType
+        self.principalId = principalId
+        self.tenantId = tenantId
+        self.orgId = orgId
+        self.logKeyId = logKeyId
+    }
+}
+
+/// Profiles under `$LATCH_HOME/profiles/NAME/`:
+///
+/// | file | mode | content |
+/// |---|---|---|
+/// | `profile.json` | 0600 | `Profile` |
+/// | `api-secret` | 0600 | the secret half of the API key, no newline |
+/// | `private-key.pem` | 0600 | PKCS#8 PEM private key |
+/// | `seen.json` | 0600 | `SeenState`: last checkpoint versions (no secret) |
+///
+/// The profile used when none is named is always the one called `default`; writing another
+/// profile never changes that.
+public struct ProfileStore: Sendable {
+    public static let defaultProfileName = "default"
+    public let home: String
+
+    public init(home: String) { self.home = home }
+
+    public var profilesDirectory: String { home + "/profiles" }
+    public func directory(for name: String) -> String { profilesDirectory + "/" + name }
+    public func profilePath(_ name: String) -> String { directory(for: name) + "/profile.json" }
+    public func apiSecretPath(_ name: String) -> String { directory(for: name) + "/api-secret" }
+    public func privateKeyPath(_ name: String) -> String { directory(for: name) + "/private-key.pem" }
+    public func seenStatePath(_ name: String) -> String { directory(for: name) + "/seen.json" }
+
+    /// Profile names: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
+    public static func validate(name: String) throws {
+        let allowed = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-")
+        guard !name.isEmpty, name.count <= 64, !name.hasPrefix("."), name.allSatisfy({ allowed.contains($0) }) else {
+            throw LatchError(.usage, "invalid profile name \"\(name)\"",
+                             hint: "use 1-64 letters, digits, '.', '_' or '-', not starting with '.'")
+        }
+    }
+
+    public func exists(_ name: String) -> Bool {
+        FileManager.default.fileExists(atPath: profilePath(name))
+    }
+
+    public func list() -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: profilesDirectory)) ?? []
+        return names.filter { exists($0) }.sorted()
+    }
+
+    public func load(_ name: String) throws -> Profile {
+        try Self.validate(name: name)
+        let path = profilePath(name)
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw LatchError(.configuration, "no profile named \"\(name)\" in \(profilesDirectory)",
+                             hint: "run `latch init` or `latch configure agent`, or set LATCH_API_KEY and LATCH_PRIVATE_KEY_PATH")
+        }
+        do {
+            return try JSONDecoder().decode(Profile.self, from: try SecureFile.read(path))
+        } catch let error as LatchError {
+            throw error
+        } catch {
+            throw LatchError(.configuration, "profile file \(path) is not valid JSON: \(error)")
+        }
+    }
+
+    public func apiSecret(_ name: String) throws -> String {
+        let data = try SecureFile.read(apiSecretPath(name))
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// Write a profile with its API secret and private key. The directory is made 0700 and
+    /// every file 0600. Refuses to replace an existing profile unless `overwrite`.
+    public func save(_ profile: Profile, apiSecret: String, privateKeyPEM: String, overwrite: Bool = false) throws {
+        try Self.validate(name: profile.name)
+        if exists(profile.name) && !overwrite {
+            throw LatchError(.conflict, "profile \"\(profile.name)\" already exists",
+                             hint: "choose another name with --profile NAME, or pass --overwrite")
+        }
+        try SecureFile.makeDirectory(home, mode: 0o700)
+        try SecureFile.makeDirectory(profilesDirectory, mode: 0o700)
+        try SecureFile.makeDirectory(directory(for: profile.name), mode: 0o700)
+        try SecureFile.write(Data(privateKeyPEM.utf8), to: privateKeyPath(profile.name), mode: 0o600)
+        try SecureFile.write(Data(apiSecret.utf8), to: apiSecretPath(profile.name), mode: 0o600)
+        try update(profile)
+    }
+
+    /// Rewrite `profile.json` only.
+    public func update(_ profile: Profile) throws {
+        try Self.validate(name: profile.name)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try SecureFile.write(try encoder.encode(profile), to: profilePath(profile.name), mode: 0o600)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+
+/// What a client has accepted before: the last summary-checkpoint version per vault and the
+/// last detail-checkpoint version per item, so a server that later serves an older state is
+/// caught. Stored per profile as `seen.json` (0600). Holds ids and integers only — never a
+/// name, value or key.
+///
+/// ```json
+/// {"version":1,"vaults":{"<vaultId>":{"summaryVersion":3,"items":{"<itemId>":2}}}}
+/// ```
+public struct SeenState: Codable, Sendable, Equatable {
+    public struct Vault: Codable, Sendable, Equatable {
+        public var summaryVersion: Int
+        public var items: [String: Int]
+        public init(summaryVersion: Int = 0, items: [String: Int] = [:]) {
+            self.summaryVersion = summaryVersion
+            self.items = items
+        }
+    }
+
+    public var version: Int = 1
+    public var vaults: [String: Vault] = [:]
+
+    public init() {}
+
+    /// Accept a summary version for a vault, or throw when it is older than one seen before.
+    public mutating func acceptSummary(vaultId: String, version: Int) throws {
+        let last = vaults[vaultId]?.summaryVersion ?? 0
+        guard version >= last else {
+            throw LatchError(.verification, "vault \(vaultId): server sent summary checkpoint version \(version), older than version \(last) seen before (rollback)",
+                             hint: "the server or a proxy is replaying old data; do not trust it")
+        }
+        vaults[vaultId, default: Vault()].summaryVersion = version
+    }
+
+    /// Accept a detail version for an item, or throw when it is older than one seen before.
+    public mutating func acceptItem(vaultId: String, itemId: String, version: Int) throws {
+        let last = vaults[vaultId]?.items[itemId] ?? 0
+        guard version >= last else {
+            throw LatchError(.verification, "item \(itemId) in vault \(vaultId): server sent detail checkpoint version \(version), older than version \(last) seen before (rollback)",
+                             hint: "the server or a proxy is replaying old data; do not trust it")
+        }
+        vaults[vaultId, default: Vault()].items[itemId] = version
+    }
+
+    public static func load(path: String) throws -> SeenState {
+        guard FileManager.default.fileExists(atPath: path) else { return SeenState() }
+        do {
+            return try JSONDecoder().decode(SeenState.self, from: try SecureFile.read(path))
+        } catch {
+            throw LatchError(.configuration, "seen-state file \(path) is unreadable",
+                             hint: "it only holds checkpoint versions; inspect it, and delete it only if you trust the server")
+        }
+    }
+
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        try SecureFile.write(try encoder.encode(self), to: path, mode: 0o600)
+    }
+}
