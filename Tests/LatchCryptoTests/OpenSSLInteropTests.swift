@@ -8,8 +8,8 @@ struct OpenSSL {
 
     static func locate() throws -> URL {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for d in path.split(separator: ":") + ["/usr/bin", "/usr/local/bin"] {
-            let url = URL(fileURLWithPath: String(d)).appendingPathComponent("openssl")
+        for d in path.split(separator: ":").map(String.init) + ["/usr/bin", "/usr/local/bin"] {
+            let url = URL(fileURLWithPath: d).appendingPathComponent("openssl")
             if FileManager.default.isExecutableFile(atPath: url.path) { return url }
         }
         throw VectorError("the `openssl` tool is required for the interop tests but was not found on PATH (apt-get install openssl)")

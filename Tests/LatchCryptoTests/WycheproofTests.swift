@@ -85,7 +85,7 @@ struct WycheproofTests {
         for group in file.testGroups {
             for t in group.tests {
                 guard group.ivSize == 96 else {
-                    tally.skip("IV of \(group.ivSize) bits; envelopes use only 96-bit IVs")
+                    tally.skip("IV is not 96 bits; envelopes use only 96-bit IVs")
                     continue
                 }
                 guard group.tagSize == 128 else {
