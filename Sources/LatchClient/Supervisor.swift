@@ -48,6 +48,9 @@ public struct Supervisor: Sendable {
             for fd in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] {
                 posix_spawn_file_actions_addclose(&actions, fd)
             }
+        } else {
+            if stdoutFD != 1 { posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1) }
+            if stderrFD != 2 { posix_spawn_file_actions_adddup2(&actions, stderrFD, 2) }
         }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
