@@ -1,0 +1,150 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+/// Sends one HTTP request. The real one is `URLSessionTransport`; tests may pass another.
+public protocol HTTPTransport: Sendable {
+    func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse)
+}
+
+public struct URLSessionTransport: HTTPTransport {
+    let session: URLSession
+    public init(timeout: TimeInterval = 30) {
+        let config = URLSessionConfiguration.ephemeral
+        config.timeoutIntervalForRequest = timeout
+        config.httpCookieStorage = nil
+        config.urlCache = nil
+        session = URLSession(configuration: config)
+    }
+    public func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        let (data, response) = try await session.data(for: request)
+        guard let http = response as? HTTPURLResponse else {
+            throw LatchError(.invalidResponse, "not an HTTP response from \(request.url?.absoluteString ?? "?")")
+        }
+        return (data, http)
+    }
+}
+
+/// The machine-API HTTP client: adds `X-API-Key`, decodes `{"error":{"code","message"}}` into
+/// `LatchError`, and retries a 429 after its `Retry-After` (at most `maxRetries` times, each
+/// wait capped at `maxRetryWait` seconds).
+public struct LatchHTTPClient: Sendable {
+    public let baseURL: URL
+    let apiKey: String
+    public var transport: any HTTPTransport
+    public var maxRetries: Int = 3
+    public var maxRetryWait: Double = 30
+    public var sleep: @Sendable (Double) async -> Void = { seconds in
+        try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1_000_000_000))
+    }
+    public var userAgent = "latch/0.1.0"
+
+    public init(baseURL: URL, apiKey: String, transport: any HTTPTransport = URLSessionTransport()) {
+        self.baseURL = baseURL
+        self.apiKey = apiKey
+        self.transport = transport
+    }
+
+    public static let machinePrefix = "/api/v1/machine"
+
+    /// `path` is relative to the base URL (e.g. `/api/v1/machine/me`); it may carry a query.
+    public func send(method: String, path: String, body: Data? = nil) async throws -> Data {
+        guard let url = URL(string: baseURL.absoluteString + (path.hasPrefix("/") ? path : "/" + path)) else {
+            throw LatchError(.usage, "invalid request path \(path)")
+        }
+        var request = URLRequest(url: url)
+        request.httpMethod = method.uppercased()
+        request.setValue(apiKey, forHTTPHeaderField: "X-API-Key")
+        request.setValue("application/json", forHTTPHeaderField: "Accept")
+        request.setValue(userAgent, forHTTPHeaderField: "User-Agent")
+        if let body {
+            request.httpBody = body
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        var attempt = 0
+        while true {
+            let data: Data, response: HTTPURLResponse
+            do {
+                (data, response) = try await transport.send(request)
+            } catch let error as LatchError {
+                throw error
+            } catch {
+                throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error.localizedDescription)",
+                                 hint: "check the base URL and that `latch serve` is running")
+            }
+            if (200..<300).contains(response.statusCode) { return data }
+            if response.statusCode == 429, attempt < maxRetries {
+                attempt += 1
+                let header = response.value(forHTTPHeaderField: "Retry-After") ?? "1"
+                let wait = min(maxRetryWait, Double(header.trimmingCharacters(in: .whitespaces)) ?? 1)
+                await sleep(wait)
+                continue
+            }
+            throw Self.error(status: response.statusCode, body: data, method: request.httpMethod ?? method, path: path,
+                             retryAfter: response.value(forHTTPHeaderField: "Retry-After"))
+        }
+    }
+
+    struct ErrorEnvelope: Decodable {
+        struct Inner: Decodable { var code: String?; var message: String? }
+        var error: Inner
+    }
+
+    /// Map an HTTP failure to a `LatchError`.
+    public static func error(status: Int, body: Data, method: String, path: String, retryAfter: String? = nil) -> LatchError {
+        let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: body)
+        let code = envelope?.error.code
+        let serverMessage = envelope?.error.message ?? HTTPURLResponse.localizedString(forStatusCode: status)
+        let what = "\(method) \(path.split(separator: "?").first.map(String.init) ?? path)"
+        let message = "\(what) failed: \(serverMessage) (HTTP \(status)\(code.map { ", \($0)" } ?? ""))"
+        switch status {
+        case 401:
+            return LatchError(.auth, message, hint: "check the API key (LATCH_API_KEY or the profile's api-secret)", serverCode: code, status: status)
+        case 403:
+            return LatchError(.forbidden, message, hint: "ask an operator to share access or grant the permission", serverCode: code, status: status)
+        case 404:
+            return LatchError(.notFound, message, serverCode: code, status: status)
+        case 409:
+            return LatchError(.conflict, message, hint: "refresh and retry", serverCode: code, status: status)
+        case 429:
+            return LatchError(.rateLimited, message, hint: "retry after \(retryAfter ?? "a while") seconds", serverCode: code, status: status)
+        case 500...:
+            return LatchError(.unavailable, message, hint: "the server failed; retry later", serverCode: code, status: status)
+        default:
+            return LatchError(.badRequest, message, serverCode: code, status: status)
+        }
+    }
+
+    public func get<T: Decodable>(_ type: T.Type, _ path: String) async throws -> T {
+        try decode(type, try await send(method: "GET", path: path), path: path)
+    }
+
+    public func post<T: Decodable>(_ type: T.Type, _ path: String, body: some Encodable, method: String = "POST") async throws -> T {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try decode(type, try await send(method: method, path: path, body: try encoder.encode(body)), path: path)
+    }
+
+    public func decode<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: data)
+        } catch {
+            throw LatchError(.invalidResponse, "unexpected answer to \(path): \(Self.describe(error))",
+                             hint: "the server and client versions may not match")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.keyNotFound(let key, let ctx):
+            return "missing \"\((ctx.codingPath + [key]).map(\.stringValue).joined(separator: "."))\""
+        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
+            return "wrong type at \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\""
+        case DecodingError.dataCorrupted(let ctx):
+            return "invalid data at \"\(ctx.codingPath.map(\.stringValue).joined(separator: "."))\": \(ctx.debugDescription)"
+        default:
+            return String(describing: error)
+        }
+    }
+}

@@ -1,0 +1,195 @@
+import Foundation
+import LatchCrypto
+
+/// A key in a vault's signer directory (`GET /vault/:id/public-keys`): a member's active key
+/// and, when the server says, the member's access level.
+public struct DirectoryKey: Sendable {
+    public var principalId: String
+    public var publicKey: PrincipalPublicKey
+    /// `READ`, `WRITE` or `ADMIN`; nil when the server does not say.
+    public var accessLevel: String?
+    public init(principalId: String, publicKey: PrincipalPublicKey, accessLevel: String? = nil) {
+        self.principalId = principalId
+        self.publicKey = publicKey
+        self.accessLevel = accessLevel
+    }
+}
+
+/// Everything the server served for one vault, before any check.
+public struct VaultMaterial: Sendable {
+    public struct WrappedKey: Sendable {
+        public var dekVersion: Int
+        public var wrappedKey: Data
+        public var statement: SignedEnvelope<WrappedKeyStatement>
+        public init(dekVersion: Int, wrappedKey: Data, statement: SignedEnvelope<WrappedKeyStatement>) {
+            self.dekVersion = dekVersion; self.wrappedKey = wrappedKey; self.statement = statement
+        }
+    }
+    public struct Item: Sendable {
+        public var id: String
+        public var detail: SignedEnvelope<ItemDetailCheckpoint>
+        /// field id → envelope string as served
+        public var envelopes: [String: String]
+        public init(id: String, detail: SignedEnvelope<ItemDetailCheckpoint>, envelopes: [String: String]) {
+            self.id = id; self.detail = detail; self.envelopes = envelopes
+        }
+    }
+    public var vaultId: String
+    public var summary: SignedEnvelope<VaultSummaryCheckpoint>
+    public var wrappedKeys: [WrappedKey]
+    public var items: [Item]
+    public var directory: [DirectoryKey]
+    public init(vaultId: String, summary: SignedEnvelope<VaultSummaryCheckpoint>, wrappedKeys: [WrappedKey],
+                items: [Item], directory: [DirectoryKey]) {
+        self.vaultId = vaultId; self.summary = summary; self.wrappedKeys = wrappedKeys
+        self.items = items; self.directory = directory
+    }
+}
+
+/// A field whose name, position and value all verified.
+public struct VerifiedField: Sendable {
+    public var id: String
+    public var name: String
+    public var type: String
+    public var order: Int
+    public var isEnvironmentVariable: Bool
+    /// The decrypted value. Never logged or printed by the library.
+    public var value: String
+}
+
+public struct VerifiedItem: Sendable {
+    public var id: String
+    public var name: String
+    public var type: String
+    public var version: Int
+    public var fields: [VerifiedField]
+}
+
+public struct VerifiedVault: Sendable {
+    public var id: String
+    public var name: String
+    public var summaryVersion: Int
+    public var dekVersion: Int
+    public var items: [VerifiedItem]
+}
+
+/// Checks one vault's material against the caller's key and the signer directory, then
+/// unwraps the DEK and opens every field. Pure: no I/O. Any failed check throws a
+/// `LatchError(.verification, …)` naming the vault, item or field and what failed; nothing
+/// is returned for a vault that fails.
+public enum VaultVerifier {
+    static func fail(_ message: String) -> LatchError {
+        LatchError(.verification, message, hint: "the server sent data no authorised member signed; refusing it")
+    }
+
+    static func signer(_ keyId: String, in directory: [DirectoryKey], what: String, needsWrite: Bool) throws -> DirectoryKey {
+        guard let entry = directory.first(where: { $0.publicKey.keyId == keyId }) else {
+            throw fail("\(what) is signed by key \(keyId.prefix(16))…, which is not a member key in the vault's signer directory")
+        }
+        if needsWrite, let level = entry.accessLevel?.uppercased(), level == "READ" {
+            throw fail("\(what) is signed by \(entry.principalId), a READ-only member")
+        }
+        return entry
+    }
+
+    public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState) throws -> VerifiedVault {
+        let vaultLabel = "vault \(m.vaultId)"
+        // 1. summary checkpoint
+        let summary = m.summary.checkpoint
+        guard summary.vaultId == m.vaultId else {
+            throw fail("\(vaultLabel): summary checkpoint is for vault \(summary.vaultId)")
+        }
+        let summarySigner = try signer(m.summary.signerKeyId, in: m.directory, what: "\(vaultLabel) summary checkpoint v\(summary.version)", needsWrite: true)
+        do { try m.summary.verify(with: summarySigner.publicKey) } catch {
+            throw fail("\(vaultLabel): summary checkpoint signature is invalid (\(error))")
+        }
+
+        // 2. wrapped key → DEK
+        let dekVersion = summary.currentDekVersion
+        guard let wrapped = m.wrappedKeys.first(where: { $0.dekVersion == dekVersion }) else {
+            throw LatchError(.forbidden, "\(vaultLabel): no wrapped key for DEK version \(dekVersion) addressed to this key",
+                             hint: "ask a member to share the vault again (latch share)")
+        }
+        let st = wrapped.statement.checkpoint
+        guard st.vaultId == m.vaultId, st.dekVersion == dekVersion else {
+            throw fail("\(vaultLabel): wrapped-key statement is for vault \(st.vaultId) DEK v\(st.dekVersion)")
+        }
+        let wrapSigner = try signer(wrapped.statement.signerKeyId, in: m.directory, what: "\(vaultLabel) wrapped key v\(dekVersion)", needsWrite: false)
+        do { try wrapped.statement.verify(with: wrapSigner.publicKey) } catch {
+            throw fail("\(vaultLabel): wrapped-key statement signature is invalid (\(error))")
+        }
+        do { try st.checkMatches(wrappedKey: wrapped.wrappedKey, recipient: privateKey.publicKey) } catch {
+            throw fail("\(vaultLabel): wrapped key does not match its signed statement (\(error))")
+        }
+        let dek: DataEncryptionKey
+        do { dek = try privateKey.unwrap(wrapped.wrappedKey, version: dekVersion) } catch {
+            throw fail("\(vaultLabel): wrapped key does not open with this private key (\(error))")
+        }
+
+        // 3. items: exactly the summary's, each detail matching its hash, each envelope its hash
+        let summaryIds = summary.items.map(\.id)
+        guard Set(summaryIds).count == summaryIds.count else { throw fail("\(vaultLabel): summary lists an item twice") }
+        let served = Dictionary(m.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        guard served.count == m.items.count else { throw fail("\(vaultLabel): server sent an item twice") }
+        if let extra = served.keys.first(where: { !summaryIds.contains($0) }) {
+            throw fail("\(vaultLabel): server sent item \(extra), which the signed summary v\(summary.version) does not list")
+        }
+        var nextSeen = seen
+        try nextSeen.acceptSummary(vaultId: m.vaultId, version: summary.version)
+        var items: [VerifiedItem] = []
+        for entry in summary.items {
+            let label = "\(vaultLabel) item \"\(entry.name)\" (\(entry.id))"
+            guard let item = served[entry.id] else {
+                throw fail("\(label) is in the signed summary but the server did not serve it")
+            }
+            let detail = item.detail.checkpoint
+            guard detail.vaultItemId == entry.id, detail.vaultId == m.vaultId else {
+                throw fail("\(label): detail checkpoint is for item \(detail.vaultItemId) in vault \(detail.vaultId)")
+            }
+            guard detail.hash == entry.detailHash else {
+                throw fail("\(label): detail checkpoint v\(detail.version) does not match the hash in the signed summary")
+            }
+            guard detail.name == entry.name, detail.type == entry.type else {
+                throw fail("\(label): detail checkpoint names it \"\(detail.name)\" (\(detail.type))")
+            }
+            let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", needsWrite: true)
+            do { try item.detail.verify(with: detailSigner.publicKey) } catch {
+                throw fail("\(label): detail checkpoint signature is invalid (\(error))")
+            }
+            try nextSeen.acceptItem(vaultId: m.vaultId, itemId: entry.id, version: detail.version)
+            let signedIds = Set(detail.fields.map(\.id))
+            guard signedIds.count == detail.fields.count else { throw fail("\(label): detail lists a field twice") }
+            if let extra = item.envelopes.keys.first(where: { !signedIds.contains($0) }) {
+                throw fail("\(label): server sent field \(extra), which the signed detail does not list")
+            }
+            var fields: [VerifiedField] = []
+            for f in detail.fields.sorted(by: { ($0.order, $0.id) < ($1.order, $1.id) }) {
+                let flabel = "\(label) field \"\(f.name)\""
+                guard let text = item.envelopes[f.id] else {
+                    throw fail("\(flabel) is in the signed detail but the server did not serve its value")
+                }
+                let envelope: FieldEnvelope
+                do { envelope = try FieldEnvelope(string: text) } catch {
+                    throw fail("\(flabel): value is not a valid envelope (\(error))")
+                }
+                guard envelope.sha256Hex == f.envelopeHash else {
+                    throw fail("\(flabel): value does not match the envelope hash in the signed detail (swapped or replayed)")
+                }
+                let plain: Data
+                do {
+                    plain = try envelope.open(key: dek, context: EnvelopeContext(vaultId: m.vaultId, itemId: entry.id, fieldId: f.id, dekVersion: dekVersion))
+                } catch {
+                    throw fail("\(flabel): value does not decrypt under vault DEK v\(dekVersion) (\(error))")
+                }
+                guard let value = String(data: plain, encoding: .utf8) else {
+                    throw fail("\(flabel): value is not UTF-8 text")
+                }
+                fields.append(VerifiedField(id: f.id, name: f.name, type: f.type, order: f.order,
+                                            isEnvironmentVariable: f.isEnvironmentVariable, value: value))
+            }
+            items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields))
+        }
+        seen = nextSeen
+        return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items)
+    }
+}
