@@ -23,6 +23,9 @@ struct ServeCommand: AsyncParsableCommand {
     var rateLimit: Int?
     @Option(name: .long, help: "Largest request body in bytes (default 1 MiB).") var maxBodySize: Int?
 
+    /// Writes a line to standard output unbuffered (so scripts reading a pipe see it at once).
+    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let home = env["LATCH_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.latch")
@@ -47,14 +50,13 @@ struct ServeCommand: AsyncParsableCommand {
         if let token = try await service.prepareBootstrap() {
             FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
             chmod(tokenPath, 0o600)
-            print("latch serve: not bootstrapped yet. One-time bootstrap token (also in \(tokenPath)):")
-            print(token)
+            say("latch serve: not bootstrapped yet. One-time bootstrap token (also in \(tokenPath)):\n\(token)")
         } else if FileManager.default.fileExists(atPath: tokenPath) {
             try? FileManager.default.removeItem(atPath: tokenPath)
         }
+        let say = self.say
         let app = buildApplication(configuration: config, store: store, onServerRunning: { port in
-            print("latch serve: listening on http://\(config.host):\(port) (data \(dir))")
-            fflush(stdout)
+            say("latch serve: listening on http://\(config.host):\(port) (data \(dir))")
         })
         try await app.runService()
         await store.close()
