@@ -48,13 +48,33 @@ targets += [
 // MARK: - Git vault (agent-vault compatible)
 
 // MARK: - Domain core, wire API, stores, server
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+targets += [
+    .target(name: "LatchDomain", dependencies: ["LatchCrypto", crypto], swiftSettings: swiftSettings),
+    .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
+    .target(
+        name: "LatchStoreSQLite",
+        dependencies: ["LatchDomain", .product(name: "SQLiteNIO", package: "sqlite-nio")],
+        swiftSettings: swiftSettings),
+    .target(
+        name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", hummingbird, logging],
+        swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchServerTests",
+        dependencies: [
+            "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ],
+        swiftSettings: swiftSettings),
+]
 
 // MARK: - Client (SDK), latch CLI, MCP server
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 products += [.executable(name: "latch", targets: ["LatchCLI"])]
 products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
 targets += [
-    .target(name: "LatchClient", dependencies: ["LatchCrypto"], swiftSettings: swiftSettings),
+    .target(name: "LatchClient", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto"],
         swiftSettings: swiftSettings),
@@ -65,6 +85,7 @@ targets += [
         dependencies: [
             argumentParser,
             // one line per area: server, git vault, client, mcp
+            "LatchServer", "LatchStoreSQLite", "LatchDomain", hummingbird,
             "LatchClient",
             .product(name: "MCP", package: "swift-sdk"),
         ],

@@ -3,7 +3,7 @@ import Foundation
 
 /// A vault data-encryption key: 32 random bytes (an AES-256 key) and its version number.
 /// Deliberately not Codable and not printable; it leaves the process only wrapped.
-public struct DataEncryptionKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible {
+public struct DataEncryptionKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     static let byteCount = 32
 
     let key: SymmetricKey
@@ -44,4 +44,5 @@ public struct DataEncryptionKey: Sendable, CustomStringConvertible, CustomDebugS
 
     public var description: String { "DataEncryptionKey(version: \(version), <redacted>)" }
     public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 }

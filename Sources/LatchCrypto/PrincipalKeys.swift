@@ -7,7 +7,7 @@ let acceptedRSABits = 2048...4096
 
 /// A principal's (user's or agent's) RSA private key. It signs statements (RSA-PSS-SHA256,
 /// salt 32) and unwraps data-encryption keys (RSA-OAEP-SHA256). Never print or log it.
-public struct PrincipalPrivateKey: Sendable {
+public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     private let signing: _RSA.Signing.PrivateKey
     private let decryptionBox: SendableBox<_RSA.Encryption.PrivateKey>
     private var decryption: _RSA.Encryption.PrivateKey { decryptionBox.value }
@@ -91,6 +91,11 @@ public struct PrincipalPrivateKey: Sendable {
     }
 
     public var bits: Int { signing.keySizeInBits }
+
+    /// Never shows key material: only the size and the public key id.
+    public var description: String { "PrincipalPrivateKey(RSA-\(bits), keyId: \(publicKey.keyId), <redacted>)" }
+    public var debugDescription: String { description }
+    public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 
     /// RSASSA-PSS signature (SHA-256, MGF1-SHA-256, salt length 32) over `message`.
     /// The result is as long as the modulus (384 bytes for RSA-3072).

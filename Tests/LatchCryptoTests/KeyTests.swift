@@ -52,6 +52,27 @@ struct KeyTests {
         #expect(TestKeys.bob.publicKey.keyId != pub.keyId)
     }
 
+    @Test("Keys and DEKs never print their secret parts; CRLF PEM loads")
+    func redaction() throws {
+        let key = TestKeys.alice
+        let pemBody = key.pkcs8PEM.split(separator: "\n")[1]
+        var dumped = ""
+        dump(key, to: &dumped)
+        for text in [String(describing: key), String(reflecting: key), "\(key)", dumped] {
+            #expect(!text.contains(pemBody) && text.contains("redacted") || text == dumped && !text.contains(pemBody))
+        }
+        let dek = try DataEncryptionKey(unsafeRawBytes: Data(repeating: 0x41, count: 32), version: 1)
+        var dekDump = ""
+        dump(dek, to: &dekDump)
+        for text in [String(describing: dek), String(reflecting: dek), dekDump] {
+            #expect(!text.contains("65, 65") && !text.contains("AAAA") && !text.contains("4141"))
+        }
+        let crlf = key.pkcs8PEM.replacingOccurrences(of: "\n", with: "\r\n")
+        #expect(try PrincipalPrivateKey(pem: crlf).publicKey == key.publicKey)
+        let padded = "comment line\n" + key.publicKey.pem + "\n\n"
+        #expect(try PrincipalPublicKey(pem: padded) == key.publicKey)
+    }
+
     @Test("PKCS#1 public key PEM is accepted and maps to the same SPKI")
     func pkcs1Public() throws {
         let pub = TestKeys.alice.publicKey

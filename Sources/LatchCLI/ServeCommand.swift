@@ -1,0 +1,64 @@
+import ArgumentParser
+import Foundation
+import Hummingbird
+import LatchDomain
+import LatchServer
+import LatchStoreSQLite
+
+/// `latch serve`: opens the SQLite store in the data directory and runs the machine API.
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the Latchkey server (machine API) on the embedded SQLite store.",
+        discussion: """
+            Environment: LATCH_DATA_DIR, LATCH_HOST, LATCH_PORT, LATCH_RATE_LIMIT, LATCH_HOME (default ~/.latch). \
+            On first start with an empty store a one-time bootstrap token is printed and written to \
+            <data-dir>/bootstrap-token (mode 0600).
+            """)
+
+    @Option(name: .long, help: "Data directory (default $LATCH_HOME/server).") var dataDir: String?
+    @Option(name: .long, help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(name: .long, help: "Port to listen on (default 8484; 0 picks a free port).") var port: Int?
+    @Option(name: .long, help: "Requests per minute per API key, 0 = off (default \(ServerConfiguration.defaultRateLimit), burst \(ServerConfiguration.defaultBurst)).")
+    var rateLimit: Int?
+    @Option(name: .long, help: "Largest request body in bytes (default 1 MiB).") var maxBodySize: Int?
+
+    /// Writes a line to standard output unbuffered (so scripts reading a pipe see it at once).
+    func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let home = env["LATCH_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.latch")
+        let dir = dataDir ?? env["LATCH_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (home + "/server")
+        func int(_ flag: Int?, _ name: String, _ def: Int) throws -> Int {
+            if let flag { return flag }
+            guard let s = env[name], !s.isEmpty else { return def }
+            guard let v = Int(s), v >= 0 else { throw ValidationError("\(name) must be a non-negative integer, not '\(s)'") }
+            return v
+        }
+        let config = ServerConfiguration(
+            host: host ?? env["LATCH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1",
+            port: try int(port, "LATCH_PORT", 8484),
+            rateLimitPerMinute: try int(rateLimit, "LATCH_RATE_LIMIT", ServerConfiguration.defaultRateLimit),
+            maxBodySize: try int(maxBodySize, "LATCH_MAX_BODY_SIZE", ServerConfiguration.defaultMaxBodySize))
+
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        chmod(dir, 0o700)
+        let store = try await SQLiteLatchStore.open(path: dir + "/latch.sqlite")
+        let service = LatchService(store: store)
+        let tokenPath = dir + "/bootstrap-token"
+        if let token = try await service.prepareBootstrap() {
+            FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
+            chmod(tokenPath, 0o600)
+            say("latch serve: not bootstrapped yet. One-time bootstrap token (also in \(tokenPath)):\n\(token)")
+        } else if FileManager.default.fileExists(atPath: tokenPath) {
+            try? FileManager.default.removeItem(atPath: tokenPath)
+        }
+        let say = self.say
+        let app = buildApplication(configuration: config, store: store, onServerRunning: { port in
+            say("latch serve: listening on http://\(config.host):\(port) (data \(dir))")
+        })
+        try await app.runService()
+        await store.close()
+    }
+}

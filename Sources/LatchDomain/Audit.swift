@@ -1,0 +1,111 @@
+import Crypto
+import Foundation
+import LatchCrypto
+
+/// Small hashing helpers (lowercase hex SHA-256, constant-time comparison).
+public enum Hashing {
+    public static func sha256Hex(_ data: some DataProtocol) -> String {
+        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+    }
+    public static func sha256Hex(_ s: String) -> String { sha256Hex(Data(s.utf8)) }
+    /// Compares two byte strings in time that depends only on their lengths.
+    public static func constantTimeEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
+        guard a.count == b.count else { return false }
+        var diff: UInt8 = 0
+        for (x, y) in zip(a, b) { diff |= x ^ y }
+        return diff == 0
+    }
+}
+
+/// The audit hash chain.
+///
+/// `hash(e) = lowercase hex SHA-256( UTF-8(e.prevHash) || canonicalJSON(payload(e)) )` where the
+/// payload is the event without `hash`, with `time` as integer milliseconds since 1970 (`timeMs`),
+/// absent optionals omitted; the first event's `prevHash` is 64 zeros.
+public enum AuditChain {
+    public static let genesis = String(repeating: "0", count: 64)
+
+    struct Payload: Encodable {
+        var seq: Int64
+        var tenantId: String?
+        var timeMs: Int64
+        var action: String
+        var outcome: String
+        var principalId: String?
+        var accessKey: String?
+        var assetType: String?
+        var assetId: String?
+        var source: String?
+        var detail: String?
+        var prevHash: String
+    }
+
+    public static func millis(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) }
+
+    public static func hash(of e: AuditEvent) throws -> String {
+        let p = Payload(seq: e.seq, tenantId: e.tenantId, timeMs: millis(e.time), action: e.action, outcome: e.outcome,
+                        principalId: e.principalId, accessKey: e.accessKey, assetType: e.assetType, assetId: e.assetId,
+                        source: e.source, detail: e.detail, prevHash: e.prevHash)
+        var data = Data(e.prevHash.utf8)
+        data.append(try CanonicalJSON.encode(p))
+        return Hashing.sha256Hex(data)
+    }
+
+    public struct Failure: Error, Equatable, Sendable, CustomStringConvertible {
+        public var seq: Int64
+        public var reason: String
+        public var description: String { "audit: chain broken at event \(seq): \(reason)" }
+    }
+
+    /// Checks a complete, ascending run of events starting at seq 1: sequence without gaps,
+    /// each `prevHash` equal to the previous `hash`, each `hash` recomputed. Returns the count.
+    @discardableResult
+    public static func verify(_ events: [AuditEvent]) throws -> Int {
+        var prev = genesis
+        var expectedSeq: Int64 = 1
+        for e in events {
+            guard e.seq == expectedSeq else {
+                throw Failure(seq: e.seq, reason: "expected sequence \(expectedSeq): an event was removed or reordered")
+            }
+            guard e.prevHash == prev else { throw Failure(seq: e.seq, reason: "prevHash does not match the previous event's hash") }
+            guard try hash(of: e) == e.hash else { throw Failure(seq: e.seq, reason: "hash does not match the event's contents: it was edited") }
+            prev = e.hash
+            expectedSeq += 1
+        }
+        return events.count
+    }
+}
+
+/// Reads every audit event of the store and verifies the chain.
+public func verifyAuditChain(_ store: any LatchStore) async throws -> Int {
+    let events = try await store.read { tx in
+        var all: [AuditEvent] = []
+        var after: Int64 = 0
+        while true {
+            let page = try await tx.auditEvents(AuditFilter(afterSeq: after, limit: 10_000))
+            all += page
+            guard let last = page.last, page.count == 10_000 else { break }
+            after = last.seq
+        }
+        return all
+    }
+    return try AuditChain.verify(events)
+}
+
+extension StoreTransaction {
+    /// Appends one event to the chain inside this transaction.
+    @discardableResult
+    public func appendAudit(
+        time: Date, tenantId: String?, action: String, outcome: String, principalId: String?, accessKey: String?,
+        assetType: String? = nil, assetId: String? = nil, source: String? = nil, detail: String? = nil
+    ) async throws -> AuditEvent {
+        let last = try await lastAuditEvent()
+        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
+        var e = AuditEvent(seq: (last?.seq ?? 0) + 1, tenantId: tenantId, time: t, action: action, outcome: outcome,
+                           principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
+                           source: source, detail: detail, prevHash: last?.hash ?? AuditChain.genesis, hash: "")
+        e.hash = try AuditChain.hash(of: e)
+        try await appendAuditEvent(e)
+        return e
+    }
+}

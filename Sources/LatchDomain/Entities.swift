@@ -1,0 +1,290 @@
+import Foundation
+
+/// The time source. Pass one in; never read the time deep inside.
+public protocol Clock: Sendable {
+    func now() -> Date
+}
+
+public struct SystemClock: Clock {
+    public init() {}
+    public func now() -> Date { Date() }
+}
+
+/// Randomness for ids, tokens and API-key secrets. Sendable so a long-lived service can hold it.
+public protocol RandomSource: Sendable {
+    func bytes(_ count: Int) -> [UInt8]
+}
+
+public struct SystemRandomSource: RandomSource {
+    public init() {}
+    public func bytes(_ count: Int) -> [UInt8] {
+        var rng = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+    }
+}
+
+extension RandomSource {
+    /// A lowercase RFC 4122 version-4 UUID string.
+    public func uuid() -> String {
+        var b = bytes(16)
+        b[6] = (b[6] & 0x0f) | 0x40
+        b[8] = (b[8] & 0x3f) | 0x80
+        let h = b.map { String(format: "%02x", $0) }.joined()
+        let c = Array(h)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
+}
+
+public enum PrincipalType: String, Codable, Sendable, CaseIterable { case user = "USER", agent = "AGENT" }
+
+public enum TenantRole: String, Codable, Sendable, CaseIterable {
+    case tenantAdmin = "TENANT_ADMIN"
+    case tenantAgentManager = "TENANT_AGENT_MANAGER"
+    case tenantMember = "TENANT_MEMBER"
+}
+
+public enum APIKeyScope: String, Codable, Sendable, CaseIterable { case org = "ORG", tenant = "TENANT", user = "USER", agent = "AGENT" }
+
+public enum AccessLevel: String, Codable, Sendable, CaseIterable, Comparable {
+    case read = "READ", write = "WRITE", admin = "ADMIN"
+    var rank: Int { switch self { case .read: 1; case .write: 2; case .admin: 3 } }
+    public static func < (a: AccessLevel, b: AccessLevel) -> Bool { a.rank < b.rank }
+}
+
+public enum AssetType: String, Codable, Sendable, CaseIterable { case project = "PROJECT", vault = "VAULT", vaultItem = "VAULT_ITEM" }
+
+public enum GranteeType: String, Codable, Sendable, CaseIterable { case user = "USER", agent = "AGENT", group = "GROUP", project = "PROJECT" }
+
+public enum ItemType: String, Codable, Sendable, CaseIterable {
+    case login = "LOGIN", apiKey = "API_KEY", database = "DATABASE", sshKey = "SSH_KEY", server = "SERVER"
+    case secureNote = "SECURE_NOTE", creditCard = "CREDIT_CARD", custom = "CUSTOM"
+}
+
+public enum FieldType: String, Codable, Sendable, CaseIterable {
+    case text = "TEXT", password = "PASSWORD", secret = "SECRET", url = "URL", number = "NUMBER", totp = "TOTP"
+}
+
+public enum DataClassification: String, Codable, Sendable, CaseIterable {
+    case `public` = "PUBLIC", `internal` = "INTERNAL", confidential = "CONFIDENTIAL", cui = "CUI"
+}
+
+/// Machine permissions carried by an API key. The `.all` forms expand when the key is made.
+public enum MachinePermission {
+    public static let all: [String] = [
+        "machine.vault.read", "machine.vault.secret.read", "machine.vault.write",
+        "machine.agent.read", "machine.agent.write", "machine.permissions.read", "machine.permissions.write",
+        "machine.project.read", "machine.project.write", "machine.feedback.write", "machine.monitoring.read",
+    ]
+    public static let agentDefault = ["machine.vault.read", "machine.vault.secret.read", "machine.feedback.write"]
+
+    /// Expands `machine.X.all` (and `machine.*.all`) into the concrete permissions; refuses unknown names.
+    public static func expand(_ requested: [String]) throws(DomainError) -> [String] {
+        var out = Set<String>()
+        for p in requested {
+            if p == "machine.*.all" || p == "machine.all" { out.formUnion(all); continue }
+            if p.hasSuffix(".all") {
+                let prefix = String(p.dropLast(3))   // "machine.vault."
+                let matches = all.filter { $0.hasPrefix(prefix) }
+                guard !matches.isEmpty else { throw .invalid("unknown machine permission \(p)") }
+                out.formUnion(matches)
+                continue
+            }
+            guard all.contains(p) else { throw .invalid("unknown machine permission \(p); known: \(all.joined(separator: ", "))") }
+            out.insert(p)
+        }
+        return out.sorted()
+    }
+}
+
+public struct Organisation: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+}
+
+public struct Tenant: Codable, Sendable, Equatable {
+    public var id: String
+    public var organisationId: String
+    public var name: String
+    public var createdAt: Date
+}
+
+/// A user or an agent.
+public struct Principal: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var type: PrincipalType
+    public var name: String
+    public var role: TenantRole
+    public var createdAt: Date
+    public var createdBy: String?
+    public var archived: Bool
+}
+
+public struct PublicKeyRecord: Codable, Sendable, Equatable {
+    public enum Status: String, Codable, Sendable { case active, retired }
+    public var keyId: String
+    public var principalId: String
+    public var tenantId: String
+    public var pem: String
+    public var status: Status
+    public var createdAt: Date
+    public var retiredAt: Date?
+}
+
+public struct APIKeyRecord: Codable, Sendable, Equatable {
+    public var accessKey: String
+    public var principalId: String
+    public var tenantId: String
+    public var scope: APIKeyScope
+    /// Lowercase hex SHA-256 of the secret's bytes. The secret itself is never stored.
+    public var secretHash: String
+    public var permissions: [String]
+    public var createdAt: Date
+    public var revoked: Bool
+}
+
+public struct SecurityGroup: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var name: String
+    public var createdAt: Date
+}
+
+public struct GroupMembership: Codable, Sendable, Equatable {
+    public var groupId: String
+    public var principalId: String
+    public var tenantId: String
+}
+
+public struct Project: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var name: String
+    public var description: String?
+    public var createdAt: Date
+}
+
+public struct Vault: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var projectId: String?
+    public var name: String
+    public var dataClassification: String
+    public var currentDekVersion: Int
+    public var summaryVersion: Int
+    /// The signed summary checkpoint envelope, exactly as received.
+    public var summaryCheckpoint: String
+    public var createdBy: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var archived: Bool
+}
+
+public struct Item: Codable, Sendable, Equatable {
+    public var id: String
+    public var vaultId: String
+    public var tenantId: String
+    public var name: String
+    public var type: String
+    public var websites: [String]
+    public var groupId: String?
+    public var detailVersion: Int
+    public var detailHash: String
+    /// The signed detail checkpoint envelope, exactly as received.
+    public var detailCheckpoint: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public var archived: Bool
+}
+
+public struct Field: Codable, Sendable, Equatable {
+    public var id: String
+    public var itemId: String
+    public var vaultId: String
+    public var tenantId: String
+    public var name: String
+    public var type: String
+    public var order: Int
+    public var isEnvironmentVariable: Bool
+    /// The field's envelope string (ciphertext), exactly as received.
+    public var envelope: String
+    public var updatedAt: Date
+}
+
+public struct WrappedKey: Codable, Sendable, Equatable {
+    public var vaultId: String
+    public var tenantId: String
+    public var principalId: String
+    public var recipientKeyId: String
+    public var dekVersion: Int
+    public var wrappedKey: String
+    /// SignedEnvelope<WrappedKeyStatement> JSON text, exactly as received.
+    public var statement: String
+    public var signerPrincipalId: String
+    public var createdAt: Date
+    public var id: String { "\(vaultId):\(principalId):\(recipientKeyId):\(dekVersion)" }
+}
+
+public struct PermissionGrant: Codable, Sendable, Equatable {
+    public var tenantId: String
+    public var assetType: AssetType
+    public var assetId: String
+    public var granteeType: GranteeType
+    public var granteeId: String
+    public var level: AccessLevel
+    public var createdAt: Date
+    public var id: String { "\(assetType.rawValue):\(assetId):\(granteeType.rawValue):\(granteeId)" }
+}
+
+public struct PendingGrant: Codable, Sendable, Equatable {
+    public var vaultId: String
+    public var tenantId: String
+    public var principalId: String
+    public var level: AccessLevel
+    public var createdAt: Date
+    public var id: String { "\(vaultId):\(principalId)" }
+}
+
+public struct Feedback: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: String
+    public var agentId: String
+    public var surface: String
+    public var summary: String
+    public var details: String?
+    public var desiredOutcome: String?
+    public var createdAt: Date
+}
+
+/// One audit event. `hash` = SHA-256 over `prevHash` and the event's canonical JSON (see AuditChain).
+public struct AuditEvent: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var tenantId: String?
+    public var time: Date
+    public var action: String
+    public var outcome: String
+    public var principalId: String?
+    public var accessKey: String?
+    public var assetType: String?
+    public var assetId: String?
+    public var source: String?
+    public var detail: String?
+    public var prevHash: String
+    public var hash: String
+}
+
+/// One row of the change log: what changed, in which tenant, at which sequence number.
+public struct ChangeRecord: Codable, Sendable, Equatable {
+    public enum Kind: String, Codable, Sendable {
+        case vault, item, field, fieldDeleted, wrappedKey, grant, principal, publicKey, group, project
+    }
+    public var seq: Int64
+    public var tenantId: String
+    public var kind: Kind
+    public var entityId: String
+    public var vaultId: String?
+    public init(seq: Int64, tenantId: String, kind: Kind, entityId: String, vaultId: String?) {
+        self.seq = seq; self.tenantId = tenantId; self.kind = kind; self.entityId = entityId; self.vaultId = vaultId
+    }
+}

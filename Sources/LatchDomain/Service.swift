@@ -1,0 +1,234 @@
+import Foundation
+import LatchCrypto
+
+/// Who is calling: the principal, the API key it used, its tenant and where it came from.
+public struct AuthContext: Sendable {
+    public var principal: Principal
+    public var apiKey: APIKeyRecord
+    public var tenant: Tenant
+    public var source: String?
+
+    public func require(_ permission: String) throws(DomainError) {
+        guard apiKey.permissions.contains(permission) else { throw .missingPermission(permission) }
+    }
+}
+
+/// A freshly made API key: the stored record and the one-time `{accessKey}.{secret}` string.
+public struct IssuedAPIKey: Sendable {
+    public var record: APIKeyRecord
+    public var apiKey: String
+}
+
+/// The use cases. Takes a store, a clock and randomness; returns domain values or `DomainError`.
+public struct LatchService: Sendable {
+    public let store: any LatchStore
+    public let clock: any Clock
+    public let random: any RandomSource
+
+    public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource()) {
+        self.store = store; self.clock = clock; self.random = random
+    }
+
+    // MARK: helpers
+
+    static func isId(_ s: String) -> Bool {
+        let c = Array(s.utf8)
+        guard c.count == 36 else { return false }
+        for (i, b) in c.enumerated() {
+            if [8, 13, 18, 23].contains(i) { if b != UInt8(ascii: "-") { return false } } else if !((b >= 48 && b <= 57) || (b >= 97 && b <= 102)) { return false }
+        }
+        return true
+    }
+    static func checkId(_ s: String, _ what: String) throws(DomainError) {
+        guard isId(s) else { throw .invalidId("\(what) '\(s.prefix(64))' is not a lowercase UUID") }
+    }
+
+    func base64url(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    func issueKey(principal: Principal, scope: APIKeyScope, permissions: [String], tx: any StoreTransaction) async throws -> IssuedAPIKey {
+        let access = "lk_" + random.bytes(10).map { String(format: "%02x", $0) }.joined()
+        let secret = base64url(random.bytes(32))
+        let rec = APIKeyRecord(accessKey: access, principalId: principal.id, tenantId: principal.tenantId, scope: scope,
+                               secretHash: Hashing.sha256Hex(secret), permissions: permissions, createdAt: clock.now(), revoked: false)
+        try await tx.insertAPIKey(rec)
+        return IssuedAPIKey(record: rec, apiKey: "\(access).\(secret)")
+    }
+
+    func parseKey(_ pem: String) throws(DomainError) -> PrincipalPublicKey {
+        do { return try PrincipalPublicKey(pem: pem) } catch {
+            throw .invalidPublicKey("publicKey is not an RSA public key PEM of 2048-4096 bits (\(error)); send an SPKI \"PUBLIC KEY\" PEM")
+        }
+    }
+
+    /// Runs `body` in one write transaction with an audit event appended on success; on a
+    /// domain error, records a failed event (in its own transaction) and rethrows.
+    func perform<T: Sendable>(
+        _ ctx: AuthContext?, _ action: String, assetType: String? = nil, assetId: String? = nil,
+        _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
+    ) async throws -> T {
+        let now = clock.now()
+        do {
+            return try await store.write { tx in
+                let (result, detail) = try await body(tx)
+                try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
+                                         principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                         assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail)
+                return result
+            }
+        } catch let e as DomainError {
+            _ = try? await store.write { tx in
+                try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
+                                         principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                         assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil)
+            }
+            throw e
+        }
+    }
+
+    func change(_ tx: any StoreTransaction, _ tenantId: String, _ kind: ChangeRecord.Kind, _ id: String, vault: String?) async throws {
+        _ = try await tx.appendChange(tenantId: tenantId, kind: kind, entityId: id, vaultId: vault)
+    }
+
+    // MARK: bootstrap
+
+    /// On a store that was never bootstrapped, makes a fresh one-time token (stored only as a
+    /// hash, replacing any earlier one) and returns it; returns nil once bootstrapped.
+    public func prepareBootstrap() async throws -> String? {
+        let token = "lbt_" + base64url(random.bytes(32))
+        return try await store.write { tx in
+            if try await tx.setting("bootstrapped") == "1" { return nil }
+            try await tx.setSetting("bootstrap_token_sha256", Hashing.sha256Hex(token))
+            return token
+        }
+    }
+
+    public struct BootstrapResult: Sendable {
+        public var organisation: Organisation
+        public var tenant: Tenant
+        public var user: Principal
+        public var key: PublicKeyRecord
+        public var apiKey: IssuedAPIKey
+    }
+
+    public func bootstrap(token: String, publicKeyPEM: String, organisationName: String, tenantName: String,
+                          userName: String, source: String?) async throws -> BootstrapResult {
+        let now = clock.now()
+        let ids = (random.uuid(), random.uuid(), random.uuid())
+        do {
+            return try await store.write { tx in
+                if try await tx.setting("bootstrapped") == "1" {
+                    throw DomainError(.conflict, code: "already_bootstrapped", "this server is already bootstrapped; use an API key")
+                }
+                guard let stored = try await tx.setting("bootstrap_token_sha256"),
+                      Hashing.constantTimeEqual(Array(stored.utf8), Array(Hashing.sha256Hex(token).utf8)) else {
+                    throw DomainError(.unauthenticated, code: "bootstrap_token_invalid",
+                                      "the bootstrap token is wrong; use the one in <data-dir>/bootstrap-token")
+                }
+                for (n, v) in [("organisationName", organisationName), ("tenantName", tenantName), ("userName", userName)]
+                where v.trimmingCharacters(in: .whitespaces).isEmpty || v.count > 200 {
+                    throw DomainError.invalid("\(n) must be 1-200 characters")
+                }
+                let pk = try self.parseKey(publicKeyPEM)
+                let org = Organisation(id: ids.0, name: organisationName, createdAt: now)
+                let tenant = Tenant(id: ids.1, organisationId: org.id, name: tenantName, createdAt: now)
+                let user = Principal(id: ids.2, tenantId: tenant.id, type: .user, name: userName, role: .tenantAdmin,
+                                     createdAt: now, createdBy: nil, archived: false)
+                let key = PublicKeyRecord(keyId: pk.keyId, principalId: user.id, tenantId: tenant.id, pem: pk.pem,
+                                          status: .active, createdAt: now, retiredAt: nil)
+                try await tx.insertOrganisation(org)
+                try await tx.insertTenant(tenant)
+                try await tx.putPrincipal(user)
+                try await tx.putPublicKey(key)
+                let issued = try await self.issueKey(principal: user, scope: .user, permissions: MachinePermission.all, tx: tx)
+                try await tx.setSetting("bootstrap_token_sha256", nil)
+                try await tx.setSetting("bootstrapped", "1")
+                try await self.change(tx, tenant.id, .principal, user.id, vault: nil)
+                try await self.change(tx, tenant.id, .publicKey, key.keyId, vault: nil)
+                try await tx.appendAudit(time: now, tenantId: tenant.id, action: "bootstrap", outcome: "success", principalId: user.id,
+                                         accessKey: issued.record.accessKey, assetType: "TENANT", assetId: tenant.id, source: source,
+                                         detail: "keyId=\(key.keyId)")
+                return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
+            }
+        } catch let e as DomainError {
+            _ = try? await store.write { tx in
+                try await tx.appendAudit(time: now, tenantId: nil, action: "bootstrap", outcome: e.code, principalId: nil,
+                                         accessKey: nil, source: source)
+            }
+            throw e
+        }
+    }
+
+    // MARK: authentication
+
+    /// Resolves `{accessKey}.{secret}`. Unknown, revoked or wrong keys are audited and refused
+    /// with one indistinguishable error.
+    public func authenticate(apiKey raw: String, source: String?) async throws -> AuthContext {
+        let parts = raw.split(separator: ".", maxSplits: 1).map(String.init)
+        let access = parts.first ?? ""
+        let secret = parts.count == 2 ? parts[1] : ""
+        let found: AuthContext? = try await store.read { tx in
+            guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
+            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(Hashing.sha256Hex(secret).utf8))
+            guard ok, !key.revoked, let p = try await tx.principal(key.principalId), !p.archived,
+                  let t = try await tx.tenant(key.tenantId), p.tenantId == t.id else { return nil }
+            return AuthContext(principal: p, apiKey: key, tenant: t, source: source)
+        }
+        guard let ctx = found else {
+            let now = clock.now()
+            _ = try? await store.write { tx in
+                let known = try await tx.apiKey(accessKey: access)
+                try await tx.appendAudit(time: now, tenantId: known?.tenantId, action: "auth", outcome: "invalid_api_key",
+                                         principalId: known?.principalId, accessKey: String(access.prefix(64)), source: source)
+            }
+            throw DomainError.invalidAPIKey()
+        }
+        return ctx
+    }
+
+    // MARK: identity
+
+    public struct Me: Sendable {
+        public var principal: Principal
+        public var apiKey: APIKeyRecord
+        public var tenant: Tenant
+        public var organisation: Organisation?
+        public var activeKey: PublicKeyRecord?
+    }
+
+    public func me(_ ctx: AuthContext) async throws -> Me {
+        try await perform(ctx, "me") { tx in
+            let k = try await tx.activePublicKey(principalId: ctx.principal.id)
+            let org = try await tx.organisation(ctx.tenant.organisationId)
+            return (Me(principal: ctx.principal, apiKey: ctx.apiKey, tenant: ctx.tenant, organisation: org, activeKey: k), nil)
+        }
+    }
+
+    /// Registers the caller's public key. The same key again is a no-op; a different one is a
+    /// rotation, refused until rotation batches are supported.
+    public func registerPublicKey(_ ctx: AuthContext, pem: String) async throws -> (PublicKeyRecord, created: Bool) {
+        try await perform(ctx, "key.register", assetType: ctx.principal.type.rawValue, assetId: ctx.principal.id) { tx in
+            let r = try await self.registerKey(tx, principal: ctx.principal, pem: pem)
+            return (r, "keyId=\(r.0.keyId) created=\(r.1)")
+        }
+    }
+
+    func registerKey(_ tx: any StoreTransaction, principal: Principal, pem: String) async throws -> (PublicKeyRecord, created: Bool) {
+        let pk = try parseKey(pem)
+        if let active = try await tx.activePublicKey(principalId: principal.id) {
+            if active.keyId == pk.keyId { return (active, false) }
+            throw DomainError(.conflict, code: "key_rotation_required",
+                              "\(principal.type.rawValue.lowercased()) \(principal.id) already has active key \(active.keyId); a different key is a rotation, which needs a continuity signature and a complete re-wrap batch (not supported by this server yet)")
+        }
+        if let other = try await tx.publicKey(keyId: pk.keyId), other.principalId != principal.id || other.status == .retired {
+            throw DomainError.conflict("this public key is already registered (keyId \(pk.keyId)); generate a fresh key pair")
+        }
+        let rec = PublicKeyRecord(keyId: pk.keyId, principalId: principal.id, tenantId: principal.tenantId, pem: pk.pem,
+                                  status: .active, createdAt: clock.now(), retiredAt: nil)
+        try await tx.putPublicKey(rec)
+        try await change(tx, principal.tenantId, .publicKey, rec.keyId, vault: nil)
+        return (rec, true)
+    }
+}

@@ -1,0 +1,270 @@
+import Foundation
+import Hummingbird
+import LatchDomain
+import LatchWire
+import Logging
+
+/// Builds the server application. Used by `latch serve` and by the tests alike; it never names
+/// a concrete store.
+public func buildApplication(
+    configuration: ServerConfiguration, store: any LatchStore, clock: any LatchDomain.Clock = SystemClock(),
+    random: any RandomSource = SystemRandomSource(), logger: Logger? = nil,
+    onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
+) -> some ApplicationProtocol {
+    var log = logger ?? Logger(label: "latch.serve")
+    if logger == nil { log.logLevel = .info }
+    let service = LatchService(store: store, clock: clock, random: random)
+    let router = buildRouter(configuration: configuration, service: service, logger: log)
+    return Application(
+        router: router,
+        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "latch"),
+        onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
+        logger: log)
+}
+
+/// The router alone (what router tests drive).
+public func buildRouter(configuration: ServerConfiguration, service: LatchService, logger: Logger) -> Router<LatchRequestContext> {
+    let router = Router(context: LatchRequestContext.self)
+    router.add(middleware: ErrorMiddleware(logger: logger))
+    let limit = configuration.maxBodySize
+
+    router.get("healthz") { _, _ in try jsonResponse(HealthResponse(status: "ok")) }
+
+    let keyLimiter = RateLimiter(perMinute: configuration.rateLimitPerMinute, burst: configuration.rateLimitBurst)
+    let failLimiter = RateLimiter(perMinute: configuration.failedAuthPerMinute, burst: configuration.failedAuthPerMinute)
+
+    router.post("api/v1/bootstrap") { request, context in
+        let source = context.sourceAddress
+        if let retry = await failLimiter.check(source, now: service.clock.now()) {
+            throw AuthMiddleware.limited(retry, "too many failed attempts from this address")
+        }
+        let req = try await decodeBody(BootstrapRequest.self, request, limit: limit)
+        let r: LatchService.BootstrapResult
+        do {
+            r = try await service.bootstrap(token: req.token, publicKeyPEM: req.publicKey, organisationName: req.organisationName,
+                                            tenantName: req.tenantName, userName: req.userName, source: source)
+        } catch let e as DomainError where e.code == WireErrorCode.bootstrapInvalid {
+            _ = await failLimiter.take(source, now: service.clock.now())
+            throw e
+        }
+        return try jsonResponse(BootstrapResponse(organisationId: r.organisation.id, tenantId: r.tenant.id, userId: r.user.id,
+                                                  keyId: r.key.keyId, apiKey: r.apiKey.apiKey, accessKey: r.apiKey.record.accessKey),
+                                status: .created)
+    }
+
+    let m = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
+    MachineRoutes(service: service, limit: limit).add(to: m)
+    return router
+}
+
+struct MachineRoutes: Sendable {
+    let service: LatchService
+    let limit: Int
+
+    func add(to m: RouterGroup<LatchRequestContext>) {
+        m.get("me") { _, c in
+            let me = try await service.me(try c.caller())
+            return try jsonResponse(MeResponse(principal: info(me.principal, me.activeKey), accessKey: me.apiKey.accessKey,
+                                               scope: me.apiKey.scope.rawValue, permissions: me.apiKey.permissions,
+                                               publicKey: me.activeKey.map(info)))
+        }
+        m.get("tenant-context") { _, c in
+            let me = try await service.me(try c.caller())
+            return try jsonResponse(TenantContextResponse(
+                organisation: NamedRef(id: me.tenant.organisationId, name: me.organisation?.name ?? ""),
+                tenant: NamedRef(id: me.tenant.id, name: me.tenant.name), principal: info(me.principal, me.activeKey)))
+        }
+        m.post("vault/public-key") { r, c in
+            let req = try await decodeBody(RegisterPublicKeyRequest.self, r, limit: limit)
+            let (rec, created) = try await service.registerPublicKey(try c.caller(), pem: req.publicKey)
+            return try jsonResponse(info(rec), status: created ? .created : .ok)
+        }
+
+        for base in ["vault", "vaults"] {
+            m.get("\(base)") { r, c in
+                let project = r.uri.queryParameters.get("projectId")
+                let vs = try await service.listVaults(try c.caller(), projectId: project)
+                return try jsonResponse(VaultListResponse(vaults: vs.map(info)))
+            }
+            m.get("\(base)/sync") { r, c in try await syncRoute(r, c) }
+            m.get("\(base)/:id") { _, c in
+                let v = try await service.getVault(try c.caller(), id: try c.param("id"))
+                return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint))
+            }
+            m.get("\(base)/:id/items") { _, c in
+                let (v, items) = try await service.listItems(try c.caller(), vaultId: try c.param("id"))
+                return try jsonResponse(VaultItemsResponse(vaultId: v.id, items: items.map(info), summaryCheckpoint: v.summaryCheckpoint))
+            }
+            m.get("\(base)/:id/items/:itemId") { _, c in
+                let (i, fs) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
+                return try jsonResponse(detail(i, fs))
+            }
+            m.get("\(base)/:id/fields/:fieldId") { _, c in
+                let (i, f) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
+                return try jsonResponse(FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
+                                                      detailCheckpoint: i.detailCheckpoint))
+            }
+            m.get("\(base)/:id/environment-fields") { _, c in
+                let (v, items) = try await service.environmentFields(try c.caller(), vaultId: try c.param("id"))
+                return try jsonResponse(EnvironmentFieldsResponse(vaultId: v.id, summaryCheckpoint: v.summaryCheckpoint,
+                                                                  items: items.map { detail($0.0, $0.1) }))
+            }
+            m.get("\(base)/:id/wrapped-key") { _, c in
+                let (v, ws) = try await service.wrappedKeys(try c.caller(), vaultId: try c.param("id"))
+                return try jsonResponse(WrappedKeysResponse(vaultId: v.id, currentDekVersion: v.currentDekVersion, wrappedKeys: ws.map(info)))
+            }
+            m.get("\(base)/:id/public-keys") { _, c in
+                let id = try c.param("id")
+                let ms = try await service.memberKeys(try c.caller(), vaultId: id)
+                return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: ms.map {
+                    MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
+                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem)
+                }))
+            }
+        }
+
+        m.post("vault") { r, c in
+            let req = try await decodeBody(CreateVaultRequest.self, r, limit: limit)
+            let v = try await service.createVault(try c.caller(), id: req.id, projectId: req.projectId,
+                                                  summaryCheckpoint: req.summaryCheckpoint, wrappedKey: value(req.wrappedKey))
+            return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint), status: .created)
+        }
+        m.patch("vault/:id/update") { r, c in
+            let req = try await decodeBody(UpdateVaultRequest.self, r, limit: limit)
+            let v = try await service.updateVault(try c.caller(), id: try c.param("id"), summaryCheckpoint: req.summaryCheckpoint)
+            return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint))
+        }
+        m.delete("vault/:id") { _, c in
+            let v = try await service.archiveVault(try c.caller(), id: try c.param("id"))
+            return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint))
+        }
+        m.post("vault/:id/items") { r, c in
+            let req = try await decodeBody(CreateItemRequest.self, r, limit: limit)
+            let (i, fs) = try await service.createItem(try c.caller(), vaultId: try c.param("id"), detailCheckpoint: req.detailCheckpoint,
+                                                       summaryCheckpoint: req.summaryCheckpoint, values: req.fields.map { ($0.id, $0.value) })
+            return try jsonResponse(detail(i, fs), status: .created)
+        }
+        m.patch("vault-item/:id/update") { r, c in
+            let req = try await decodeBody(UpdateItemRequest.self, r, limit: limit)
+            let (i, fs) = try await service.updateItem(try c.caller(), itemId: try c.param("id"), detailCheckpoint: req.detailCheckpoint,
+                                                       summaryCheckpoint: req.summaryCheckpoint, values: req.fields.map { ($0.id, $0.value) })
+            return try jsonResponse(detail(i, fs))
+        }
+        m.delete("vault/:id/items/:itemId") { r, c in
+            let req = try await decodeBody(ArchiveItemRequest.self, r, limit: limit)
+            let i = try await service.archiveItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"),
+                                                  summaryCheckpoint: req.summaryCheckpoint)
+            return try jsonResponse(info(i))
+        }
+        m.post("vault/:id/wrapped-keys") { r, c in
+            let req = try await decodeBody(ShareRequest.self, r, limit: limit)
+            let ws = try await service.share(try c.caller(), vaultId: try c.param("id"), wraps: req.wrappedKeys.map(value))
+            let v = ws.first?.dekVersion ?? 0
+            return try jsonResponse(WrappedKeysResponse(vaultId: try c.param("id"), currentDekVersion: v, wrappedKeys: ws.map(info)), status: .created)
+        }
+
+        // Principals
+        m.post("agents") { r, c in
+            let req = try await decodeBody(CreateAgentRequest.self, r, limit: limit)
+            let (a, k, pk) = try await service.createAgent(try c.caller(), name: req.name, permissions: req.permissions, role: req.role,
+                                                           publicKeyPEM: req.publicKey)
+            return try jsonResponse(CreatePrincipalResponse(principal: info(a, pk), accessKey: k.record.accessKey, apiKey: k.apiKey,
+                                                            permissions: k.record.permissions), status: .created)
+        }
+        m.get("agents") { _, c in
+            let ps = try await service.listPrincipals(try c.caller(), type: .agent)
+            return try jsonResponse(PrincipalListResponse(principals: ps.map { info($0.0, $0.1) }))
+        }
+        m.get("agents/:id") { _, c in
+            let (p, k) = try await service.getPrincipal(try c.caller(), id: try c.param("id"))
+            return try jsonResponse(info(p, k))
+        }
+        m.post("agents/:id/public-key") { r, c in
+            let req = try await decodeBody(RegisterAgentKeyRequest.self, r, limit: limit)
+            let (rec, created) = try await service.registerAgentKey(try c.caller(), agentId: try c.param("id"), pem: req.publicKey)
+            return try jsonResponse(info(rec), status: created ? .created : .ok)
+        }
+        m.post("users") { r, c in
+            let req = try await decodeBody(CreateUserRequest.self, r, limit: limit)
+            let (u, k) = try await service.createUser(try c.caller(), name: req.name, role: req.role, permissions: req.permissions)
+            return try jsonResponse(CreatePrincipalResponse(principal: info(u, nil), accessKey: k.record.accessKey, apiKey: k.apiKey,
+                                                            permissions: k.record.permissions), status: .created)
+        }
+        m.get("users") { _, c in
+            let ps = try await service.listPrincipals(try c.caller(), type: .user)
+            return try jsonResponse(PrincipalListResponse(principals: ps.map { info($0.0, $0.1) }))
+        }
+
+        // Permissions
+        m.post("permissions/:assetType/:id/set-permissions") { r, c in
+            let req = try await decodeBody(SetPermissionsRequest.self, r, limit: limit)
+            let type = try c.param("assetType"), id = try c.param("id")
+            let (gs, ps) = try await service.setPermissions(try c.caller(), assetType: type, assetId: id,
+                                                            entries: req.permissions.map { ($0.granteeType, $0.granteeId, $0.level) })
+            return try jsonResponse(PermissionsResponse(assetType: type.uppercased(), assetId: id, permissions: gs.map(info),
+                                                        pendingGrants: ps.map { info($0, nil) }))
+        }
+        m.get("permissions/pending") { _, c in
+            let ps = try await service.pendingGrants(try c.caller())
+            return try jsonResponse(PendingGrantsResponse(pendingGrants: ps.map { g, p, has in
+                PendingGrantInfo(id: g.id, vaultId: g.vaultId, principalId: g.principalId, principalType: p.type.rawValue,
+                                 level: g.level.rawValue, hasPublicKey: has, createdAt: g.createdAt)
+            }))
+        }
+        m.get("permissions/:assetType/:id") { _, c in
+            let type = try c.param("assetType"), id = try c.param("id")
+            let (gs, ps) = try await service.permissions(try c.caller(), assetType: type, assetId: id)
+            return try jsonResponse(PermissionsResponse(assetType: type.uppercased(), assetId: id, permissions: gs.map(info),
+                                                        pendingGrants: ps.map { info($0, nil) }))
+        }
+        addP3(to: m)
+    }
+
+    @Sendable func syncRoute(_ r: Request, _ c: LatchRequestContext) async throws -> Response {
+        throw APIError(status: .notFound, code: WireErrorCode.notFound, message: "sync is not available yet")
+    }
+
+    func addP3(to m: RouterGroup<LatchRequestContext>) {}
+}
+
+// MARK: - domain → wire
+
+func info(_ p: Principal, _ k: PublicKeyRecord?) -> PrincipalInfo {
+    PrincipalInfo(id: p.id, type: p.type.rawValue, name: p.name, role: p.role.rawValue, tenantId: p.tenantId,
+                  activeKeyId: k?.keyId, createdAt: p.createdAt)
+}
+func info(_ k: PublicKeyRecord) -> PublicKeyInfo {
+    PublicKeyInfo(keyId: k.keyId, publicKey: k.pem, principalId: k.principalId, status: k.status.rawValue, createdAt: k.createdAt)
+}
+func info(_ v: Vault) -> VaultInfo {
+    VaultInfo(id: v.id, name: v.name, dataClassification: v.dataClassification, projectId: v.projectId,
+              currentDekVersion: v.currentDekVersion, summaryVersion: v.summaryVersion, archived: v.archived,
+              createdAt: v.createdAt, updatedAt: v.updatedAt)
+}
+func info(_ i: Item) -> ItemInfo {
+    ItemInfo(id: i.id, vaultId: i.vaultId, name: i.name, type: i.type, websites: i.websites, groupId: i.groupId,
+             detailVersion: i.detailVersion, detailHash: i.detailHash, createdAt: i.createdAt, updatedAt: i.updatedAt)
+}
+func info(_ f: Field) -> FieldInfo {
+    FieldInfo(id: f.id, itemId: f.itemId, name: f.name, type: f.type, order: f.order, isEnvironmentVariable: f.isEnvironmentVariable,
+              value: f.envelope)
+}
+func info(_ w: WrappedKey) -> WrappedKeyInfo {
+    WrappedKeyInfo(vaultId: w.vaultId, principalId: w.principalId, recipientKeyId: w.recipientKeyId, dekVersion: w.dekVersion,
+                   wrappedKey: w.wrappedKey, statement: w.statement, signerPrincipalId: w.signerPrincipalId, createdAt: w.createdAt)
+}
+func info(_ g: PermissionGrant) -> PermissionEntry {
+    PermissionEntry(granteeType: g.granteeType.rawValue, granteeId: g.granteeId, level: g.level.rawValue)
+}
+func info(_ g: PendingGrant, _ p: Principal?) -> PendingGrantInfo {
+    PendingGrantInfo(id: g.id, vaultId: g.vaultId, principalId: g.principalId, principalType: p?.type.rawValue ?? "",
+                     level: g.level.rawValue, hasPublicKey: false, createdAt: g.createdAt)
+}
+func detail(_ i: Item, _ fs: [Field]) -> ItemDetailResponse {
+    ItemDetailResponse(id: i.id, vaultId: i.vaultId, name: i.name, type: i.type, websites: i.websites, groupId: i.groupId,
+                       fields: fs.map(info), detailCheckpoint: i.detailCheckpoint)
+}
+func value(_ w: WrappedKeyInput) -> WrappedKeyInputValue {
+    WrappedKeyInputValue(principalId: w.principalId, recipientKeyId: w.recipientKeyId, dekVersion: w.dekVersion,
+                         wrappedKey: w.wrappedKey, statement: w.statement)
+}

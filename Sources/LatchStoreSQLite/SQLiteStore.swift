@@ -1,0 +1,263 @@
+import Foundation
+import LatchDomain
+import SQLiteNIO
+
+/// The embedded store: one SQLite file (WAL, synchronous=FULL, foreign keys on), one writer
+/// connection (writes are serialised, each in `BEGIN IMMEDIATE … COMMIT`) and a few reader
+/// connections (WAL lets them read while a write is in flight). Schema migrations are
+/// versioned in code and recorded in `schema_migrations`.
+public final class SQLiteLatchStore: LatchStore, Sendable {
+    public let path: String
+    let writer: Pooled
+    let readers: [Pooled]
+    let next = Counter()
+
+    final class Pooled: Sendable {
+        let connection: SQLiteConnection
+        let lock = AsyncLock()
+        init(_ c: SQLiteConnection) { connection = c }
+    }
+
+    actor Counter {
+        var n = 0
+        func take() -> Int { n &+= 1; return n }
+    }
+
+    /// Opens (creating if needed) the database at `path` and runs pending migrations.
+    public static func open(path: String, readers: Int = 2) async throws -> SQLiteLatchStore {
+        do {
+            let w = try await SQLiteConnection.open(storage: .file(path: path))
+            for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
+                _ = try await w.query(p)
+            }
+            try await migrate(w)
+            var rs: [Pooled] = []
+            for _ in 0..<max(1, readers) {
+                let r = try await SQLiteConnection.open(storage: .file(path: path))
+                for p in ["PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] {
+                    _ = try await r.query(p)
+                }
+                rs.append(Pooled(r))
+            }
+            for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+            return SQLiteLatchStore(path: path, writer: Pooled(w), readers: rs)
+        } catch let e as StoreError {
+            throw e
+        } catch {
+            throw StoreError(.unavailable, "cannot open SQLite database at \(path): \(error)")
+        }
+    }
+
+    init(path: String, writer: Pooled, readers: [Pooled]) {
+        self.path = path; self.writer = writer; self.readers = readers
+    }
+
+    public func close() async {
+        for p in readers + [writer] { try? await p.connection.close() }
+    }
+
+    // MARK: migrations
+
+    /// Each migration is a list of single statements, applied in one transaction.
+    static let migrations: [(version: Int, statements: [String])] = [
+        (1, {
+            var s: [String] = []
+            for t in StoreTable.allCases {
+                s.append("CREATE TABLE \(t.rawValue) (id TEXT PRIMARY KEY, tenant_id TEXT, parent_id TEXT, lookup TEXT, doc TEXT NOT NULL)")
+                s.append("CREATE INDEX \(t.rawValue)_tenant ON \(t.rawValue) (tenant_id)")
+                s.append("CREATE INDEX \(t.rawValue)_parent ON \(t.rawValue) (parent_id)")
+                s.append("CREATE INDEX \(t.rawValue)_lookup ON \(t.rawValue) (lookup)")
+            }
+            s.append("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            s.append("""
+                CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, tenant_id TEXT, time_ms BIGINT NOT NULL, action TEXT NOT NULL, \
+                outcome TEXT NOT NULL, principal_id TEXT, asset_id TEXT, hash TEXT NOT NULL, doc TEXT NOT NULL)
+                """)
+            s.append("CREATE INDEX audit_events_tenant ON audit_events (tenant_id, seq)")
+            s.append("""
+                CREATE TABLE changes (seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, kind TEXT NOT NULL, \
+                entity_id TEXT NOT NULL, vault_id TEXT)
+                """)
+            s.append("CREATE INDEX changes_tenant ON changes (tenant_id, seq)")
+            return s
+        }()),
+    ]
+
+    static func migrate(_ c: SQLiteConnection) async throws {
+        _ = try await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+        let rows = try await c.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+        let current = rows.first?.column("v")?.integer ?? 0
+        for m in migrations where m.version > current {
+            _ = try await c.query("BEGIN IMMEDIATE")
+            do {
+                for s in m.statements { _ = try await c.query(s) }
+                _ = try await c.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                                      [.integer(m.version), .text(ISO8601DateFormatter().string(from: Date()))])
+                _ = try await c.query("COMMIT")
+            } catch {
+                _ = try? await c.query("ROLLBACK")
+                throw StoreError(.unavailable, "migration \(m.version) failed: \(error)")
+            }
+        }
+    }
+
+    /// The schema version the file is at.
+    public func schemaVersion() async throws -> Int {
+        try await read { tx in
+            guard let t = tx as? SQLiteTransaction else { throw StoreError(.corrupt, "not a SQLite transaction") }
+            return try await t.schemaVersion()
+        }
+    }
+
+    // MARK: transactions
+
+    public func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        let p = readers[await next.take() % readers.count]
+        return try await run(p, begin: "BEGIN", body)
+    }
+
+    public func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await run(writer, begin: "BEGIN IMMEDIATE", body)
+    }
+
+    func run<T: Sendable>(_ p: Pooled, begin: String, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        await p.lock.lock()
+        let c = p.connection
+        do {
+            do { _ = try await c.query(begin) } catch { throw StoreError(.unavailable, "cannot begin a transaction: \(error)") }
+            let r: T
+            do {
+                r = try await body(SQLiteTransaction(c))
+                do { _ = try await c.query("COMMIT") } catch { throw StoreError(.unavailable, "commit failed: \(error)") }
+            } catch {
+                _ = try? await c.query("ROLLBACK")
+                throw error
+            }
+            await p.lock.unlock()
+            return r
+        } catch {
+            await p.lock.unlock()
+            throw error
+        }
+    }
+}
+
+final class SQLiteTransaction: StoreTransaction {
+    let c: SQLiteConnection
+    init(_ c: SQLiteConnection) { self.c = c }
+
+    func q(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        do { return try await c.query(sql, binds) } catch let e as SQLiteError {
+            throw StoreError(e.reason == .constraint ? .constraint : .unavailable, "\(e)")
+        } catch { throw StoreError(.unavailable, "\(error)") }
+    }
+
+    static func opt(_ s: String?) -> SQLiteData { s.map { .text($0) } ?? .null }
+
+    func row(_ r: SQLiteRow) throws -> StoreRow {
+        guard let id = r.column("id")?.string, let doc = r.column("doc")?.string else { throw StoreError(.corrupt, "row without id or doc") }
+        func s(_ n: String) -> String? { r.column(n).flatMap { $0.isNull ? nil : $0.string } }
+        return StoreRow(id: id, tenantId: s("tenant_id"), parentId: s("parent_id"), lookup: s("lookup"), doc: doc)
+    }
+
+    func schemaVersion() async throws -> Int {
+        try await q("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0
+    }
+
+    func insert(_ table: StoreTable, _ r: StoreRow) async throws -> Bool {
+        if try await q("SELECT 1 AS x FROM \(table.rawValue) WHERE id = ?", [.text(r.id)]).first != nil { return false }
+        _ = try await q("INSERT INTO \(table.rawValue) (id, tenant_id, parent_id, lookup, doc) VALUES (?, ?, ?, ?, ?)",
+                        [.text(r.id), Self.opt(r.tenantId), Self.opt(r.parentId), Self.opt(r.lookup), .text(r.doc)])
+        return true
+    }
+
+    func put(_ table: StoreTable, _ r: StoreRow) async throws {
+        // Portable upsert (SQLite >= 3.24 and PostgreSQL share this syntax).
+        _ = try await q("""
+            INSERT INTO \(table.rawValue) (id, tenant_id, parent_id, lookup, doc) VALUES (?, ?, ?, ?, ?) \
+            ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, parent_id = excluded.parent_id, \
+            lookup = excluded.lookup, doc = excluded.doc
+            """, [.text(r.id), Self.opt(r.tenantId), Self.opt(r.parentId), Self.opt(r.lookup), .text(r.doc)])
+    }
+
+    func get(_ table: StoreTable, id: String) async throws -> StoreRow? {
+        try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE id = ?", [.text(id)]).first.map(row)
+    }
+
+    func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
+        try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE \(column.rawValue) = ? ORDER BY id",
+                    [.text(value)]).map(row)
+    }
+
+    func delete(_ table: StoreTable, id: String) async throws {
+        _ = try await q("DELETE FROM \(table.rawValue) WHERE id = ?", [.text(id)])
+    }
+
+    func setting(_ key: String) async throws -> String? {
+        try await q("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
+    }
+
+    func setSetting(_ key: String, _ value: String?) async throws {
+        if let value {
+            _ = try await q("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            [.text(key), .text(value)])
+        } else {
+            _ = try await q("DELETE FROM settings WHERE key = ?", [.text(key)])
+        }
+    }
+
+    func audit(_ r: SQLiteRow) throws -> AuditEvent {
+        guard let doc = r.column("doc")?.string else { throw StoreError(.corrupt, "audit row without doc") }
+        do { return try JSONDecoder().decode(AuditEvent.self, from: Data(doc.utf8)) } catch {
+            throw StoreError(.corrupt, "audit event does not decode: \(error)")
+        }
+    }
+
+    func lastAuditEvent() async throws -> AuditEvent? {
+        try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
+    }
+
+    func appendAuditEvent(_ e: AuditEvent) async throws {
+        let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+        _ = try await q("""
+            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.integer(Int(e.seq)), Self.opt(e.tenantId), .integer(Int(AuditChain.millis(e.time))), .text(e.action),
+                  .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)])
+    }
+
+    func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
+        var sql = "SELECT doc FROM audit_events WHERE seq > ?"
+        var binds: [SQLiteData] = [.integer(Int(f.afterSeq))]
+        if let t = f.tenantId { sql += " AND tenant_id = ?"; binds.append(.text(t)) }
+        if let a = f.action { sql += " AND action = ?"; binds.append(.text(a)) }
+        if let p = f.principalId { sql += " AND principal_id = ?"; binds.append(.text(p)) }
+        if let a = f.assetId { sql += " AND asset_id = ?"; binds.append(.text(a)) }
+        if let o = f.outcome { sql += " AND outcome = ?"; binds.append(.text(o)) }
+        if let s = f.since { sql += " AND time_ms >= ?"; binds.append(.integer(Int(AuditChain.millis(s)))) }
+        sql += " ORDER BY seq LIMIT ?"
+        binds.append(.integer(max(0, f.limit)))
+        return try await q(sql, binds).map(audit)
+    }
+
+    func appendChange(tenantId: String, kind: ChangeRecord.Kind, entityId: String, vaultId: String?) async throws -> Int64 {
+        let rows = try await q("INSERT INTO changes (tenant_id, kind, entity_id, vault_id) VALUES (?, ?, ?, ?) RETURNING seq",
+                               [.text(tenantId), .text(kind.rawValue), .text(entityId), Self.opt(vaultId)])
+        guard let seq = rows.first?.column("seq")?.integer else { throw StoreError(.corrupt, "change log insert returned no sequence") }
+        return Int64(seq)
+    }
+
+    func changes(tenantId: String, afterSeq: Int64, limit: Int) async throws -> [ChangeRecord] {
+        try await q("SELECT seq, tenant_id, kind, entity_id, vault_id FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    [.text(tenantId), .integer(Int(afterSeq)), .integer(max(0, limit))]).map { r in
+            guard let seq = r.column("seq")?.integer, let k = r.column("kind")?.string, let kind = ChangeRecord.Kind(rawValue: k),
+                  let e = r.column("entity_id")?.string else { throw StoreError(.corrupt, "bad change row") }
+            let v = r.column("vault_id").flatMap { $0.isNull ? nil : $0.string }
+            return ChangeRecord(seq: Int64(seq), tenantId: tenantId, kind: kind, entityId: e, vaultId: v)
+        }
+    }
+
+    func lastChangeSeq(tenantId: String) async throws -> Int64 {
+        Int64(try await q("SELECT COALESCE(MAX(seq), 0) AS s FROM changes WHERE tenant_id = ?", [.text(tenantId)]).first?.column("s")?.integer ?? 0)
+    }
+}

@@ -1,0 +1,523 @@
+import Foundation
+
+// The machine API's wire types, shared by the server and the client. Foundation only.
+// Signed envelopes (checkpoints, wrapped-key statements) travel as JSON *strings* holding the
+// envelope's exact JSON text, so no re-encoding can disturb what was signed. Field values
+// travel as their envelope string (`{"v":3,"iv":…,"t":…,"d":…}`).
+
+/// Route paths. Everything under `machine` is authenticated.
+public enum LatchRoutes {
+    public static let healthz = "/healthz"
+    public static let bootstrap = "/api/v1/bootstrap"
+    public static let machine = "/api/v1/machine"
+    public static let me = "/api/v1/machine/me"
+    public static let tenantContext = "/api/v1/machine/tenant-context"
+    public static let publicKey = "/api/v1/machine/vault/public-key"
+    public static let vaults = "/api/v1/machine/vault"
+    public static let sync = "/api/v1/machine/vault/sync"
+    public static let search = "/api/v1/machine/search"
+    public static let agents = "/api/v1/machine/agents"
+    public static let users = "/api/v1/machine/users"
+    public static let groups = "/api/v1/machine/groups"
+    public static let projects = "/api/v1/machine/projects"
+    public static let pendingGrants = "/api/v1/machine/permissions/pending"
+    public static let feedback = "/api/v1/machine/feedback"
+    public static let auditEvents = "/api/v1/machine/monitoring/audit-events"
+    public static func vault(_ id: String) -> String { "\(vaults)/\(id)" }
+    public static func vaultItems(_ id: String) -> String { "\(vaults)/\(id)/items" }
+    public static func vaultItem(_ id: String, _ itemId: String) -> String { "\(vaults)/\(id)/items/\(itemId)" }
+    public static func updateVault(_ id: String) -> String { "\(vaults)/\(id)/update" }
+    public static func updateItem(_ itemId: String) -> String { "\(machine)/vault-item/\(itemId)/update" }
+    public static func field(_ id: String, _ fieldId: String) -> String { "\(vaults)/\(id)/fields/\(fieldId)" }
+    public static func environmentFields(_ id: String) -> String { "\(vaults)/\(id)/environment-fields" }
+    public static func wrappedKey(_ id: String) -> String { "\(vaults)/\(id)/wrapped-key" }
+    public static func wrappedKeys(_ id: String) -> String { "\(vaults)/\(id)/wrapped-keys" }
+    public static func vaultPublicKeys(_ id: String) -> String { "\(vaults)/\(id)/public-keys" }
+    public static func agentPublicKey(_ id: String) -> String { "\(agents)/\(id)/public-key" }
+    public static func setPermissions(_ assetType: String, _ id: String) -> String {
+        "\(machine)/permissions/\(assetType)/\(id)/set-permissions"
+    }
+    public static func permissions(_ assetType: String, _ id: String) -> String { "\(machine)/permissions/\(assetType)/\(id)" }
+    public static func groupMembers(_ id: String) -> String { "\(groups)/\(id)/members" }
+}
+
+/// Stable error codes of `{"error":{"code","message"}}`.
+public enum WireErrorCode {
+    public static let malformedJSON = "malformed_json"
+    public static let invalidRequest = "invalid_request"
+    public static let invalidId = "invalid_id"
+    public static let bodyTooLarge = "body_too_large"
+    public static let unauthenticated = "unauthenticated"
+    public static let invalidAPIKey = "invalid_api_key"
+    public static let forbidden = "forbidden"
+    public static let missingPermission = "missing_permission"
+    public static let notFound = "not_found"
+    public static let rateLimitExceeded = "rate_limit_exceeded"
+    public static let badSignature = "bad_signature"
+    public static let unknownSigner = "unknown_signer"
+    public static let staleVersion = "stale_version"
+    public static let checkpointMismatch = "checkpoint_mismatch"
+    public static let conflict = "conflict"
+    public static let keyRotationUnsupported = "key_rotation_required"
+    public static let noPublicKey = "no_public_key"
+    public static let invalidPublicKey = "invalid_public_key"
+    public static let invalidEnvelope = "invalid_envelope"
+    public static let bootstrapInvalid = "bootstrap_token_invalid"
+    public static let alreadyBootstrapped = "already_bootstrapped"
+    public static let archived = "archived"
+    public static let invalidCursor = "invalid_cursor"
+    public static let internalError = "internal_error"
+}
+
+public struct WireError: Codable, Sendable, Equatable {
+    public struct Detail: Codable, Sendable, Equatable {
+        public var code: String
+        public var message: String
+        public init(code: String, message: String) { self.code = code; self.message = message }
+    }
+    public var error: Detail
+    public init(code: String, message: String) { error = Detail(code: code, message: message) }
+}
+
+// MARK: - Bootstrap, identity
+
+public struct BootstrapRequest: Codable, Sendable {
+    public var token: String
+    public var publicKey: String
+    public var organisationName: String
+    public var tenantName: String
+    public var userName: String
+    public init(token: String, publicKey: String, organisationName: String, tenantName: String, userName: String) {
+        self.token = token; self.publicKey = publicKey; self.organisationName = organisationName
+        self.tenantName = tenantName; self.userName = userName
+    }
+}
+
+public struct BootstrapResponse: Codable, Sendable {
+    public var organisationId: String
+    public var tenantId: String
+    public var userId: String
+    public var keyId: String
+    /// `{accessKey}.{secret}`, shown once.
+    public var apiKey: String
+    public var accessKey: String
+    public init(organisationId: String, tenantId: String, userId: String, keyId: String, apiKey: String, accessKey: String) {
+        self.organisationId = organisationId; self.tenantId = tenantId; self.userId = userId
+        self.keyId = keyId; self.apiKey = apiKey; self.accessKey = accessKey
+    }
+}
+
+public struct PublicKeyInfo: Codable, Sendable, Equatable {
+    public var keyId: String
+    public var publicKey: String
+    public var principalId: String
+    public var status: String
+    public var createdAt: Date
+    public init(keyId: String, publicKey: String, principalId: String, status: String, createdAt: Date) {
+        self.keyId = keyId; self.publicKey = publicKey; self.principalId = principalId; self.status = status; self.createdAt = createdAt
+    }
+}
+
+public struct PrincipalInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var type: String          // USER | AGENT
+    public var name: String
+    public var role: String
+    public var tenantId: String
+    public var activeKeyId: String?
+    public var createdAt: Date
+    public init(id: String, type: String, name: String, role: String, tenantId: String, activeKeyId: String?, createdAt: Date) {
+        self.id = id; self.type = type; self.name = name; self.role = role; self.tenantId = tenantId
+        self.activeKeyId = activeKeyId; self.createdAt = createdAt
+    }
+}
+
+public struct MeResponse: Codable, Sendable {
+    public var principal: PrincipalInfo
+    public var accessKey: String
+    public var scope: String
+    public var permissions: [String]
+    public var publicKey: PublicKeyInfo?
+    public init(principal: PrincipalInfo, accessKey: String, scope: String, permissions: [String], publicKey: PublicKeyInfo?) {
+        self.principal = principal; self.accessKey = accessKey; self.scope = scope; self.permissions = permissions; self.publicKey = publicKey
+    }
+}
+
+public struct NamedRef: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public init(id: String, name: String) { self.id = id; self.name = name }
+}
+
+public struct TenantContextResponse: Codable, Sendable {
+    public var organisation: NamedRef
+    public var tenant: NamedRef
+    public var principal: PrincipalInfo
+    public init(organisation: NamedRef, tenant: NamedRef, principal: PrincipalInfo) {
+        self.organisation = organisation; self.tenant = tenant; self.principal = principal
+    }
+}
+
+public struct RegisterPublicKeyRequest: Codable, Sendable {
+    public var publicKey: String
+    /// Rotation fields (issue 5). Until rotation lands, a different key is refused.
+    public var previousEncryptionKeyId: String?
+    public var rotationSignature: String?
+    public init(publicKey: String, previousEncryptionKeyId: String? = nil, rotationSignature: String? = nil) {
+        self.publicKey = publicKey; self.previousEncryptionKeyId = previousEncryptionKeyId; self.rotationSignature = rotationSignature
+    }
+}
+
+// MARK: - Vaults, items, fields
+
+/// A wrapped DEK for one recipient, with the signed `WrappedKeyStatement` envelope (JSON text).
+public struct WrappedKeyInput: Codable, Sendable {
+    public var principalId: String?
+    public var recipientKeyId: String
+    public var dekVersion: Int
+    public var wrappedKey: String      // base64 of the RSA-OAEP ciphertext
+    public var statement: String       // SignedEnvelope<WrappedKeyStatement> JSON text
+    public init(principalId: String? = nil, recipientKeyId: String, dekVersion: Int, wrappedKey: String, statement: String) {
+        self.principalId = principalId; self.recipientKeyId = recipientKeyId; self.dekVersion = dekVersion
+        self.wrappedKey = wrappedKey; self.statement = statement
+    }
+}
+
+public struct CreateVaultRequest: Codable, Sendable {
+    public var id: String
+    public var projectId: String?
+    /// SignedEnvelope<VaultSummaryCheckpoint> JSON text, version 1, no items.
+    public var summaryCheckpoint: String
+    public var wrappedKey: WrappedKeyInput
+    public init(id: String, projectId: String? = nil, summaryCheckpoint: String, wrappedKey: WrappedKeyInput) {
+        self.id = id; self.projectId = projectId; self.summaryCheckpoint = summaryCheckpoint; self.wrappedKey = wrappedKey
+    }
+}
+
+public struct UpdateVaultRequest: Codable, Sendable {
+    public var summaryCheckpoint: String
+    public init(summaryCheckpoint: String) { self.summaryCheckpoint = summaryCheckpoint }
+}
+
+public struct VaultInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var dataClassification: String
+    public var projectId: String?
+    public var currentDekVersion: Int
+    public var summaryVersion: Int
+    public var archived: Bool
+    public var createdAt: Date
+    public var updatedAt: Date
+    public init(id: String, name: String, dataClassification: String, projectId: String?, currentDekVersion: Int,
+                summaryVersion: Int, archived: Bool, createdAt: Date, updatedAt: Date) {
+        self.id = id; self.name = name; self.dataClassification = dataClassification; self.projectId = projectId
+        self.currentDekVersion = currentDekVersion; self.summaryVersion = summaryVersion; self.archived = archived
+        self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+}
+
+public struct VaultListResponse: Codable, Sendable {
+    public var vaults: [VaultInfo]
+    public init(vaults: [VaultInfo]) { self.vaults = vaults }
+}
+
+public struct VaultResponse: Codable, Sendable {
+    public var vault: VaultInfo
+    public var summaryCheckpoint: String
+    public init(vault: VaultInfo, summaryCheckpoint: String) { self.vault = vault; self.summaryCheckpoint = summaryCheckpoint }
+}
+
+public struct ItemInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var vaultId: String
+    public var name: String
+    public var type: String
+    public var websites: [String]
+    public var groupId: String?
+    public var detailVersion: Int
+    public var detailHash: String
+    public var createdAt: Date
+    public var updatedAt: Date
+    public init(id: String, vaultId: String, name: String, type: String, websites: [String], groupId: String?,
+                detailVersion: Int, detailHash: String, createdAt: Date, updatedAt: Date) {
+        self.id = id; self.vaultId = vaultId; self.name = name; self.type = type; self.websites = websites
+        self.groupId = groupId; self.detailVersion = detailVersion; self.detailHash = detailHash
+        self.createdAt = createdAt; self.updatedAt = updatedAt
+    }
+}
+
+public struct VaultItemsResponse: Codable, Sendable {
+    public var vaultId: String
+    public var items: [ItemInfo]
+    public var summaryCheckpoint: String
+    public init(vaultId: String, items: [ItemInfo], summaryCheckpoint: String) {
+        self.vaultId = vaultId; self.items = items; self.summaryCheckpoint = summaryCheckpoint
+    }
+}
+
+public struct FieldInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var itemId: String
+    public var name: String
+    public var type: String
+    public var order: Int
+    public var isEnvironmentVariable: Bool
+    /// The field's envelope string.
+    public var value: String
+    public init(id: String, itemId: String, name: String, type: String, order: Int, isEnvironmentVariable: Bool, value: String) {
+        self.id = id; self.itemId = itemId; self.name = name; self.type = type; self.order = order
+        self.isEnvironmentVariable = isEnvironmentVariable; self.value = value
+    }
+}
+
+public struct ItemDetailResponse: Codable, Sendable {
+    public var id: String
+    public var vaultId: String
+    public var name: String
+    public var type: String
+    public var websites: [String]
+    public var groupId: String?
+    public var fields: [FieldInfo]
+    public var detailCheckpoint: String
+    public init(id: String, vaultId: String, name: String, type: String, websites: [String], groupId: String?,
+                fields: [FieldInfo], detailCheckpoint: String) {
+        self.id = id; self.vaultId = vaultId; self.name = name; self.type = type; self.websites = websites
+        self.groupId = groupId; self.fields = fields; self.detailCheckpoint = detailCheckpoint
+    }
+}
+
+public struct FieldResponse: Codable, Sendable {
+    public var vaultId: String
+    public var itemId: String
+    public var itemName: String
+    public var field: FieldInfo
+    public var detailCheckpoint: String
+    public init(vaultId: String, itemId: String, itemName: String, field: FieldInfo, detailCheckpoint: String) {
+        self.vaultId = vaultId; self.itemId = itemId; self.itemName = itemName; self.field = field; self.detailCheckpoint = detailCheckpoint
+    }
+}
+
+public struct EnvironmentFieldsResponse: Codable, Sendable {
+    public var vaultId: String
+    public var summaryCheckpoint: String
+    /// Items with only their environment fields (all value fields when none is flagged);
+    /// each item's `detailCheckpoint` still covers every field.
+    public var items: [ItemDetailResponse]
+    public init(vaultId: String, summaryCheckpoint: String, items: [ItemDetailResponse]) {
+        self.vaultId = vaultId; self.summaryCheckpoint = summaryCheckpoint; self.items = items
+    }
+}
+
+/// A new field value for a create or update: the envelope for a field of the detail checkpoint.
+public struct FieldValueInput: Codable, Sendable {
+    public var id: String
+    public var value: String
+    public init(id: String, value: String) { self.id = id; self.value = value }
+}
+
+/// Create an item: metadata comes from the signed checkpoints; `fields` carries every envelope.
+public struct CreateItemRequest: Codable, Sendable {
+    public var detailCheckpoint: String
+    public var summaryCheckpoint: String
+    public var fields: [FieldValueInput]
+    public init(detailCheckpoint: String, summaryCheckpoint: String, fields: [FieldValueInput]) {
+        self.detailCheckpoint = detailCheckpoint; self.summaryCheckpoint = summaryCheckpoint; self.fields = fields
+    }
+}
+
+/// Update an item: the detail checkpoint lists the complete new field set. Fields absent from it
+/// are deleted; new fields and fields whose envelope changed carry their `value` here; unchanged
+/// fields may be omitted.
+public typealias UpdateItemRequest = CreateItemRequest
+
+/// Archive an item: the vault's next summary checkpoint, without the item.
+public struct ArchiveItemRequest: Codable, Sendable {
+    public var summaryCheckpoint: String
+    public init(summaryCheckpoint: String) { self.summaryCheckpoint = summaryCheckpoint }
+}
+
+public struct WrappedKeyInfo: Codable, Sendable, Equatable {
+    public var vaultId: String
+    public var principalId: String
+    public var recipientKeyId: String
+    public var dekVersion: Int
+    public var wrappedKey: String
+    public var statement: String
+    public var signerPrincipalId: String
+    public var createdAt: Date
+    public init(vaultId: String, principalId: String, recipientKeyId: String, dekVersion: Int, wrappedKey: String,
+                statement: String, signerPrincipalId: String, createdAt: Date) {
+        self.vaultId = vaultId; self.principalId = principalId; self.recipientKeyId = recipientKeyId
+        self.dekVersion = dekVersion; self.wrappedKey = wrappedKey; self.statement = statement
+        self.signerPrincipalId = signerPrincipalId; self.createdAt = createdAt
+    }
+}
+
+public struct WrappedKeysResponse: Codable, Sendable {
+    public var vaultId: String
+    public var currentDekVersion: Int
+    public var wrappedKeys: [WrappedKeyInfo]
+    public init(vaultId: String, currentDekVersion: Int, wrappedKeys: [WrappedKeyInfo]) {
+        self.vaultId = vaultId; self.currentDekVersion = currentDekVersion; self.wrappedKeys = wrappedKeys
+    }
+}
+
+public struct ShareRequest: Codable, Sendable {
+    public var wrappedKeys: [WrappedKeyInput]
+    public init(wrappedKeys: [WrappedKeyInput]) { self.wrappedKeys = wrappedKeys }
+}
+
+public struct MemberKey: Codable, Sendable, Equatable {
+    public var principalId: String
+    public var principalType: String
+    public var name: String
+    public var level: String
+    public var keyId: String
+    public var publicKey: String
+    public init(principalId: String, principalType: String, name: String, level: String, keyId: String, publicKey: String) {
+        self.principalId = principalId; self.principalType = principalType; self.name = name; self.level = level
+        self.keyId = keyId; self.publicKey = publicKey
+    }
+}
+
+public struct PublicKeysResponse: Codable, Sendable {
+    public var vaultId: String
+    public var publicKeys: [MemberKey]
+    public init(vaultId: String, publicKeys: [MemberKey]) { self.vaultId = vaultId; self.publicKeys = publicKeys }
+}
+
+// MARK: - Principals, permissions
+
+public struct CreateAgentRequest: Codable, Sendable {
+    public var name: String
+    /// Machine permissions for the agent's key; `machine.*.all` forms are expanded. Default:
+    /// `machine.vault.read`, `machine.vault.secret.read`, `machine.feedback.write`.
+    public var permissions: [String]?
+    /// TENANT_MEMBER (default) or TENANT_AGENT_MANAGER.
+    public var role: String?
+    public var publicKey: String?
+    public init(name: String, permissions: [String]? = nil, role: String? = nil, publicKey: String? = nil) {
+        self.name = name; self.permissions = permissions; self.role = role; self.publicKey = publicKey
+    }
+}
+
+public struct CreatePrincipalResponse: Codable, Sendable {
+    public var principal: PrincipalInfo
+    public var accessKey: String
+    /// `{accessKey}.{secret}`, shown once.
+    public var apiKey: String
+    public var permissions: [String]
+    public init(principal: PrincipalInfo, accessKey: String, apiKey: String, permissions: [String]) {
+        self.principal = principal; self.accessKey = accessKey; self.apiKey = apiKey; self.permissions = permissions
+    }
+}
+
+public struct CreateUserRequest: Codable, Sendable {
+    public var name: String
+    public var role: String?
+    public var permissions: [String]?
+    public init(name: String, role: String? = nil, permissions: [String]? = nil) {
+        self.name = name; self.role = role; self.permissions = permissions
+    }
+}
+
+public struct PrincipalListResponse: Codable, Sendable {
+    public var principals: [PrincipalInfo]
+    public init(principals: [PrincipalInfo]) { self.principals = principals }
+}
+
+public struct RegisterAgentKeyRequest: Codable, Sendable {
+    public var publicKey: String
+    public init(publicKey: String) { self.publicKey = publicKey }
+}
+
+public struct PermissionEntry: Codable, Sendable, Equatable {
+    public var granteeType: String   // USER | AGENT | GROUP | PROJECT
+    public var granteeId: String
+    public var level: String         // READ | WRITE | ADMIN
+    public init(granteeType: String, granteeId: String, level: String) {
+        self.granteeType = granteeType; self.granteeId = granteeId; self.level = level
+    }
+}
+
+public struct SetPermissionsRequest: Codable, Sendable {
+    public var permissions: [PermissionEntry]
+    public init(permissions: [PermissionEntry]) { self.permissions = permissions }
+}
+
+public struct PendingGrantInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var vaultId: String
+    public var principalId: String
+    public var principalType: String
+    public var level: String
+    public var hasPublicKey: Bool
+    public var createdAt: Date
+    public init(id: String, vaultId: String, principalId: String, principalType: String, level: String, hasPublicKey: Bool, createdAt: Date) {
+        self.id = id; self.vaultId = vaultId; self.principalId = principalId; self.principalType = principalType
+        self.level = level; self.hasPublicKey = hasPublicKey; self.createdAt = createdAt
+    }
+}
+
+public struct PermissionsResponse: Codable, Sendable {
+    public var assetType: String
+    public var assetId: String
+    public var permissions: [PermissionEntry]
+    public var pendingGrants: [PendingGrantInfo]
+    public init(assetType: String, assetId: String, permissions: [PermissionEntry], pendingGrants: [PendingGrantInfo]) {
+        self.assetType = assetType; self.assetId = assetId; self.permissions = permissions; self.pendingGrants = pendingGrants
+    }
+}
+
+public struct PendingGrantsResponse: Codable, Sendable {
+    public var pendingGrants: [PendingGrantInfo]
+    public init(pendingGrants: [PendingGrantInfo]) { self.pendingGrants = pendingGrants }
+}
+
+// MARK: - Audit
+
+public struct AuditEventInfo: Codable, Sendable, Equatable {
+    public var seq: Int64
+    public var time: Date
+    public var action: String
+    public var outcome: String
+    public var principalId: String?
+    public var accessKey: String?
+    public var assetType: String?
+    public var assetId: String?
+    public var source: String?
+    public var detail: String?
+    public var hash: String
+    public init(seq: Int64, time: Date, action: String, outcome: String, principalId: String?, accessKey: String?,
+                assetType: String?, assetId: String?, source: String?, detail: String?, hash: String) {
+        self.seq = seq; self.time = time; self.action = action; self.outcome = outcome; self.principalId = principalId
+        self.accessKey = accessKey; self.assetType = assetType; self.assetId = assetId; self.source = source
+        self.detail = detail; self.hash = hash
+    }
+}
+
+public struct AuditEventsResponse: Codable, Sendable {
+    public var events: [AuditEventInfo]
+    public init(events: [AuditEventInfo]) { self.events = events }
+}
+
+public struct HealthResponse: Codable, Sendable {
+    public var status: String
+    public init(status: String) { self.status = status }
+}
+
+/// The JSON coders both sides use: ISO 8601 dates, sorted keys.
+public enum LatchJSON {
+    public static func encoder() -> JSONEncoder {
+        let e = JSONEncoder()
+        e.dateEncodingStrategy = .iso8601
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.dateDecodingStrategy = .iso8601
+        return d
+    }
+}
