@@ -24,6 +24,7 @@ extension LatchCommand {
         commands.append(ServeCommand.self)
         // git mode: repo
         // client: init, configure, get, env, run, vault, secret, agent, ...
+        commands += ClientCommands.all
         // mcp
         return commands
     }

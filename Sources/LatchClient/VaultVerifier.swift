@@ -63,6 +63,8 @@ public struct VerifiedItem: Sendable {
     public var type: String
     public var version: Int
     public var fields: [VerifiedField]
+    /// The verified detail checkpoint (what the next version must follow).
+    public var detail: ItemDetailCheckpoint
 }
 
 public struct VerifiedVault: Sendable {
@@ -71,6 +73,10 @@ public struct VerifiedVault: Sendable {
     public var summaryVersion: Int
     public var dekVersion: Int
     public var items: [VerifiedItem]
+    /// The verified summary checkpoint (what the next version must follow).
+    public var summary: VaultSummaryCheckpoint
+    /// The unwrapped DEK; kept in memory only.
+    var dek: DataEncryptionKey
 }
 
 /// Checks one vault's material against the caller's key and the signer directory, then
@@ -187,9 +193,10 @@ public enum VaultVerifier {
                 fields.append(VerifiedField(id: f.id, name: f.name, type: f.type, order: f.order,
                                             isEnvironmentVariable: f.isEnvironmentVariable, value: value))
             }
-            items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields))
+            items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields, detail: detail))
         }
         seen = nextSeen
-        return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items)
+        return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items,
+                             summary: summary, dek: dek)
     }
 }

@@ -1,0 +1,491 @@
+import ArgumentParser
+import Foundation
+import LatchClient
+import LatchCrypto
+import LatchWire
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// The client side of `latch`: each command is a thin call into LatchClient.
+
+/// `--profile` on every client command.
+struct ProfileOption: ParsableArguments {
+    @Option(name: .long, help: "Profile to use (default: $LATCH_PROFILE, else \"default\").")
+    var profile: String?
+
+    var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    func connect(sync: Bool = true) async throws -> Latch {
+        try await Latch.create(profile: profile, environment: environment, sync: sync)
+    }
+}
+
+enum CLI {
+    static func stderr(_ line: String) {
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    static func stdout(_ text: String) {
+        FileHandle.standardOutput.write(Data(text.utf8))
+    }
+
+    static func json(_ value: some Encodable) throws {
+        let data = try LatchJSON.encoder().encode(value)
+        stdout(String(decoding: data, as: UTF8.self) + "\n")
+    }
+
+    /// Run a command body; a failure becomes one line on stderr and its exit code.
+    static func run(_ body: () async throws -> Void) async throws {
+        do {
+            try await body()
+        } catch let e as LatchError {
+            stderr("latch: error: \(e.description)")
+            throw ExitCode(e.exitCode.rawValue)
+        } catch let e as LatchCryptoError {
+            stderr("latch: error: \(e.description)")
+            throw ExitCode(LatchExitCode.verificationFailed.rawValue)
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            stderr("latch: error: \(error)")
+            throw ExitCode(LatchExitCode.failure.rawValue)
+        }
+    }
+
+    static func table(_ rows: [[String]], header: [String]) -> String {
+        let all = [header] + rows
+        var widths = [Int](repeating: 0, count: header.count)
+        for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
+        return all.map { r in
+            r.enumerated().map { i, c in i == r.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+// MARK: - init, configure
+
+struct InitCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "init",
+        abstract: "Generate the admin key pair locally and bootstrap a new server.")
+    @Option(help: "Server URL, e.g. http://127.0.0.1:8484.") var server: String
+    @Option(help: "The one-time bootstrap token the server printed.") var token: String
+    @Option(help: "Profile to create (default \"default\").") var profile: String?
+    @Option(help: "Organisation name.") var org: String = "default"
+    @Option(help: "Tenant name.") var tenant: String = "default"
+    @Option(help: "Admin user name.") var name: String = NSUserName()
+
+    func run() async throws {
+        try await CLI.run {
+            let env = ProcessInfo.processInfo.environment
+            let home = ConfigurationResolver.home(environment: env)
+            let name = profile ?? ProfileStore.defaultProfileName
+            let r = try await Latch.bootstrap(server: server, token: token, profile: name, home: home,
+                                              organisation: org, tenant: tenant, user: self.name)
+            CLI.stderr("latch: bootstrapped \(server) as \(self.name); profile \"\(name)\" saved in \(ProfileStore(home: home).directory(for: name))")
+            CLI.stdout("keyId: \(r.response.keyId)\n")
+        }
+    }
+}
+
+struct ConfigureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "configure", abstract: "Import credentials.",
+                                                    subcommands: [ConfigureAgent.self])
+    struct ConfigureAgent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "agent",
+            abstract: "Import an agent runtime config JSON into a profile (directory 0700, key 0600).")
+        @Option(help: "The runtime config JSON written by `latch agent create`.") var config: String
+        @Option(help: "Profile to write (default \"default\"; never changes the default).") var profile: String?
+        @Flag(help: "Replace an existing profile of that name.") var overwrite = false
+
+        func run() async throws {
+            try await CLI.run {
+                let env = ProcessInfo.processInfo.environment
+                let home = ConfigurationResolver.home(environment: env)
+                let data = try SecureFile.read((config as NSString).expandingTildeInPath)
+                let rc = try RuntimeConfig.parse(data)
+                let key: PrincipalPrivateKey
+                do { key = try PrincipalPrivateKey(pem: rc.privateKey) } catch {
+                    throw LatchError(.configuration, "runtime config privateKey cannot be loaded: \(error)")
+                }
+                let name = profile ?? ProfileStore.defaultProfileName
+                let store = ProfileStore(home: home)
+                try store.importRuntimeConfig(rc, as: name, keyId: key.publicKey.keyId, overwrite: overwrite)
+                CLI.stderr("latch: agent \(rc.agentId) saved as profile \"\(name)\" in \(store.directory(for: name))")
+                if let mode = SecureFile.mode(of: config), mode & 0o077 != 0 {
+                    CLI.stderr("latch: warning: \(config) is readable by others (mode \(String(mode, radix: 8))); delete it now that it is imported")
+                }
+            }
+        }
+    }
+}
+
+// MARK: - agent side
+
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get",
+        abstract: "Print one secret value (no newline added when stdout is not a terminal).")
+    @OptionGroup var options: ProfileOption
+    @Argument(help: "Env name (ITEM_FIELD or ITEM), or ITEM/FIELD, or VAULT/ITEM/FIELD.") var name: String
+
+    func run() async throws {
+        try await CLI.run {
+            let latch = try await options.connect()
+            let value = try latch.get(name)
+            CLI.stdout(value + (isatty(1) == 1 ? "\n" : ""))
+        }
+    }
+}
+
+struct EnvCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "env", abstract: "Print every secret as environment variables.")
+    @OptionGroup var options: ProfileOption
+    @Option(help: "dotenv, json or shell.") var format: String = "dotenv"
+
+    func run() async throws {
+        try await CLI.run {
+            guard let f = EnvFormat(rawValue: format) else {
+                throw LatchError(.usage, "unknown format \(format)", hint: "use dotenv, json or shell")
+            }
+            let latch = try await options.connect()
+            for c in latch.collisions { CLI.stderr("latch: warning: \(c.name) from \(c.dropped) is hidden by \(c.kept)") }
+            CLI.stdout(f.render(latch.env))
+        }
+    }
+}
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run",
+        abstract: "Run a command with the secrets in its environment; secret values in its output are masked.")
+    @OptionGroup var options: ProfileOption
+    @Option(help: "Prefix for every variable name.") var prefix: String = ""
+    @Flag(name: .customLong("no-masking"), help: "Do not mask secret values in the command's output.") var noMasking = false
+    @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
+
+    func run() async throws {
+        var code: Int32 = 0
+        try await CLI.run {
+            guard !command.isEmpty else { throw LatchError(.usage, "no command given", hint: "use `latch run -- CMD ARGS...`") }
+            let latch = try await options.connect()
+            var env = ProcessInfo.processInfo.environment
+            let secrets = latch.env
+            for (k, v) in secrets { env[prefix + k] = v }
+            let supervisor = Supervisor(arguments: command, environment: env, maskedValues: Array(secrets.values), masking: !noMasking)
+            do {
+                code = try supervisor.run()
+            } catch let e as LatchError where e.kind == .process {
+                CLI.stderr("latch: error: \(e.description)")
+                throw ExitCode(Int32(e.status ?? 126))
+            }
+        }
+        if code != 0 { throw ExitCode(code) }
+    }
+}
+
+struct SearchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "search", abstract: "Find secrets by name (never shows values).")
+    @OptionGroup var options: ProfileOption
+    @Argument var query: String = ""
+    @Flag(help: "JSON output.") var json = false
+
+    func run() async throws {
+        try await CLI.run {
+            let found = try await options.connect().search(query)
+            if json { try CLI.json(["secrets": found]); return }
+            CLI.stdout(CLI.table(found.map { [$0.name, $0.vault, $0.item, $0.field] }, header: ["NAME", "VAULT", "ITEM", "FIELD"]))
+        }
+    }
+}
+
+struct WhoamiCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "whoami", abstract: "Show who the configured credentials are.")
+    @OptionGroup var options: ProfileOption
+    @Flag(help: "JSON output.") var json = false
+
+    func run() async throws {
+        try await CLI.run {
+            let latch = try await options.connect(sync: false)
+            if json { try CLI.json(latch.identity); return }
+            let p = latch.identity.principal
+            CLI.stdout("""
+                name:      \(p.name)
+                id:        \(p.id)
+                type:      \(p.type)
+                role:      \(p.role)
+                tenant:    \(p.tenantId)
+                accessKey: \(latch.identity.accessKey)
+                keyId:     \(latch.privateKey.publicKey.keyId)
+                server:    \(latch.configuration.baseURL.absoluteString)
+                profile:   \(latch.configuration.profileName)
+
+                """)
+        }
+    }
+}
+
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "doctor",
+        abstract: "Check configuration, key file permissions, server reachability, key registration and clock.")
+    @OptionGroup var options: ProfileOption
+
+    func run() async throws {
+        var failed = false
+        func report(_ ok: Bool, _ what: String) {
+            CLI.stdout("\(ok ? "ok  " : "FAIL") \(what)\n")
+            if !ok { failed = true }
+        }
+        try await CLI.run {
+            let config = try ConfigurationResolver.resolve(ExplicitConfiguration(profile: options.profile), environment: options.environment)
+            report(true, "configuration: API key from \(config.apiKeySource), key from \(config.privateKeySource), server \(config.baseURL.absoluteString) from \(config.baseURLSource)")
+            if let path = config.privateKeyPath, let mode = SecureFile.mode(of: path) {
+                report(mode & 0o077 == 0, "private key file \(path) mode \(String(mode, radix: 8))\(mode & 0o077 == 0 ? "" : " (run chmod 600)")")
+            }
+            if case .profile(let name) = config.apiKeySource {
+                let store = ProfileStore(home: config.home)
+                let dirMode = SecureFile.mode(of: store.directory(for: name)) ?? 0
+                report(dirMode & 0o077 == 0, "profile directory mode \(String(dirMode, radix: 8))")
+                let secretMode = SecureFile.mode(of: store.apiSecretPath(name)) ?? 0
+                report(secretMode & 0o077 == 0, "API secret file mode \(String(secretMode, radix: 8))")
+            }
+            let key = try PrincipalPrivateKey(pem: config.privateKeyPEM)
+            report(true, "private key loads (\(key.bits) bits, keyId \(key.publicKey.keyId.prefix(16))…)")
+            let started = Date()
+            let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey)
+            do {
+                _ = try await http.send(method: "GET", path: LatchRoutes.healthz)
+                report(true, "server reachable (\(Int(Date().timeIntervalSince(started) * 1000)) ms)")
+            } catch let e as LatchError {
+                report(false, "server reachable: \(e.description)")
+                throw ExitCode(e.exitCode.rawValue)
+            }
+            let me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
+            report(true, "authenticated as \(me.principal.name) (\(me.principal.type))")
+            if let k = me.publicKey {
+                report(k.keyId == key.publicKey.keyId, "public key registered\(k.keyId == key.publicKey.keyId ? "" : " but it is a different key (\(k.keyId.prefix(16))…)")")
+            } else {
+                report(false, "public key not registered yet (the first `latch get` registers it)")
+            }
+            let serverDate = try await Self.serverDate(config.baseURL)
+            if let serverDate {
+                let skew = abs(serverDate.timeIntervalSinceNow)
+                report(skew < 120, "clock skew \(Int(skew)) s against the server")
+            }
+        }
+        if failed { throw ExitCode(LatchExitCode.failure.rawValue) }
+    }
+
+    static func serverDate(_ base: URL) async throws -> Date? {
+        nil   // the server's Date header is not exposed by the transport yet
+    }
+}
+
+struct MachineCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "machine", abstract: "Raw machine API access.",
+                                                    subcommands: [Request.self])
+    struct Request: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "request",
+            abstract: "Send one authenticated request and print the JSON answer.")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "GET, POST, PATCH, PUT or DELETE.") var method: String
+        @Argument(help: "Path under /api/v1/machine (or a full /api/... path).") var path: String
+        @Option(help: "JSON request body.") var body: String?
+
+        func run() async throws {
+            try await CLI.run {
+                if let body, (try? JSONSerialization.jsonObject(with: Data(body.utf8), options: [.fragmentsAllowed])) == nil {
+                    throw LatchError(.usage, "--body is not valid JSON")
+                }
+                let latch = try await options.connect(sync: false)
+                let data = try await latch.request(method: method, path: path, body: body.map { Data($0.utf8) })
+                CLI.stdout(String(decoding: data, as: UTF8.self) + "\n")
+            }
+        }
+    }
+}
+
+// MARK: - operator side
+
+struct VaultCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "vault", abstract: "Create and list vaults.",
+                                                    subcommands: [Create.self, List.self, Items.self])
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a vault (its key is made and wrapped here).")
+        @OptionGroup var options: ProfileOption
+        @Argument var name: String
+        @Option(help: "Project id.") var project: String?
+        @Option(help: "PUBLIC, INTERNAL, CONFIDENTIAL or CUI.") var classification: String = "CONFIDENTIAL"
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let v = try await options.connect().createVault(name: name, projectId: project, dataClassification: classification)
+                if json { try CLI.json(v) } else { CLI.stdout("\(v.id)\n") }
+            }
+        }
+    }
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List vaults you can see.")
+        @OptionGroup var options: ProfileOption
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let vs = try await options.connect(sync: false).listVaults()
+                if json { try CLI.json(["vaults": vs]); return }
+                CLI.stdout(CLI.table(vs.map { [$0.id, $0.name, $0.dataClassification, "v\($0.summaryVersion)"] },
+                                     header: ["ID", "NAME", "CLASSIFICATION", "VERSION"]))
+            }
+        }
+    }
+    struct Items: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List a vault's items and fields (verified; no values).")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "Vault name or id.") var vault: String
+        @Flag(help: "JSON output.") var json = false
+        struct Row: Encodable { var id: String; var name: String; var type: String; var version: Int; var fields: [String] }
+        struct Out: Encodable { var vaultId: String; var vault: String; var items: [Row] }
+        func run() async throws {
+            try await CLI.run {
+                let v = try await options.connect().verifiedVault(vault)
+                let rows = v.items.map { Row(id: $0.id, name: $0.name, type: $0.type, version: $0.version, fields: $0.fields.map(\.name)) }
+                if json { try CLI.json(Out(vaultId: v.id, vault: v.name, items: rows)); return }
+                CLI.stdout(CLI.table(rows.map { [$0.id, $0.name, $0.type, "v\($0.version)", $0.fields.joined(separator: ",")] },
+                                     header: ["ID", "NAME", "TYPE", "VERSION", "FIELDS"]))
+            }
+        }
+    }
+}
+
+struct SecretCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "secret", abstract: "Write secrets.", subcommands: [Set.self])
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set",
+            abstract: "Set a secret from standard input or --from-file (a new item, or a new version of an existing one).")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "Vault name or id.") var vault: String
+        @Argument(help: "Item name.") var item: String
+        @Option(help: "Field name (default \"value\").") var field: String?
+        @Option(help: "Item type for a new item: LOGIN, API_KEY, DATABASE, SSH_KEY, SERVER, SECURE_NOTE, CREDIT_CARD, CUSTOM.") var type: String = "API_KEY"
+        @Option(name: .customLong("from-file"), help: "Read the value from this file.") var fromFile: String?
+        @Option(help: "The value itself (visible in shell history and process lists; avoid).") var value: String?
+
+        func run() async throws {
+            try await CLI.run {
+                var secret: String
+                if let value {
+                    CLI.stderr("latch: warning: --value puts the secret in your shell history and the process list; prefer standard input or --from-file")
+                    secret = value
+                } else if let fromFile {
+                    secret = String(decoding: try SecureFile.read(fromFile), as: UTF8.self)
+                } else {
+                    if isatty(0) == 1 { CLI.stderr("latch: reading the value from standard input (end with Ctrl-D)") }
+                    secret = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+                    if secret.hasSuffix("\n") { secret.removeLast() }
+                    if secret.hasSuffix("\r") { secret.removeLast() }
+                }
+                guard !secret.isEmpty else { throw LatchError(.usage, "the value is empty") }
+                let r = try await options.connect().setSecret(vault: vault, item: item, field: field, itemType: type.uppercased(), value: secret)
+                CLI.stderr("latch: \(item) saved (version \(r.version))")
+            }
+        }
+    }
+}
+
+struct AgentCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Create and list agents.",
+                                                    subcommands: [Create.self, List.self])
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an agent; its key pair is generated here and the one-time runtime config written to --out (0600).")
+        @OptionGroup var options: ProfileOption
+        @Argument var name: String
+        @Option(name: .customLong("vault"), help: "Vault to grant READ on (repeatable).") var vaults: [String] = []
+        @Option(name: .customLong("group"), help: "Security group to add the agent to (repeatable).") var groups: [String] = []
+        @Option(help: "Where to write the runtime config JSON.") var out: String
+        @Flag(help: "Replace --out if it exists.") var overwrite = false
+
+        func run() async throws {
+            try await CLI.run {
+                if !groups.isEmpty { throw LatchError(.usage, "--group is not supported by this build yet", hint: "grant vaults with --vault") }
+                if FileManager.default.fileExists(atPath: out) && !overwrite {
+                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
+                }
+                let config = try await options.connect().createAgent(name: name, vaults: vaults)
+                try SecureFile.write(try config.encoded(), to: out, mode: 0o600)
+                CLI.stderr("latch: agent \(name) (\(config.agentId)) created; runtime config written to \(out) (0600). It cannot be downloaded again.")
+                CLI.stdout("\(config.agentId)\n")
+            }
+        }
+    }
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List agents.")
+        @OptionGroup var options: ProfileOption
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let agents = try await options.connect(sync: false).listAgents()
+                if json { try CLI.json(["agents": agents]); return }
+                CLI.stdout(CLI.table(agents.map { [$0.id, $0.name, $0.role, $0.activeKeyId.map { String($0.prefix(16)) } ?? "-"] },
+                                     header: ["ID", "NAME", "ROLE", "KEY"]))
+            }
+        }
+    }
+}
+
+struct ShareTarget: ParsableArguments {
+    @Option(help: "Agent name or id.") var agent: String?
+    @Option(help: "User name or id.") var user: String?
+    @Option(help: "Security group name or id.") var group: String?
+
+    func resolve(_ latch: Latch) async throws -> PrincipalInfo {
+        let given = [agent, user, group].compactMap { $0 }
+        guard given.count == 1 else { throw LatchError(.usage, "give exactly one of --agent, --user or --group") }
+        if group != nil { throw LatchError(.usage, "--group is not supported by this build yet") }
+        if let agent { return try await latch.principal(named: agent, type: "AGENT") }
+        return try await latch.principal(named: user ?? "", type: "USER")
+    }
+}
+
+struct ShareCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "share",
+        abstract: "Grant access to a vault and wrap its key to the recipient's registered public key.")
+    @OptionGroup var options: ProfileOption
+    @Argument(help: "Vault name or id.") var vault: String
+    @OptionGroup var target: ShareTarget
+    @Option(help: "READ, WRITE or ADMIN.") var level: String = "READ"
+
+    func run() async throws {
+        try await CLI.run {
+            guard ["READ", "WRITE", "ADMIN"].contains(level.uppercased()) else { throw LatchError(.usage, "--level must be READ, WRITE or ADMIN") }
+            let latch = try await options.connect()
+            let p = try await target.resolve(latch)
+            try await latch.share(vault: vault, principal: p, level: level.uppercased())
+            CLI.stderr("latch: \(p.name) has \(level.uppercased()) on \(vault)\(p.activeKeyId == nil ? " (pending: it has no public key yet)" : "")")
+        }
+    }
+}
+
+struct RevokeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "revoke",
+        abstract: "Remove a principal's grant on a vault (DEK rotation is not done by this build).")
+    @OptionGroup var options: ProfileOption
+    @Argument(help: "Vault name or id.") var vault: String
+    @OptionGroup var target: ShareTarget
+
+    func run() async throws {
+        try await CLI.run {
+            let latch = try await options.connect(sync: false)
+            let p = try await target.resolve(latch)
+            try await latch.revoke(vault: vault, principal: p)
+            CLI.stderr("latch: \(p.name) no longer has access to \(vault)")
+        }
+    }
+}
+
+enum ClientCommands {
+    static let all: [any ParsableCommand.Type] = [
+        InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
+        VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self,
+        WhoamiCommand.self, DoctorCommand.self, MachineCommand.self,
+    ]
+}

@@ -1,0 +1,269 @@
+import Foundation
+import LatchCrypto
+import LatchWire
+
+/// One secret's address (no value): what `search` returns.
+public struct SecretName: Sendable, Codable, Equatable {
+    public var name: String
+    public var vaultId: String
+    public var vault: String
+    public var itemId: String
+    public var item: String
+    public var field: String
+    public var type: String
+}
+
+/// The Latchkey client: authenticates, registers its public key if the server lacks it,
+/// syncs and verifies every vault it can read, and serves decrypted values from memory.
+/// Nothing it decrypts is written to disk; what it has seen (checkpoint versions) is.
+public final class Latch: @unchecked Sendable {
+    public let configuration: ResolvedConfiguration
+    public let http: LatchHTTPClient
+    public let privateKey: PrincipalPrivateKey
+    public private(set) var identity: MeResponse
+    let seenPath: String?
+    private let lock = NSLock()
+    private var vaults: [String: VerifiedVault] = [:]
+    private var vaultInfos: [String: VaultInfo] = [:]
+    private var plan = EnvNames.Plan(assignments: [], collisions: [], unnamed: [])
+    private var seen: SeenState
+    /// Vaults the caller can list but cannot open yet (no wrapped key), with the reason.
+    public private(set) var unavailableVaults: [String: String] = [:]
+
+    init(configuration: ResolvedConfiguration, http: LatchHTTPClient, privateKey: PrincipalPrivateKey, identity: MeResponse,
+         seenPath: String?, seen: SeenState) {
+        self.configuration = configuration
+        self.http = http
+        self.privateKey = privateKey
+        self.identity = identity
+        self.seenPath = seenPath
+        self.seen = seen
+    }
+
+    // MARK: creation
+
+    /// Configure from explicit arguments, then the environment, then the profile; authenticate
+    /// (`GET /me`); register the public key if the server has none (idempotent); and, when
+    /// `sync` is true, load and verify every readable vault.
+    public static func create(apiKey: String? = nil, privateKeyPath: String? = nil, privateKeyPEM: String? = nil,
+                              baseURL: String? = nil, profile: String? = nil,
+                              environment: [String: String] = ProcessInfo.processInfo.environment,
+                              transport: (any HTTPTransport)? = nil, sync: Bool = true) async throws -> Latch {
+        let config = try ConfigurationResolver.resolve(
+            ExplicitConfiguration(apiKey: apiKey, privateKeyPath: privateKeyPath, privateKeyPEM: privateKeyPEM,
+                                  baseURL: baseURL, profile: profile),
+            environment: environment)
+        return try await create(configuration: config, transport: transport, sync: sync)
+    }
+
+    public static func create(configuration config: ResolvedConfiguration, transport: (any HTTPTransport)? = nil,
+                              sync: Bool = true) async throws -> Latch {
+        let key: PrincipalPrivateKey
+        do { key = try PrincipalPrivateKey(pem: config.privateKeyPEM) } catch {
+            throw LatchError(.configuration, "private key from \(config.privateKeySource) cannot be loaded: \(error)",
+                             hint: "give a PKCS#8 or PKCS#1 RSA private key PEM (2048-4096 bits)")
+        }
+        let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? URLSessionTransport())
+        var me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
+        if let registered = me.publicKey {
+            guard registered.keyId == key.publicKey.keyId else {
+                throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.publicKey.keyId.prefix(16))…",
+                                 hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`)")
+            }
+        } else {
+            _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: key.publicKey.pem))
+            me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
+        }
+        let seenPath: String?
+        if case .profile(let name) = config.apiKeySource {
+            seenPath = ProfileStore(home: config.home).seenStatePath(name)
+        } else {
+            let safe = String(config.accessKey.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "_" })
+            seenPath = config.home + "/state/" + safe + ".seen.json"
+        }
+        let seen = try seenPath.map(SeenState.load(path:)) ?? SeenState()
+        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, seen: seen)
+        if sync { try await latch.refresh() }
+        return latch
+    }
+
+    // MARK: reading
+
+    /// Every exported secret, by env name (see `EnvNames`).
+    public var env: [String: String] {
+        lock.withLock {
+            var out: [String: String] = [:]
+            for a in plan.assignments {
+                if let v = value(of: a.field) { out[a.name] = v }
+            }
+            return out
+        }
+    }
+
+    /// Env-name collisions of the last sync (names only).
+    public var collisions: [(name: String, kept: String, dropped: String)] {
+        lock.withLock { plan.collisions.map { ($0.name, $0.kept.path, $0.dropped.path) } }
+    }
+
+    private func value(of f: EnvNames.Field) -> String? {
+        vaults[f.vaultId]?.items.first { $0.id == f.itemId }?.fields.first { $0.id == f.fieldId }?.value
+    }
+
+    /// One value by env name (`ITEM_FIELD` or `ITEM`), or by `ITEM/FIELD` / `VAULT/ITEM/FIELD`.
+    public func get(_ name: String) throws -> String {
+        try lock.withLock {
+            if let a = plan.assignments.first(where: { $0.name == name }), let v = value(of: a.field) { return v }
+            if let c = plan.collisions.first(where: { $0.name == name }) {
+                throw LatchError(.usage, "\(name) is ambiguous: \(c.kept.path) and \(c.dropped.path)",
+                                 hint: "rename one item, or ask for VAULT/ITEM/FIELD")
+            }
+            let parts = name.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            if parts.count == 2 || parts.count == 3 {
+                let (vaultName, itemName, fieldName) = parts.count == 3 ? (parts[0] as String?, parts[1], parts[2]) : (nil, parts[0], parts[1])
+                let matches = vaults.values.filter { vaultName == nil || $0.name == vaultName }.flatMap { v in
+                    v.items.filter { $0.name == itemName }.flatMap { $0.fields.filter { $0.name == fieldName } }
+                }
+                if matches.count == 1 { return matches[0].value }
+                if matches.count > 1 { throw LatchError(.usage, "\(name) matches \(matches.count) fields", hint: "use VAULT/ITEM/FIELD") }
+            }
+            if let snake = EnvNames.screamingSnake(name), snake != name,
+               let a = plan.assignments.first(where: { $0.name == snake }), let v = value(of: a.field) { return v }
+            throw LatchError(.notFound, "no secret named \(name)", hint: "list names with `latch search ''` or `latch env --format json | jq keys`")
+        }
+    }
+
+    /// Secret names matching `query` (case-insensitive substring of the env name, vault, item
+    /// or field name). Never values.
+    public func search(_ query: String) -> [SecretName] {
+        let q = query.lowercased()
+        return lock.withLock {
+            plan.assignments.compactMap { a -> SecretName? in
+                let f = a.field
+                let type = vaults[f.vaultId]?.items.first { $0.id == f.itemId }?.fields.first { $0.id == f.fieldId }?.type ?? ""
+                let hay = [a.name, f.vaultName, f.itemName, f.fieldName].map { $0.lowercased() }
+                guard q.isEmpty || hay.contains(where: { $0.contains(q) }) else { return nil }
+                return SecretName(name: a.name, vaultId: f.vaultId, vault: f.vaultName, itemId: f.itemId, item: f.itemName, field: f.fieldName, type: type)
+            }
+        }
+    }
+
+    /// Verified vaults (names and ids; values stay inside).
+    public var verifiedVaults: [VerifiedVault] { lock.withLock { vaults.values.sorted { $0.name < $1.name } } }
+
+    // MARK: sync
+
+    /// Load what changed since the last sync (vaults whose summary version moved, and within
+    /// them items whose detail version moved), verify it all, and swap it in. On any failed
+    /// check nothing is swapped in.
+    public func refresh() async throws {
+        let list = try await http.getJSON(VaultListResponse.self, LatchRoutes.vaults).vaults.filter { !$0.archived }
+        var newVaults: [String: VerifiedVault] = [:]
+        var newInfos: [String: VaultInfo] = [:]
+        var unavailable: [String: String] = [:]
+        var seenCopy = lock.withLock { seen }
+        let (oldVaults, oldInfos) = lock.withLock { (vaults, vaultInfos) }
+        for info in list {
+            if let old = oldVaults[info.id], let oldInfo = oldInfos[info.id],
+               oldInfo.summaryVersion == info.summaryVersion, oldInfo.currentDekVersion == info.currentDekVersion {
+                newVaults[info.id] = old
+                newInfos[info.id] = info
+                continue
+            }
+            do {
+                let material = try await fetchMaterial(vaultId: info.id, previous: oldVaults[info.id])
+                newVaults[info.id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
+                newInfos[info.id] = info
+            } catch let e as LatchError where e.kind == .forbidden || e.kind == .notFound {
+                unavailable[info.id] = e.message
+            }
+        }
+        var fields: [EnvNames.Field] = []
+        for v in newVaults.values {
+            for item in v.items {
+                for f in item.fields {
+                    fields.append(EnvNames.Field(vaultId: v.id, vaultName: v.name, itemId: item.id, itemName: item.name,
+                                                 itemFieldCount: item.fields.count, fieldId: f.id, fieldName: f.name,
+                                                 order: f.order, isEnvironmentVariable: f.isEnvironmentVariable))
+                }
+            }
+        }
+        let newPlan = EnvNames.plan(fields)
+        lock.withLock {
+            vaults = newVaults
+            vaultInfos = newInfos
+            plan = newPlan
+            seen = seenCopy
+            unavailableVaults = unavailable
+        }
+        if let seenPath { try? seenCopy.save(path: seenPath) }
+    }
+
+    /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
+    /// are not fetched again: their verified detail is re-checked against the new summary.
+    func fetchMaterial(vaultId: String, previous: VerifiedVault?) async throws -> VaultMaterial {
+        let keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId))
+        var directory: [DirectoryKey] = []
+        for k in keys.publicKeys {
+            guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
+                throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
+            }
+            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level))
+        }
+        let wrapsResponse = try await http.getJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKey(vaultId))
+        var wraps: [VaultMaterial.WrappedKey] = []
+        for w in wrapsResponse.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {
+            guard let bytes = Data(base64Encoded: w.wrappedKey) else {
+                throw VaultVerifier.fail("vault \(vaultId): wrapped key is not base64")
+            }
+            wraps.append(.init(dekVersion: w.dekVersion, wrappedKey: bytes, statement: try Self.envelope(w.statement, what: "vault \(vaultId) wrapped-key statement")))
+        }
+        let itemsResponse = try await http.getJSON(VaultItemsResponse.self, LatchRoutes.vaultItems(vaultId))
+        let summary: SignedEnvelope<VaultSummaryCheckpoint> = try Self.envelope(itemsResponse.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint")
+        var items: [VaultMaterial.Item] = []
+        for entry in summary.checkpoint.items {
+            let detail = try await http.getJSON(ItemDetailResponse.self, LatchRoutes.vaultItem(vaultId, entry.id))
+            let env: SignedEnvelope<ItemDetailCheckpoint> = try Self.envelope(detail.detailCheckpoint, what: "item \(entry.id) detail checkpoint")
+            var envelopes: [String: String] = [:]
+            for f in detail.fields { envelopes[f.id] = f.value }
+            items.append(.init(id: detail.id, detail: env, envelopes: envelopes))
+        }
+        return VaultMaterial(vaultId: vaultId, summary: summary, wrappedKeys: wraps, items: items, directory: directory)
+    }
+
+    static func envelope<S: SignedStatement>(_ text: String, what: String) throws -> SignedEnvelope<S> {
+        do {
+            return try JSONDecoder().decode(SignedEnvelope<S>.self, from: Data(text.utf8))
+        } catch {
+            throw VaultVerifier.fail("\(what) is malformed (\(error))")
+        }
+    }
+
+    // MARK: raw access
+
+    /// A raw machine-API request (`path` under the base URL, e.g. `/api/v1/machine/me`, or
+    /// relative to `/api/v1/machine` when it does not start with `/api/`).
+    public func request(method: String, path: String, body: Data? = nil) async throws -> Data {
+        let full = path.hasPrefix("/api/") || path == "/healthz" ? path : LatchRoutes.machine + (path.hasPrefix("/") ? path : "/" + path)
+        return try await http.send(method: method, path: full, body: body)
+    }
+}
+
+extension LatchHTTPClient {
+    public func getJSON<T: Decodable>(_ type: T.Type, _ path: String) async throws -> T {
+        try decodeWire(type, try await send(method: "GET", path: path), path: path)
+    }
+
+    public func postJSON<T: Decodable>(_ type: T.Type, _ path: String, body: some Encodable, method: String = "POST") async throws -> T {
+        let data = try LatchJSON.encoder().encode(body)
+        return try decodeWire(type, try await send(method: method, path: path, body: data), path: path)
+    }
+
+    func decodeWire<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {
+        do {
+            return try LatchJSON.decoder().decode(type, from: data)
+        } catch {
+            throw LatchError(.invalidResponse, "unexpected answer to \(path): \(Self.describe(error))",
+                             hint: "the server and client versions may not match")
+        }
+    }
+}
