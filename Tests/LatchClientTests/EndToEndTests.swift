@@ -1,0 +1,253 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drives the real `latch` binary (built next to this test bundle) against a real
+/// `latch serve` on a free port with a temporary data dir and LATCH_HOME.
+struct LatchProcess {
+    static func binary() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["LATCH_BIN"] { return explicit }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("latch").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir = dir.deletingLastPathComponent()
+        }
+        struct Missing: Error, CustomStringConvertible { var description: String }
+        throw Missing(description: "the latch executable was not found next to the test bundle (\(CommandLine.arguments[0])); run `swift build` first or set LATCH_BIN")
+    }
+
+    struct Result { var code: Int32; var out: String; var err: String }
+
+    static func run(_ args: [String], env: [String: String], stdin: String? = nil) throws -> Result {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try binary())
+        p.arguments = args
+        p.environment = env
+        let out = Pipe(), err = Pipe(), input = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = input
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        let errData = LockedData()
+        let t = Thread { errData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        t.start()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        while !errData.done { usleep(1000) }
+        return Result(code: p.terminationStatus, out: String(decoding: o, as: UTF8.self), err: String(decoding: errData.value, as: UTF8.self))
+    }
+}
+
+final class LockedData: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data = Data()
+    private var finished = false
+    func set(_ d: Data) { lock.lock(); data = d; finished = true; lock.unlock() }
+    var done: Bool { lock.lock(); defer { lock.unlock() }; return finished }
+    var value: Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// A running `latch serve` with its own data dir.
+final class TestServer: @unchecked Sendable {
+    let process = Process()
+    let dir: String
+    let url: String
+    let token: String
+
+    init() throws {
+        dir = NSTemporaryDirectory() + "latch-e2e-\(UUID().uuidString.lowercased())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let log = dir + "/serve.log"
+        FileManager.default.createFile(atPath: log, contents: nil)
+        process.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
+        process.arguments = ["serve", "--data-dir", dir + "/data", "--port", "0", "--rate-limit", "0"]
+        process.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"]
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        var found: String? = nil
+        for _ in 0..<600 {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            if let r = text.range(of: "listening on http") {
+                let rest = text[text.index(r.upperBound, offsetBy: -4)...]
+                found = String(rest.prefix { !$0.isWhitespace })
+                break
+            }
+            if !process.isRunning { break }
+            usleep(50_000)
+        }
+        guard let found, let token = try? String(contentsOfFile: dir + "/data/bootstrap-token", encoding: .utf8) else {
+            process.terminate()
+            struct StartFailed: Error, CustomStringConvertible { var description: String }
+            throw StartFailed(description: "latch serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        }
+        url = found
+        self.token = token.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate(); process.waitUntilExit() }
+    }
+}
+
+@Suite(.serialized) struct EndToEndTests {
+    @Test func operatorAndAgentStory() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let home = server.dir + "/home"
+        let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": server.dir]
+        func latch(_ args: String..., stdin: String? = nil, extra: [String: String] = [:]) throws -> LatchProcess.Result {
+            try LatchProcess.run(args, env: env.merging(extra) { $1 }, stdin: stdin)
+        }
+
+        // operator
+        let initR = try latch("init", "--server", server.url, "--token", server.token, "--name", "alice")
+        #expect(initR.code == 0, "\(initR.err)")
+        #expect(try latch("init", "--server", server.url, "--token", server.token).code != 0)   // token is single-use / profile exists
+        let vault = try latch("vault", "create", "prod")
+        #expect(vault.code == 0, "\(vault.err)")
+        let set1 = try latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0001\n")
+        #expect(set1.code == 0, "\(set1.err)")
+        #expect(try latch("secret", "set", "prod", "database", "--field", "username", stdin: "app_user").code == 0)
+        let keyFile = server.dir + "/openai.txt"
+        try "sk-openai-abcdef".write(toFile: keyFile, atomically: true, encoding: .utf8)
+        #expect(try latch("secret", "set", "prod", "openai", "--from-file", keyFile).code == 0)
+        let withValue = try latch("secret", "set", "prod", "stripe", "--value", "sk-stripe-999")
+        #expect(withValue.code == 0)
+        #expect(withValue.err.contains("warning"))
+        let list = try latch("vault", "list", "--json")
+        #expect(list.out.contains("\"prod\""))
+        let items = try latch("vault", "items", "prod", "--json")
+        #expect(items.out.contains("database") && !items.out.contains("pg-pass-0001"))
+
+        let bot = server.dir + "/bot.json"
+        let create = try latch("agent", "create", "bot", "--vault", "prod", "--out", bot)
+        #expect(create.code == 0, "\(create.err)")
+        #expect(create.out.count > 30)
+        let attrs = try FileManager.default.attributesOfItem(atPath: bot)
+        #expect((attrs[.posixPermissions] as? Int) == 0o600)
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: bot))) as? [String: String] ?? [:]
+        for key in ["agentId", "accessKey", "accessSecret", "privateKey", "baseUrl"] { #expect(config[key]?.isEmpty == false, "\(key)") }
+        try expectOpenSSLLoads(config["privateKey"] ?? "", dir: server.dir)
+
+        // agent
+        #expect(try latch("configure", "agent", "--config", bot, "--profile", "bot").code == 0)
+        let whoami = try latch("whoami", "--profile", "bot")
+        #expect(whoami.out.contains("bot"))
+        let get = try latch("get", "DATABASE_PASSWORD", "--profile", "bot")
+        #expect(get.code == 0, "\(get.err)")
+        #expect(get.out == "pg-pass-0001")
+        #expect(try latch("get", "OPENAI", "--profile", "bot").out == "sk-openai-abcdef")
+        let envJSON = try latch("env", "--format", "json", "--profile", "bot")
+        let decoded = try JSONDecoder().decode([String: String].self, from: Data(envJSON.out.utf8))
+        #expect(decoded == ["DATABASE_PASSWORD": "pg-pass-0001", "DATABASE_USERNAME": "app_user", "OPENAI": "sk-openai-abcdef", "STRIPE": "sk-stripe-999"])
+        let search = try latch("search", "data", "--profile", "bot", "--json")
+        #expect(search.out.contains("DATABASE_PASSWORD") && !search.out.contains("pg-pass-0001"))
+
+        let run = try latch("run", "--profile", "bot", "--", "sh", "-c", "echo \"key=$OPENAI\"; echo \"pw=$DATABASE_PASSWORD\" >&2; exit 7")
+        #expect(run.code == 7)
+        #expect(run.out == "key=<concealed by latch>\n")
+        #expect(run.err == "pw=<concealed by latch>\n")
+        let plain = try latch("run", "--profile", "bot", "--no-masking", "--prefix", "APP_", "--", "sh", "-c", "printf %s \"$APP_OPENAI\"")
+        #expect(plain.code == 0)
+        #expect(plain.out == "sk-openai-abcdef")
+        let signalled = try latch("run", "--profile", "bot", "--", "sh", "-c", "kill -KILL $$")
+        #expect(signalled.code == 128 + 9)
+
+        // update: the agent sees the new value
+        #expect(try latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0002").code == 0)
+        #expect(try latch("get", "DATABASE_PASSWORD", "--profile", "bot").out == "pg-pass-0002")
+
+        // second agent: nothing until shared
+        let bot2 = server.dir + "/bot2.json"
+        #expect(try latch("agent", "create", "bot2", "--out", bot2).code == 0)
+        #expect(try latch("configure", "agent", "--config", bot2, "--profile", "bot2").code == 0)
+        #expect(try latch("get", "OPENAI", "--profile", "bot2").code == 66)
+        let share = try latch("share", "prod", "--agent", "bot2")
+        #expect(share.code == 0, "\(share.err)")
+        #expect(try latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
+        let agents = try latch("agent", "list", "--json")
+        #expect(agents.out.contains("bot2"))
+
+        // R4 aliases only (no profile, empty LATCH_HOME)
+        let keyPath = server.dir + "/bot.pem"
+        try (config["privateKey"] ?? "").write(toFile: keyPath, atomically: true, encoding: .utf8)
+        let r4 = try LatchProcess.run(["get", "OPENAI"], env: [
+            "PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/empty-home", "HOME": server.dir,
+            "R4_API_KEY": (config["accessKey"] ?? "") + "." + (config["accessSecret"] ?? ""),
+            "R4_PRIVATE_KEY_PATH": keyPath, "R4_BASE_URL": config["baseUrl"] ?? "",
+        ])
+        #expect(r4.code == 0, "\(r4.err)")
+        #expect(r4.out == "sk-openai-abcdef")
+
+        // exit codes
+        let missing = try latch("get", "NOPE", "--profile", "bot")
+        #expect(missing.code == 66)
+        #expect(missing.err.hasPrefix("latch: error: ") && missing.err.split(separator: "\n").count == 1)
+        #expect(try latch("get", "OPENAI", extra: ["LATCH_API_KEY": "wrong.key"], ).code == 67)
+        #expect(try latch("get").code == 64)
+        #expect(try latch("get", "X", "--profile", "nobody").code == 78)
+        #expect(try latch("get", "X", extra: ["LATCH_BASE_URL": "http://127.0.0.1:1"]).code == 69)
+        let machine = try latch("machine", "request", "GET", "/me", "--profile", "bot")
+        #expect(machine.code == 0 && machine.out.contains("\"principal\""))
+        let doctor = try latch("doctor", "--profile", "bot")
+        #expect(doctor.code == 0, "\(doctor.out)\(doctor.err)")
+
+        // revoke: the agent can no longer read
+        #expect(try latch("revoke", "prod", "--agent", "bot").code == 0)
+        let after = try latch("get", "OPENAI", "--profile", "bot")
+        #expect(after.code != 0)
+        #expect(try latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
+
+        // nothing secret on disk in LATCH_HOME besides the key and API-secret files
+        for file in FileManager.default.enumerator(atPath: home)?.allObjects as? [String] ?? [] {
+            let text = (try? String(contentsOfFile: home + "/" + file, encoding: .utf8)) ?? ""
+            for value in ["pg-pass-0001", "pg-pass-0002", "sk-openai-abcdef", "app_user", "sk-stripe-999"] {
+                #expect(!text.contains(value), "\(file) holds a secret value")
+            }
+        }
+    }
+
+    @Test func runForwardsSignals() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let home = server.dir + "/home"
+        let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": server.dir]
+        #expect(try LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
+        let marker = server.dir + "/ready"
+        p.arguments = ["run", "--", "sh", "-c", "trap 'exit 42' TERM; touch \(marker); while :; do sleep 0.05; done"]
+        p.environment = env
+        try p.run()
+        for _ in 0..<400 where !FileManager.default.fileExists(atPath: marker) { usleep(25_000) }
+        #expect(FileManager.default.fileExists(atPath: marker))
+        kill(p.processIdentifier, SIGTERM)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 42)
+    }
+}
+
+func expectOpenSSLLoads(_ pem: String, dir: String) throws {
+    let path = dir + "/rc-key.pem"
+    try pem.write(toFile: path, atomically: true, encoding: .utf8)
+    let openssl = ["/usr/bin/openssl", "/usr/local/bin/openssl"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    guard let openssl else {
+        Issue.record("the `openssl` tool is required (apt-get install openssl)")
+        return
+    }
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: openssl)
+    p.arguments = ["pkey", "-in", path, "-noout", "-text_pub"]
+    p.standardOutput = Pipe()
+    p.standardError = Pipe()
+    try p.run()
+    p.waitUntilExit()
+    #expect(p.terminationStatus == 0, "openssl pkey rejected the runtime config's privateKey")
+}
