@@ -65,6 +65,7 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
 ]
