@@ -66,11 +66,12 @@ public struct LatchService: Sendable {
     /// Runs `body` in one write transaction with an audit event appended on success; on a
     /// domain error, records a failed event (in its own transaction) and rethrows.
     func perform<T: Sendable>(
-        _ ctx: AuthContext?, _ action: String, assetType: String? = nil, assetId: String? = nil,
+        _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
         do {
+            if let permission, let ctx { try ctx.require(permission) }
             return try await store.write { tx in
                 let (result, detail) = try await body(tx)
                 try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
