@@ -63,6 +63,10 @@ targets += [
 ]
 
 // MARK: - Benchmarks
+products += [.executable(name: "latch-bench", targets: ["LatchBench"])]
+targets += [
+    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto"], swiftSettings: swiftSettings),
+]
 
 let package = Package(
     name: "latchkey",

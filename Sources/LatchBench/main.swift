@@ -1,0 +1,3 @@
+import LatchLog
+import LatchCrypto
+print("latch-bench: skeleton")
