@@ -168,7 +168,8 @@ public struct NoteVerifier: Sendable, Hashable {
 
     /// Parses a verifier key string (`name+hex8+base64`). The key ID must match the key.
     public init(keyString: String) throws {
-        let parts = keyString.split(separator: "+", omittingEmptySubsequences: false)
+        // Standard base64 may itself contain '+', so only the first two separate fields.
+        let parts = keyString.split(separator: "+", maxSplits: 2, omittingEmptySubsequences: false)
         guard parts.count == 3 else { throw LogError.key("verifier key is not <name>+<hex key ID>+<base64 key>") }
         let name = String(parts[0])
         do { try NoteKeys.checkName(name) } catch { throw LogError.key("verifier key name is invalid: \(error)") }
@@ -234,7 +235,8 @@ public struct NoteSigner: Sendable, CustomStringConvertible, CustomDebugStringCo
 
     /// Parses a signer key string (`PRIVATE+KEY+name+hex8+base64`). The key ID must match.
     public init(secretKeyString: String) throws {
-        let parts = secretKeyString.split(separator: "+", omittingEmptySubsequences: false)
+        // Standard base64 may itself contain '+', so only the first four separate fields.
+        let parts = secretKeyString.split(separator: "+", maxSplits: 4, omittingEmptySubsequences: false)
         guard parts.count == 5, parts[0] == "PRIVATE", parts[1] == "KEY" else {
             throw LogError.key("signer key is not PRIVATE+KEY+<name>+<hex key ID>+<base64 seed>")
         }

@@ -19,6 +19,7 @@ struct GoNoteExample: Decodable {
     let signerKey: String
     let text: String
     let signedNote: String
+    let verifierKeyWithPlus: String
 }
 
 @Suite("Signed notes and checkpoints")
@@ -65,6 +66,10 @@ struct SignedNoteTests {
         let parsed = try SignedNote(parsing: v.signedNote)
         #expect(parsed.text == v.text)
         #expect(try parsed.verify(with: [verifier]).count == 1)
+        // Base64 may contain '+': only the first separators split the key string.
+        let plus = try NoteVerifier(keyString: v.verifierKeyWithPlus)
+        #expect(plus.name == "TEST" && plus.keyString == v.verifierKeyWithPlus)
+        #expect(throws: LogError.self) { try parsed.verify(with: [plus]) }
         expectVectorsRan(1, "Go sumdb/note example")
     }
 
