@@ -78,7 +78,8 @@ public enum MerkleProof {
     /// equal roots.
     public static func verifyConsistency(size1: UInt64, size2: UInt64, proof: [MerkleHash],
                                          root1: MerkleHash, root2: MerkleHash) throws {
-        try verifyConsistency(size1: size1, size2: size2, proof: proof.map(\.data), root1: root1.data, root2: root2.data)
+        if try checkSizes(size1: size1, size2: size2, proofCount: proof.count, rootsEqual: root1 == root2) { return }
+        try verifyDistinctSizes(size1: size1, size2: size2, proof: proof, root1: root1, root2: root2)
     }
 
     /// ``verifyConsistency(size1:size2:proof:root1:root2:)`` over raw bytes.
@@ -88,29 +89,37 @@ public enum MerkleProof {
     /// as bytes, whatever their length; otherwise both roots and every proof hash must be 32 bytes.
     public static func verifyConsistency(size1: UInt64, size2: UInt64, proof: [Data],
                                          root1: Data, root2: Data) throws {
+        if try checkSizes(size1: size1, size2: size2, proofCount: proof.count, rootsEqual: root1 == root2) { return }
+        guard let old = MerkleHash(root1) else { throw LogError.hash("root1 is \(root1.count) bytes, not 32") }
+        guard let new = MerkleHash(root2) else { throw LogError.hash("root2 is \(root2.count) bytes, not 32") }
+        try verifyDistinctSizes(size1: size1, size2: size2, proof: hashes(proof, what: "consistency proof"), root1: old, root2: new)
+    }
+
+    /// Checks the size rules; returns true when the sizes are equal and the (empty) proof holds.
+    private static func checkSizes(size1: UInt64, size2: UInt64, proofCount: Int, rootsEqual: Bool) throws -> Bool {
         guard size1 >= 1 else {
             throw LogError.size("no consistency proof can start from an empty tree (size1 = 0)")
         }
         guard size1 <= size2 else {
             throw LogError.size("size1 \(size1) is larger than size2 \(size2)")
         }
-        if size1 == size2 {
-            guard proof.isEmpty else {
-                throw LogError.proof("consistency proof between equal sizes must be empty, got \(proof.count) hashes")
-            }
-            guard root1 == root2 else {
-                throw LogError.proof("trees of equal size \(size1) have different roots")
-            }
-            return
+        guard size1 == size2 else { return false }
+        guard proofCount == 0 else {
+            throw LogError.proof("consistency proof between equal sizes must be empty, got \(proofCount) hashes")
         }
-        guard let old = MerkleHash(root1) else { throw LogError.hash("root1 is \(root1.count) bytes, not 32") }
-        guard let new = MerkleHash(root2) else { throw LogError.hash("root2 is \(root2.count) bytes, not 32") }
-        let path = try hashes(proof, what: "consistency proof")
-        let (r1, r2) = try rootsFromConsistencyProof(size1: size1, size2: size2, proof: path, root1: old)
-        guard r1 == old else {
+        guard rootsEqual else {
+            throw LogError.proof("trees of equal size \(size1) have different roots")
+        }
+        return true
+    }
+
+    private static func verifyDistinctSizes(size1: UInt64, size2: UInt64, proof: [MerkleHash],
+                                            root1: MerkleHash, root2: MerkleHash) throws {
+        let (r1, r2) = try rootsFromConsistencyProof(size1: size1, size2: size2, proof: proof, root1: root1)
+        guard r1 == root1 else {
             throw LogError.proof("consistency proof \(size1)→\(size2) does not lead to root1")
         }
-        guard r2 == new else {
+        guard r2 == root2 else {
             throw LogError.proof("consistency proof \(size1)→\(size2) does not lead to root2")
         }
     }
