@@ -80,10 +80,17 @@ public struct MerkleHash: Sendable, Hashable, Comparable, CustomStringConvertibl
     public static let emptyRoot = MerkleHash(SHA256.hash(data: [UInt8]()))
 
     /// The leaf hash of `input`: `SHA-256(0x00 || input)`.
+    @inlinable
     public static func leaf(_ input: some DataProtocol) -> MerkleHash {
+        if let h = input.withContiguousStorageIfAvailable({ leaf(bytes: UnsafeRawBufferPointer($0)) }) { return h }
+        return Array(input).withUnsafeBytes { leaf(bytes: $0) }
+    }
+
+    /// The leaf hash of the bytes in `bytes`: `SHA-256(0x00 || bytes)`.
+    public static func leaf(bytes: UnsafeRawBufferPointer) -> MerkleHash {
         var hasher = SHA256()
         Swift.withUnsafeBytes(of: UInt8(0)) { hasher.update(bufferPointer: $0) }
-        hasher.update(data: input)
+        hasher.update(bufferPointer: bytes)
         return MerkleHash(hasher.finalize())
     }
 
