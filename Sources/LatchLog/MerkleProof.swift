@@ -66,7 +66,9 @@ public enum MerkleProof {
     /// The number of hashes in the inclusion proof of leaf `index` in a tree of `size` leaves
     /// (`index < size`): the levels below the point where the paths to `index` and to the last
     /// leaf part, plus one hash per 1-bit of `index` above that point.
+    /// Returns 0 when `index >= size` (there is no such proof).
     public static func inclusionProofLength(index: UInt64, size: UInt64) -> Int {
+        guard index < size else { return 0 }
         let inner = 64 - (index ^ (size - 1)).leadingZeroBitCount
         return inner + (index >> UInt64(inner)).nonzeroBitCount
     }

@@ -15,23 +15,31 @@ public enum MerkleTree {
 
     // MARK: Stored-hash indexes
 
+    /// The largest tree size the maths accepts (2^62 leaves), so that no index computation can
+    /// overflow a 64-bit signed integer. Larger sizes are refused with ``LogError/size(_:)``.
+    public static let maximumSize: Int64 = 1 << 62
+
     /// The number of hashes stored for a tree of `size` leaves: `2·size − popcount(size)`.
     public static func storedHashCount(size: Int64) -> Int64 {
-        2 * size - Int64(size.nonzeroBitCount)
+        // Exact for 0...maximumSize; wraps (never traps) outside that range.
+        size &+ (size &- Int64(size.nonzeroBitCount))
     }
 
     /// The stored-hash index of the complete subtree at `level` and `index`
     /// (leaves `[index·2^level, (index+1)·2^level)`).
     public static func storedHashIndex(level: Int, index: Int64) -> Int64 {
         // The subtree is finished by its last leaf m; it is stored `level` places after m's leaf hash.
-        let lastLeaf = ((index + 1) << Int64(level)) - 1
-        return storedHashCount(size: lastLeaf) + Int64(level)
+        // Exact for subtrees inside a tree of at most maximumSize leaves; wraps (never traps) outside.
+        let lastLeaf = ((index &+ 1) << Int64(level)) &- 1
+        return storedHashCount(size: lastLeaf) &+ Int64(level)
     }
 
-    /// The inverse of ``storedHashIndex(level:index:)``.
+    /// The inverse of ``storedHashIndex(level:index:)``, for `0 <= stored < storedHashCount(size: maximumSize)`
+    /// (other values give a meaningless answer, never a crash).
     public static func splitStoredHashIndex(_ stored: Int64) -> (level: Int, index: Int64) {
         // Find the leaf m whose hashes start at or before `stored`: the largest m with count(m) <= stored.
-        var lo: Int64 = 0, hi: Int64 = max(stored, 0)
+        // count(m) >= m, so m <= stored.
+        var lo: Int64 = 0, hi: Int64 = min(max(stored, 0), maximumSize)
         while lo < hi {
             let mid = lo + (hi - lo + 1) / 2
             if storedHashCount(size: mid) <= stored { lo = mid } else { hi = mid - 1 }
@@ -61,7 +69,7 @@ public enum MerkleTree {
 
     /// The stored indexes (below `storedHashCount(size)`) that appending `count` leaves combines with.
     static func indexesForAppend(count: Int, at size: Int64) throws -> [Int64] {
-        guard size >= 0, count >= 0, size <= Int64.max / 4 - Int64(count) else {
+        guard size >= 0, count >= 0, size <= maximumSize - Int64(count) else {
             throw LogError.size("cannot append \(count) leaves to a tree of size \(size)")
         }
         let base = storedHashCount(size: size)
@@ -114,7 +122,7 @@ public enum MerkleTree {
 
     /// The stored leaf hash at `index` (the caller checks `index` is below the tree size).
     public static func leafHash(index: Int64, reader: some HashReader) throws -> MerkleHash {
-        guard index >= 0 else { throw LogError.size("negative leaf index \(index)") }
+        guard index >= 0, index < maximumSize else { throw LogError.size("leaf index \(index) is out of range") }
         let i = storedHashIndex(level: 0, index: index)
         return try checked(reader.readHashes([i]), count: 1)[0]
     }
@@ -153,13 +161,13 @@ public enum MerkleTree {
         var emptyTree = false
 
         static func root(size: Int64) throws -> Plan {
-            guard size >= 0 else { throw LogError.size("negative tree size \(size)") }
+            guard size >= 0, size <= maximumSize else { throw LogError.size("tree size \(size) is out of range") }
             if size == 0 { return Plan(ranges: [], emptyTree: true) }
             return Plan(ranges: [0..<size])
         }
 
         static func inclusion(index: Int64, size: Int64) throws -> Plan {
-            guard size > 0, index >= 0, index < size else {
+            guard size > 0, size <= maximumSize, index >= 0, index < size else {
                 throw LogError.size("no inclusion proof for leaf \(index) in a tree of size \(size)")
             }
             var lo: Int64 = 0, hi = size
@@ -173,7 +181,7 @@ public enum MerkleTree {
         }
 
         static func consistency(from m: Int64, to n: Int64) throws -> Plan {
-            guard m >= 1, m <= n else {
+            guard m >= 1, m <= n, n <= maximumSize else {
                 throw LogError.size("no consistency proof from size \(m) to size \(n) (need 1 <= from <= to)")
             }
             var lo: Int64 = 0, hi = n, rel = m

@@ -233,3 +233,31 @@ struct MerklePropertyTests {
         #expect(MerkleHash(hex: MerkleHash.emptyRoot.hex) == .emptyRoot)
     }
 }
+
+@Suite("Merkle edge cases")
+struct MerkleEdgeCaseTests {
+    @Test func hugeSizesAreRefusedNotCrashed() {
+        let store = InMemoryHashStore()
+        for size in [Int64.max, MerkleTree.maximumSize + 1] {
+            #expect(throws: LogError.self) { try MerkleTree.root(size: size, reader: store) }
+            #expect(throws: LogError.self) { try MerkleTree.inclusionProof(index: 0, size: size, reader: store) }
+            #expect(throws: LogError.self) { try MerkleTree.consistencyProof(from: 1, to: size, reader: store) }
+            #expect(throws: LogError.self) { try MerkleTree.storedHashes(appending: [.emptyRoot], at: size, reader: store) }
+        }
+        // At the limit the maths is fine; the (empty) store simply lacks the hashes.
+        #expect(throws: LogError.storage("no stored hash at index \(MerkleTree.storedHashIndex(level: 62, index: 0)) (the store holds 0)")) {
+            try MerkleTree.root(size: MerkleTree.maximumSize, reader: store)
+        }
+        #expect(MerkleProof.inclusionProofLength(index: 5, size: 0) == 0)
+        #expect(throws: LogError.self) {
+            try MerkleProof.verifyInclusion(index: UInt64.max, size: UInt64.max, leafHash: .emptyRoot, proof: [], root: .emptyRoot)
+        }
+        #expect(throws: LogError.self) {
+            try MerkleProof.verifyConsistency(size1: 1, size2: UInt64.max, proof: [MerkleHash](), root1: .emptyRoot, root2: .emptyRoot)
+        }
+        _ = MerkleTree.splitStoredHashIndex(-1)      // meaningless, but must not crash
+        _ = MerkleTree.splitStoredHashIndex(.max)
+        _ = MerkleTree.storedHashIndex(level: 63, index: .max)
+        _ = MerkleTree.storedHashCount(size: .max)
+    }
+}
