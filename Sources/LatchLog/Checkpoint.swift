@@ -79,3 +79,29 @@ public struct Checkpoint: Sendable, Hashable {
         return checkpoint
     }
 }
+
+extension Checkpoint {
+    /// Checks that `leafHash` is leaf `index` of the tree this checkpoint commits to.
+    public func verifyInclusion(leafHash: MerkleHash, index: UInt64, proof: [MerkleHash]) throws {
+        try MerkleProof.verifyInclusion(index: index, size: size, leafHash: leafHash, proof: proof, root: root)
+    }
+
+    /// Checks that this checkpoint extends `older` (same origin, not smaller, consistent roots).
+    /// Every tree extends the empty tree, so an `older` of size 0 needs an empty proof and
+    /// nothing else (the bare ``MerkleProof/verifyConsistency(size1:size2:proof:root1:root2:)``
+    /// refuses size 0).
+    public func verifyConsistency(from older: Checkpoint, proof: [MerkleHash]) throws {
+        guard older.origin == origin else {
+            throw LogError.checkpoint("checkpoints come from different logs (\"\(older.origin)\" and \"\(origin)\")")
+        }
+        guard older.size <= size else {
+            throw LogError.size("the newer checkpoint (size \(size)) is smaller than the older one (size \(older.size)): the log rolled back")
+        }
+        if older.size == 0 {
+            guard proof.isEmpty else { throw LogError.proof("a consistency proof from the empty tree must be empty") }
+            guard older.root == MerkleHash.emptyRoot else { throw LogError.proof("a checkpoint of size 0 must carry the empty-tree root") }
+            return
+        }
+        try MerkleProof.verifyConsistency(size1: older.size, size2: size, proof: proof, root1: older.root, root2: root)
+    }
+}

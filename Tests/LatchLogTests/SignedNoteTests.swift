@@ -242,3 +242,35 @@ struct SignedNoteTests {
         #expect(!String(describing: signer).contains(String(signer.secretKeyString.split(separator: "+").last!)))
     }
 }
+
+@Suite("Checkpoint proof helpers")
+struct CheckpointProofTests {
+    @Test func inclusionAndConsistencyAgainstCheckpoints() throws {
+        var store = InMemoryHashStore()
+        let origin = "latchkey.test/log"
+        let empty = try Checkpoint(origin: origin, size: 0, root: store.root())
+        for i in 0..<100 { store.append(leaf: Data("e\(i)".utf8)) }
+        let at100 = try Checkpoint(origin: origin, size: 100, root: store.root())
+        for i in 100..<173 { store.append(leaf: Data("e\(i)".utf8)) }
+        let at173 = try Checkpoint(origin: origin, size: 173, root: store.root())
+
+        try at173.verifyConsistency(from: at100, proof: store.consistencyProof(from: 100, to: 173))
+        try at173.verifyConsistency(from: empty, proof: [])
+        try at173.verifyConsistency(from: at173, proof: [])
+        try at173.verifyInclusion(leafHash: MerkleHash.leaf(Data("e150".utf8)), index: 150, proof: store.inclusionProof(index: 150, size: 173))
+
+        #expect(throws: LogError.self) { try at100.verifyConsistency(from: at173, proof: []) }      // rollback
+        #expect(throws: LogError.self) { try at173.verifyConsistency(from: empty, proof: [at100.root]) }
+        #expect(throws: LogError.self) {
+            try at173.verifyConsistency(from: Checkpoint(origin: "other.test/log", size: 100, root: at100.root),
+                                        proof: store.consistencyProof(from: 100, to: 173))
+        }
+        #expect(throws: LogError.self) {   // a forked history: same size, different root
+            try at173.verifyConsistency(from: Checkpoint(origin: origin, size: 100, root: MerkleHash.leaf(Data("fork".utf8))),
+                                        proof: store.consistencyProof(from: 100, to: 173))
+        }
+        #expect(throws: LogError.self) {
+            try at100.verifyInclusion(leafHash: MerkleHash.leaf(Data("e150".utf8)), index: 150, proof: store.inclusionProof(index: 150, size: 173))
+        }
+    }
+}
