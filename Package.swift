@@ -25,7 +25,7 @@ let cryptoExtras: Target.Dependency = .product(name: "CryptoExtras", package: "s
 targets += [
     .target(name: "LatchCrypto", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
     .testTarget(
-        name: "LatchCryptoTests", dependencies: ["LatchCrypto"],
+        name: "LatchCryptoTests", dependencies: ["LatchCrypto", crypto, cryptoExtras],
         resources: [.copy("Vectors")], swiftSettings: swiftSettings),
 ]
 

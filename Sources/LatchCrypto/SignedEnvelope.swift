@@ -1,0 +1,76 @@
+import Foundation
+
+/// A statement that principals sign. `statementType` is written as the `type` member of the
+/// signed JSON, so a signature over one kind of statement never verifies as another.
+public protocol SignedStatement: Codable, Sendable, Equatable {
+    static var statementType: String { get }
+}
+
+/// Statements are built from and read into a JSON tree (internal), which gives one source of
+/// truth for both the wire form and the signed canonical bytes.
+protocol JSONStatement: SignedStatement {
+    var jsonValue: JSONValue { get }
+    init(jsonValue: JSONValue) throws
+}
+
+extension JSONStatement {
+    var canonicalBytes: Data { Data(CanonicalJSON.serialize(jsonValue)) }
+}
+
+/// `{checkpoint, signerKeyId, signature}`: a statement, the key id of the signer, and the
+/// base64 RSA-PSS-SHA256 signature over the statement's canonical JSON.
+public struct SignedEnvelope<Statement: SignedStatement>: Codable, Sendable, Equatable {
+    public let checkpoint: Statement
+    public let signerKeyId: String
+    public let signature: String
+
+    public init(checkpoint: Statement, signerKeyId: String, signature: String) {
+        self.checkpoint = checkpoint
+        self.signerKeyId = signerKeyId
+        self.signature = signature
+    }
+
+    /// The exact bytes a signature covers.
+    public static func signedBytes(of statement: Statement) throws -> Data {
+        if let s = statement as? any JSONStatement { return s.canonicalBytes }
+        return try CanonicalJSON.encode(statement)
+    }
+
+    public static func sign(_ statement: Statement, with key: PrincipalPrivateKey) throws -> Self {
+        let sig = try key.sign(signedBytes(of: statement))
+        return Self(checkpoint: statement, signerKeyId: key.publicKey.keyId, signature: sig.base64EncodedString())
+    }
+
+    /// Throws unless `key` is the signer named in the envelope and the signature verifies over
+    /// the canonical JSON of `checkpoint`.
+    public func verify(with key: PrincipalPublicKey) throws {
+        guard signerKeyId == key.keyId else {
+            throw LatchCryptoError.signature("signed by key \(signerKeyId), not by the expected key \(key.keyId)")
+        }
+        guard let sig = Base64.decodeStrict(signature) else {
+            throw LatchCryptoError.signature("the signature is not canonical base64")
+        }
+        guard key.isValidSignature(sig, for: try Self.signedBytes(of: checkpoint)) else {
+            throw LatchCryptoError.signature("the \(Statement.statementType) signature does not verify: the statement was altered or signed by another key")
+        }
+    }
+
+    /// Verifies against whichever of `keys` has the id named in `signerKeyId` (for example a
+    /// vault's member keys from the trust store) and returns that key.
+    @discardableResult
+    public func verify(trusting keys: some Sequence<PrincipalPublicKey>) throws -> PrincipalPublicKey {
+        guard let key = keys.first(where: { $0.keyId == signerKeyId }) else {
+            throw LatchCryptoError.signature("signer \(signerKeyId) is not among the trusted keys")
+        }
+        try verify(with: key)
+        return key
+    }
+
+    /// The whole envelope as RFC 8785 canonical JSON (a stable wire form).
+    public func canonicalJSON() throws -> Data {
+        let statement = try CanonicalJSON.parse(Self.signedBytes(of: checkpoint))
+        return Data(CanonicalJSON.serialize(.object([
+            "checkpoint": statement, "signerKeyId": .string(signerKeyId), "signature": .string(signature),
+        ])))
+    }
+}
