@@ -20,7 +20,7 @@ public enum AgeError: Error, Equatable, CustomStringConvertible, Sendable {
     public var description: String {
         switch self {
         case .armor(let why):
-            return "age armor: \(why) (expected a strict -----BEGIN AGE ENCRYPTED FILE----- block)"
+            return "age armor: \(why)"
         case .header(let why):
             return "age header: \(why)"
         case .noMatch:

@@ -49,6 +49,9 @@ enum AgeFormat {
 
         let first = try nextLine()
         guard first.elementsEqual(versionLine.utf8) else {
+            if first.last == UInt8(ascii: "\r") {
+                throw .header("header lines must end with LF, not CRLF")
+            }
             if first.starts(with: versionPrefix.utf8) {
                 throw .header("unsupported version line (only age-encryption.org/v1 is supported)")
             }
