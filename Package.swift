@@ -38,10 +38,12 @@ targets += [
 ]
 
 // MARK: - age v1 format (no I/O)
+// CZlib: the system zlib (zlib1g-dev), used only by the tests to inflate compressed vectors.
 targets += [
     .target(name: "LatchAge", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
+    .systemLibrary(name: "CZlib", path: "Tests/CZlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
     .testTarget(
-        name: "LatchAgeTests", dependencies: ["LatchAge"],
+        name: "LatchAgeTests", dependencies: ["LatchAge", "CZlib", crypto],
         resources: [.copy("Vectors")], swiftSettings: swiftSettings),
 ]
 
@@ -65,6 +67,7 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
 ]
@@ -93,6 +96,10 @@ targets += [
 ]
 
 // MARK: - Benchmarks
+products += [.executable(name: "latch-bench", targets: ["LatchBench"])]
+targets += [
+    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto"], swiftSettings: swiftSettings),
+]
 
 let package = Package(
     name: "latchkey",
