@@ -26,6 +26,7 @@ extension LatchCommand {
         // client: init, configure, get, env, run, vault, secret, agent, ...
         commands += ClientCommands.all
         // mcp
+        commands.append(MCPCommand.self)
         return commands
     }
 }

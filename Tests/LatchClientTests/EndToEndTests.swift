@@ -234,6 +234,77 @@ final class TestServer: @unchecked Sendable {
     }
 }
 
+extension EndToEndTests {
+    @Test func mcpServerSpeaksJSONRPC() throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/home", "HOME": server.dir]
+        #expect(try LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
+        #expect(try LatchProcess.run(["vault", "create", "ops"], env: env).code == 0)
+        #expect(try LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-424242").code == 0)
+
+        let lines = [
+            #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
+            #"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            #"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            #"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"latch_search_secrets","arguments":{"query":"deploy"}}}"#,
+            #"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"latch_get_secret","arguments":{"name":"DEPLOY_TOKEN"}}}"#,
+            #"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"latch_get_secret","arguments":{"name":"NOT_THERE"}}}"#,
+        ]
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
+        p.arguments = ["mcp"]
+        p.environment = env
+        let input = Pipe(), output = Pipe()
+        p.standardInput = input
+        p.standardOutput = output
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        for line in lines { input.fileHandleForWriting.write(Data((line + "\n").utf8)) }
+        // read until every request with an id has been answered
+        var answers: [Int: [String: Any]] = [:]
+        var buffer = Data()
+        var stray: [String] = []
+        let deadline = Date().addingTimeInterval(60)
+        while answers.count < 5 && Date() < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            while let nl = buffer.firstIndex(of: 10) {
+                let line = buffer[buffer.startIndex..<nl]
+                buffer = Data(buffer[(nl + 1)...])
+                guard let obj = try? JSONSerialization.jsonObject(with: line) as? [String: Any], obj["jsonrpc"] as? String == "2.0" else {
+                    stray.append(String(decoding: line, as: UTF8.self)); continue
+                }
+                if let id = obj["id"] as? Int { answers[id] = obj }
+            }
+        }
+        try input.fileHandleForWriting.close()
+        p.terminate()
+        p.waitUntilExit()
+        #expect(stray.isEmpty, "non-protocol output on stdout: \(stray)")
+        #expect(answers.count == 5)
+        let tools = ((answers[2]?["result"] as? [String: Any])?["tools"] as? [[String: Any]]) ?? []
+        let names = Set(tools.compactMap { $0["name"] as? String })
+        #expect(names.isSuperset(of: ["latch_auth_status", "latch_list_vaults", "latch_list_vault_items", "latch_search_secrets",
+                                      "latch_get_secret", "latch_list_projects", "latch_get_project", "latch_submit_feedback"]))
+        #expect(!names.contains("latch_machine_request"))
+        let getTool = tools.first { $0["name"] as? String == "latch_get_secret" }
+        #expect((getTool?["annotations"] as? [String: Any])?["readOnlyHint"] as? Bool == true)
+        #expect((getTool?["inputSchema"] as? [String: Any])?["required"] as? [String] == ["name"])
+        func text(_ id: Int) -> (String, Bool) {
+            let r = answers[id]?["result"] as? [String: Any]
+            let content = (r?["content"] as? [[String: Any]])?.first?["text"] as? String ?? ""
+            return (content, r?["isError"] as? Bool ?? false)
+        }
+        #expect(text(3).0.contains("DEPLOY_TOKEN"))
+        #expect(!text(3).0.contains("tok-mcp-424242"))
+        #expect(text(4) == ("tok-mcp-424242", false))
+        #expect(text(5).1 == true)
+        #expect(text(5).0.contains("NOT_THERE"))
+    }
+}
+
 func expectOpenSSLLoads(_ pem: String, dir: String) throws {
     let path = dir + "/rc-key.pem"
     try pem.write(toFile: path, atomically: true, encoding: .utf8)
