@@ -156,6 +156,143 @@ public final class Latch: @unchecked Sendable {
     /// them items whose detail version moved), verify it all, and swap it in. On any failed
     /// check nothing is swapped in.
     public func refresh() async throws {
+        if syncUnsupported { return try await refreshPerVault() }
+        do {
+            try await refreshWithSync()
+        } catch let e as LatchError where e.kind == .notFound && e.serverCode == "not_found" && syncCursor == nil {
+            syncUnsupported = true   // a server without /vault/sync
+            try await refreshPerVault()
+        }
+    }
+
+    /// Ciphertext and signed metadata from `/vault/sync`, kept in memory between refreshes.
+    struct SyncCache {
+        var vaults: [String: VaultResponse] = [:]
+        var items: [String: SyncItem] = [:]
+        var fields: [String: SyncField] = [:]
+        var wraps: [String: WrappedKeyInfo] = [:]
+    }
+    private var syncCursor: String?
+    private var syncUnsupported = false
+    private var cache = SyncCache()
+
+    /// Delta sync: `GET /vault/sync[?cursor=]`, apply the changes to the in-memory cache, and
+    /// re-verify every vault the delta touched (the signer directory is fetched for each).
+    func refreshWithSync() async throws {
+        var cursor = lock.withLock { syncCursor }
+        var cache = lock.withLock { self.cache }
+        var touched = Set<String>()
+        var removed = Set<String>()
+        var full = false
+        while true {
+            var path = LatchRoutes.sync
+            if let cursor { path += "?cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
+            let r = try await http.getJSON(SyncResponse.self, path)
+            if r.full { cache = SyncCache(); full = true }
+            for v in r.vaults {
+                touched.insert(v.vault.id)
+                if v.vault.archived { removed.insert(v.vault.id) } else { cache.vaults[v.vault.id] = v }
+            }
+            for id in r.removedVaultIds { removed.insert(id); touched.insert(id) }
+            for i in r.items {
+                touched.insert(i.item.vaultId)
+                if i.archived { cache.items[i.item.id] = nil } else { cache.items[i.item.id] = i }
+            }
+            for f in r.fields { cache.fields[f.field.id] = f; touched.insert(f.vaultId) }
+            for id in r.deletedFieldIds {
+                if let f = cache.fields.removeValue(forKey: id) { touched.insert(f.vaultId) }
+            }
+            for w in r.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {
+                cache.wraps["\(w.vaultId)|\(w.dekVersion)"] = w
+                touched.insert(w.vaultId)
+            }
+            cursor = r.cursor
+            if !r.hasMore { break }
+        }
+        for id in removed {
+            cache.vaults[id] = nil
+            cache.items = cache.items.filter { $0.value.item.vaultId != id }
+            cache.fields = cache.fields.filter { $0.value.vaultId != id }
+            cache.wraps = cache.wraps.filter { $0.value.vaultId != id }
+        }
+        var (newVaults, unavailable) = lock.withLock { (vaults, unavailableVaults) }
+        if full { newVaults = [:]; unavailable = [:] }
+        var seenCopy = lock.withLock { seen }
+        for id in touched.union(full ? Set(cache.vaults.keys) : []) {
+            newVaults[id] = nil
+            unavailable[id] = nil
+            guard let v = cache.vaults[id] else { continue }
+            let material = try await materialFromCache(v, cache)
+            do {
+                newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
+            } catch let e as LatchError where e.kind == .forbidden {
+                unavailable[id] = e.message
+            }
+        }
+        let newPlan = Self.plan(for: newVaults)
+        let infos = Dictionary(uniqueKeysWithValues: cache.vaults.map { ($0.key, $0.value.vault) })
+        let finalCursor = cursor
+        lock.withLock {
+            vaults = newVaults
+            vaultInfos = infos
+            plan = newPlan
+            seen = seenCopy
+            unavailableVaults = unavailable
+            syncCursor = finalCursor
+            self.cache = cache
+        }
+        if let seenPath { try? seenCopy.save(path: seenPath) }
+    }
+
+    func materialFromCache(_ v: VaultResponse, _ cache: SyncCache) async throws -> VaultMaterial {
+        let vaultId = v.vault.id
+        let directory = try await fetchDirectory(vaultId)
+        var wraps: [VaultMaterial.WrappedKey] = []
+        for w in cache.wraps.values where w.vaultId == vaultId {
+            guard let bytes = Data(base64Encoded: w.wrappedKey) else { throw VaultVerifier.fail("vault \(vaultId): wrapped key is not base64") }
+            wraps.append(.init(dekVersion: w.dekVersion, wrappedKey: bytes,
+                               statement: try Self.envelope(w.statement, what: "vault \(vaultId) wrapped-key statement")))
+        }
+        var envelopesByItem: [String: [String: String]] = [:]
+        for f in cache.fields.values where f.vaultId == vaultId { envelopesByItem[f.field.itemId, default: [:]][f.field.id] = f.field.value }
+        var items: [VaultMaterial.Item] = []
+        for i in cache.items.values where i.item.vaultId == vaultId {
+            items.append(.init(id: i.item.id, detail: try Self.envelope(i.detailCheckpoint, what: "item \(i.item.id) detail checkpoint"),
+                               envelopes: envelopesByItem[i.item.id] ?? [:]))
+        }
+        return VaultMaterial(vaultId: vaultId, summary: try Self.envelope(v.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint"),
+                             wrappedKeys: wraps, items: items, directory: directory)
+    }
+
+    func fetchDirectory(_ vaultId: String) async throws -> [DirectoryKey] {
+        let keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId))
+        var directory: [DirectoryKey] = []
+        for k in keys.publicKeys {
+            guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
+                throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
+            }
+            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level))
+        }
+        return directory
+    }
+
+    static func plan(for vaults: [String: VerifiedVault]) -> EnvNames.Plan {
+        var fields: [EnvNames.Field] = []
+        for v in vaults.values {
+            for item in v.items {
+                for f in item.fields {
+                    fields.append(EnvNames.Field(vaultId: v.id, vaultName: v.name, itemId: item.id, itemName: item.name,
+                                                 itemFieldCount: item.fields.count, fieldId: f.id, fieldName: f.name,
+                                                 order: f.order, isEnvironmentVariable: f.isEnvironmentVariable))
+                }
+            }
+        }
+        return EnvNames.plan(fields)
+    }
+
+    /// The per-vault path (servers without `/vault/sync`): list vaults and re-fetch those
+    /// whose summary version moved.
+    func refreshPerVault() async throws {
         let list = try await http.getJSON(VaultListResponse.self, LatchRoutes.vaults).vaults.filter { !$0.archived }
         var newVaults: [String: VerifiedVault] = [:]
         var newInfos: [String: VaultInfo] = [:]
@@ -201,14 +338,7 @@ public final class Latch: @unchecked Sendable {
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
     /// are not fetched again: their verified detail is re-checked against the new summary.
     func fetchMaterial(vaultId: String, previous: VerifiedVault?) async throws -> VaultMaterial {
-        let keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId))
-        var directory: [DirectoryKey] = []
-        for k in keys.publicKeys {
-            guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
-                throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
-            }
-            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level))
-        }
+        let directory = try await fetchDirectory(vaultId)
         let wrapsResponse = try await http.getJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKey(vaultId))
         var wraps: [VaultMaterial.WrappedKey] = []
         for w in wrapsResponse.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {
