@@ -265,8 +265,16 @@ extension EndToEndTests {
         var answers: [Int: [String: Any]] = [:]
         var buffer = Data()
         var stray: [String] = []
+        var updated = false
         let deadline = Date().addingTimeInterval(60)
-        while answers.count < 5 && Date() < deadline {
+        while answers.count < 6 && Date() < deadline {
+            if answers.count == 5 && !updated {
+                // update the secret, then ask again over the same session (delta sync)
+                updated = true
+                #expect(try LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-777777").code == 0)
+                let again = #"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"latch_get_secret","arguments":{"name":"DEPLOY_TOKEN"}}}"#
+                input.fileHandleForWriting.write(Data((again + "\n").utf8))
+            }
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             buffer.append(chunk)
@@ -283,7 +291,7 @@ extension EndToEndTests {
         p.terminate()
         p.waitUntilExit()
         #expect(stray.isEmpty, "non-protocol output on stdout: \(stray)")
-        #expect(answers.count == 5)
+        #expect(answers.count == 6)
         let tools = ((answers[2]?["result"] as? [String: Any])?["tools"] as? [[String: Any]]) ?? []
         let names = Set(tools.compactMap { $0["name"] as? String })
         #expect(names.isSuperset(of: ["latch_auth_status", "latch_list_vaults", "latch_list_vault_items", "latch_search_secrets",
@@ -302,6 +310,7 @@ extension EndToEndTests {
         #expect(text(4) == ("tok-mcp-424242", false))
         #expect(text(5).1 == true)
         #expect(text(5).0.contains("NOT_THERE"))
+        #expect(text(6) == ("tok-mcp-777777", false))
     }
 }
 
