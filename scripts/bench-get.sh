@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 command -v age >/dev/null || { echo "bench-get: the age tool is required (apt-get install age)" >&2; exit 1; }
-swift build -c release --product latch >/dev/null
-LATCH=$(swift build -c release --show-bin-path)/latch
+BUILD_PATH=${BUILD_PATH:-.build}
+swift build -c release --build-path "$BUILD_PATH" --product latch >/dev/null
+LATCH=$(swift build -c release --build-path "$BUILD_PATH" --show-bin-path)/latch
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export LATCH_HOME=$WORK/home

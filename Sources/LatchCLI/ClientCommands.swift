@@ -482,10 +482,48 @@ struct RevokeCommand: AsyncParsableCommand {
     }
 }
 
+struct PendingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "pending",
+        abstract: "List pending grants, and with --fulfil wrap vault keys to the principals that now have a public key.")
+    @OptionGroup var options: ProfileOption
+    @Flag(name: [.customLong("fulfil"), .customLong("fulfill")], help: "Wrap each vault key you hold to its pending recipients.") var fulfil = false
+    @Flag(help: "JSON output.") var json = false
+
+    func run() async throws {
+        try await CLI.run {
+            let latch = try await options.connect(sync: fulfil)
+            if fulfil {
+                let done = try await latch.fulfilPendingGrants()
+                CLI.stderr("latch: fulfilled \(done.count) pending grant(s)")
+            }
+            let pending = try await latch.pendingGrants()
+            if json { try CLI.json(["pendingGrants": pending]); return }
+            CLI.stdout(CLI.table(pending.map { [$0.vaultId, $0.principalType, $0.principalId, $0.level, $0.hasPublicKey ? "yes" : "no"] },
+                                 header: ["VAULT", "TYPE", "PRINCIPAL", "LEVEL", "HAS KEY"]))
+        }
+    }
+}
+
+struct AuditCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit", abstract: "List audit events (needs machine.monitoring.read).")
+    @OptionGroup var options: ProfileOption
+    @Flag(help: "JSON output.") var json = false
+
+    func run() async throws {
+        try await CLI.run {
+            let events = try await options.connect(sync: false).auditEvents()
+            if json { try CLI.json(["events": events]); return }
+            let f = ISO8601DateFormatter()
+            CLI.stdout(CLI.table(events.map { [String($0.seq), f.string(from: $0.time), $0.action, $0.outcome, $0.principalId ?? "-", $0.assetId ?? "-"] },
+                                 header: ["SEQ", "TIME", "ACTION", "OUTCOME", "PRINCIPAL", "ASSET"]))
+        }
+    }
+}
+
 enum ClientCommands {
     static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
         VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self,
-        WhoamiCommand.self, DoctorCommand.self, MachineCommand.self,
+        WhoamiCommand.self, DoctorCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
     ]
 }

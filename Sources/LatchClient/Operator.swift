@@ -174,6 +174,35 @@ extension Latch {
         ]))
     }
 
+    /// Pending grants this caller can see (members without a wrap of the current DEK).
+    public func pendingGrants() async throws -> [PendingGrantInfo] {
+        try await http.getJSON(PendingGrantsResponse.self, LatchRoutes.pendingGrants).pendingGrants
+    }
+
+    /// Fulfil pending grants: for each one whose principal now has a key in the vault's signer
+    /// directory and whose vault this client can open, wrap the DEK to that key. Returns the
+    /// fulfilled grants.
+    public func fulfilPendingGrants() async throws -> [PendingGrantInfo] {
+        var done: [PendingGrantInfo] = []
+        for g in try await pendingGrants() {
+            guard let v = verifiedVaults.first(where: { $0.id == g.vaultId }) else { continue }
+            let dir = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(v.id))
+            guard let entry = dir.publicKeys.first(where: { $0.principalId == g.principalId }),
+                  let key = try? PrincipalPublicKey(pem: entry.publicKey), key.keyId == entry.keyId else { continue }
+            let wrap = try VaultWriter.wrap(v.dek, vaultId: v.id, to: key, signer: privateKey)
+            _ = try await http.postJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKeys(v.id), body: ShareRequest(wrappedKeys: [
+                WrappedKeyInput(principalId: g.principalId, recipientKeyId: key.keyId, dekVersion: wrap.dekVersion,
+                                wrappedKey: wrap.wrappedKey.base64EncodedString(), statement: try Self.text(wrap.statement)),
+            ]))
+            done.append(g)
+        }
+        return done
+    }
+
+    public func auditEvents(query: String = "") async throws -> [AuditEventInfo] {
+        try await http.getJSON(AuditEventsResponse.self, LatchRoutes.auditEvents + query).events
+    }
+
     /// Remove a principal's grant on a vault (the server drops its access at once).
     public func revoke(vault: String, principal: PrincipalInfo) async throws {
         let info = try await vaultInfo(vault)

@@ -196,6 +196,12 @@ final class TestServer: @unchecked Sendable {
         #expect(try latch("get", "X", extra: ["LATCH_BASE_URL": "http://127.0.0.1:1"]).code == 69)
         let machine = try latch("machine", "request", "GET", "/me", "--profile", "bot")
         #expect(machine.code == 0 && machine.out.contains("\"principal\""))
+        let pending = try latch("pending", "--fulfil", "--json")
+        #expect(pending.code == 0, "\(pending.err)")
+        #expect(pending.out.contains("\"pendingGrants\""))
+        let audit = try latch("audit", "--json")
+        #expect(audit.code == 0, "\(audit.err)")
+        #expect(audit.out.contains("\"events\""))
         let doctor = try latch("doctor", "--profile", "bot")
         #expect(doctor.code == 0, "\(doctor.out)\(doctor.err)")
 
