@@ -52,6 +52,7 @@ targets += [
 // MARK: - Domain core, wire API, stores, server
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+products += [.executable(name: "latch-server-seed", targets: ["LatchServerSeed"])]
 targets += [
     .target(name: "LatchDomain", dependencies: ["LatchCrypto", crypto], swiftSettings: swiftSettings),
     .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
@@ -62,6 +63,8 @@ targets += [
     .target(
         name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", hummingbird, logging],
         swiftSettings: swiftSettings),
+    // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field).
+    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchServerTests",
         dependencies: [

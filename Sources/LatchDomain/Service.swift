@@ -24,9 +24,11 @@ public struct LatchService: Sendable {
     public let store: any LatchStore
     public let clock: any Clock
     public let random: any RandomSource
+    let audit: AuditBatcher
 
     public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource()) {
         self.store = store; self.clock = clock; self.random = random
+        audit = AuditBatcher(store: store)
     }
 
     // MARK: helpers
@@ -67,11 +69,21 @@ public struct LatchService: Sendable {
     /// domain error, records a failed event (in its own transaction) and rethrows.
     func perform<T: Sendable>(
         _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
+        read: Bool = false,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
         do {
             if let permission, let ctx { try ctx.require(permission) }
+            if read {
+                // Reads run in a read transaction; their audit event joins the next group commit
+                // and is durable before the response leaves.
+                let (result, detail) = try await store.read { tx in try await body(tx) }
+                try await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
+                                                  principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                                  assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))
+                return result
+            }
             return try await store.write { tx in
                 let (result, detail) = try await body(tx)
                 try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
@@ -80,11 +92,9 @@ public struct LatchService: Sendable {
                 return result
             }
         } catch let e as DomainError {
-            _ = try? await store.write { tx in
-                try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
-                                         principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                         assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil)
-            }
+            try? await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
+                                               principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil))
             throw e
         }
     }
@@ -200,7 +210,7 @@ public struct LatchService: Sendable {
     }
 
     public func me(_ ctx: AuthContext) async throws -> Me {
-        try await perform(ctx, "me") { tx in
+        try await perform(ctx, "me", read: true) { tx in
             let k = try await tx.activePublicKey(principalId: ctx.principal.id)
             let org = try await tx.organisation(ctx.tenant.organisationId)
             return (Me(principal: ctx.principal, apiKey: ctx.apiKey, tenant: ctx.tenant, organisation: org, activeKey: k), nil)
@@ -258,5 +268,60 @@ extension LatchService {
                                      accessKey: issued.record.accessKey, assetType: "TENANT", assetId: tenant.id)
             return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
         }
+    }
+}
+
+struct AuditDraft: Sendable {
+    var time: Date
+    var tenantId: String?
+    var action: String
+    var outcome: String
+    var principalId: String?
+    var accessKey: String?
+    var assetType: String?
+    var assetId: String?
+    var source: String?
+    var detail: String?
+}
+
+/// Group commit for audit events that are not part of a write: concurrent callers' events are
+/// appended to the chain in one write transaction, and each caller resumes only once its event
+/// is committed.
+actor AuditBatcher {
+    let store: any LatchStore
+    var pending: [(AuditDraft, CheckedContinuation<Void, any Error>)] = []
+    var flushing = false
+
+    init(store: any LatchStore) { self.store = store }
+
+    func append(_ d: AuditDraft) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            pending.append((d, c))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            let drafts = batch.map(\.0)
+            do {
+                try await store.write { tx in
+                    for d in drafts {
+                        try await tx.appendAudit(time: d.time, tenantId: d.tenantId, action: d.action, outcome: d.outcome,
+                                                 principalId: d.principalId, accessKey: d.accessKey, assetType: d.assetType,
+                                                 assetId: d.assetId, source: d.source, detail: d.detail)
+                    }
+                }
+                for (_, c) in batch { c.resume() }
+            } catch {
+                for (_, c) in batch { c.resume(throwing: error) }
+            }
+        }
+        flushing = false
     }
 }
