@@ -38,10 +38,12 @@ targets += [
 ]
 
 // MARK: - age v1 format (no I/O)
+// CZlib: the system zlib (zlib1g-dev), used only by the tests to inflate compressed vectors.
 targets += [
     .target(name: "LatchAge", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
+    .systemLibrary(name: "CZlib", path: "Tests/CZlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
     .testTarget(
-        name: "LatchAgeTests", dependencies: ["LatchAge"],
+        name: "LatchAgeTests", dependencies: ["LatchAge", "CZlib", crypto],
         resources: [.copy("Vectors")], swiftSettings: swiftSettings),
 ]
 
