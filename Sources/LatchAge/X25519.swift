@@ -41,6 +41,24 @@ public struct AgeX25519Identity: AgeIdentity, Sendable, CustomStringConvertible,
         try self.init(secret: data)
     }
 
+    /// Parses an identity file as `age-keygen` writes it: one `AGE-SECRET-KEY-1…` per line,
+    /// with blank lines and `#` comment lines ignored and surrounding whitespace (also CR)
+    /// trimmed. Throws when a line is not an identity or there is none.
+    public static func parseKeyFile(_ text: String) throws -> [AgeX25519Identity] {
+        var identities: [AgeX25519Identity] = []
+        for (number, rawLine) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            let line = rawLine.trimmingCharacters(in: .whitespacesAndNewlines)
+            if line.isEmpty || line.hasPrefix("#") { continue }
+            do {
+                identities.append(try AgeX25519Identity(string: line))
+            } catch {
+                throw AgeError.header("key file line \(number + 1) is not an AGE-SECRET-KEY-1… identity")
+            }
+        }
+        guard !identities.isEmpty else { throw AgeError.header("key file holds no AGE-SECRET-KEY-1… identity") }
+        return identities
+    }
+
     /// The Bech32 encoding, `AGE-SECRET-KEY-1…` in upper case. This is the secret key.
     public var string: String { Bech32.encode(hrp: Self.hrp, data: secret, uppercase: true) }
 

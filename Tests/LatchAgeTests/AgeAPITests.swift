@@ -61,6 +61,16 @@ struct TestRNG: RandomNumberGenerator {
         #expect(throws: AgeError.self) { try AgeX25519Identity(string: good) }
     }
 
+    @Test func keyFiles() throws {
+        let a = AgeX25519Identity.generate()
+        let b = AgeX25519Identity.generate()
+        let text = "# created: 2026-01-01T00:00:00Z\r\n# public key: \(a.recipient)\r\n\(a.string)\r\n\n  \(b.string)  \n"
+        #expect(try AgeX25519Identity.parseKeyFile(text).map(\.recipient) == [a.recipient, b.recipient])
+        #expect(try AgeX25519Identity.parseKeyFile(a.string).map(\.recipient) == [a.recipient])
+        #expect(throws: AgeError.self) { try AgeX25519Identity.parseKeyFile("# only a comment\n") }
+        #expect(throws: AgeError.self) { try AgeX25519Identity.parseKeyFile("\(a.string)\nnot a key\n") }
+    }
+
     @Test func identityDescriptionHidesTheSecret() {
         let identity = AgeX25519Identity.generate()
         let secretBody = String(identity.string.dropFirst("AGE-SECRET-KEY-1".count).prefix(20))

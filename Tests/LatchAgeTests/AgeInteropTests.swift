@@ -31,8 +31,8 @@ struct ExternalTool {
         let outURL = directory.url("stdout-\(id)")
         let errURL = directory.url("stderr-\(id)")
         try stdin.write(to: inURL)
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -168,6 +168,8 @@ struct TempDirectory {
         #expect(made.status == 0, "age-keygen failed: \(made.stderr)")
         let keyFile = try String(contentsOfFile: dir.url("theirs.txt").path, encoding: .utf8)
         let theirs = try AgeX25519Identity(string: Self.secretLine(keyFile))
+        let fromFile = try AgeX25519Identity.parseKeyFile(keyFile)
+        #expect(fromFile.map(\.recipient) == [theirs.recipient])
         #expect(keyFile.contains("# public key: \(theirs.recipient.string)\n"))
         #expect(theirs.string == (try Self.secretLine(keyFile)))
         let attributes = try FileManager.default.attributesOfItem(atPath: dir.url("theirs.txt").path)
@@ -196,14 +198,14 @@ struct TempDirectory {
         let ours = try Age.encrypt(plaintext, to: [AgeScryptRecipient(passphrase: passphrase, workFactor: 10)], using: &rng)
         try ours.write(to: dir.url("ours.age"))
         let decrypted = try script.run(
-            ["-qec", "age -d -o ours.out ours.age", "/dev/null"], in: dir, stdin: Data("\(passphrase)\n".utf8))
+            ["-qec", "'\(age.path)' -d -o ours.out ours.age", "/dev/null"], in: dir, stdin: Data("\(passphrase)\n".utf8))
         #expect(decrypted.status == 0, "age -d (passphrase) failed: \(decrypted.stdout) \(decrypted.stderr)")
         #expect(FileManager.default.contents(atPath: dir.url("ours.out").path) == plaintext)
 
         // age -p (its default work factor, 18) → ours.
         try plaintext.write(to: dir.url("plain"))
         let encrypted = try script.run(
-            ["-qec", "age -p -o theirs.age plain", "/dev/null"], in: dir,
+            ["-qec", "'\(age.path)' -p -o theirs.age plain", "/dev/null"], in: dir,
             stdin: Data("\(passphrase)\n\(passphrase)\n".utf8))
         #expect(encrypted.status == 0, "age -p failed: \(encrypted.stdout) \(encrypted.stderr)")
         let theirs = try Data(contentsOf: dir.url("theirs.age"))
