@@ -59,6 +59,8 @@ targets += [
         dependencies: ["LatchGit", "LatchAge", .product(name: "ArgumentParser", package: "swift-argument-parser")],
         swiftSettings: swiftSettings),
     .executableTarget(name: "AgentVaultCLI", dependencies: ["LatchGitCommands"], swiftSettings: swiftSettings),
+    // Benchmark: `swift run -c release GitVaultBench grant-revoke` (see its --help).
+    .executableTarget(name: "GitVaultBench", dependencies: ["LatchGit", "LatchAge"], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchGitTests", dependencies: ["LatchGit", "LatchAge"],
         resources: [.copy("Vectors")], swiftSettings: swiftSettings),
