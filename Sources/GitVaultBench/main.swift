@@ -88,6 +88,20 @@ do {
     try fs.write(Data(try manifest.yaml().utf8), to: vault.layout.url(VaultLayout.manifestFile), privateFile: false)
     try git.commit(root: repo, changed: changed, removed: [], message: "bench: setup")
 
+    if ProcessInfo.processInfo.environment["GITVAULT_BENCH_PROFILE"] != nil {
+        let owner = try IdentityResolver(environment: environment).ownerIdentity()
+        let sample = try fs.read(vault.layout.url(VaultLayout.secretFile("\(group)/secret-0")))
+        var plain = Data()
+        let dec = try seconds { for _ in 0..<200 { plain = try Age.decrypt(sample, identities: [owner]) } }
+        let enc = try seconds { for _ in 0..<200 { _ = try Age.encrypt(plain, to: recipients) } }
+        let metaText = try String(decoding: fs.read(vault.layout.url(VaultLayout.metadataFile("\(group)/secret-0"))), as: UTF8.self)
+        let yaml = try seconds { for _ in 0..<200 { _ = try SecretMetadata(yaml: metaText).yaml() } }
+        let man = try seconds { _ = try VaultManifest(yaml: manifest.yaml()) }
+        let commit = try seconds { try git.commit(root: repo, changed: changed, removed: [], message: "bench: noop") }
+        print(String(format: "per secret: decrypt %.3f ms, encrypt to %d %.3f ms, meta parse+emit %.3f ms; manifest %.3f s; commit of %d paths %.3f s",
+                     dec * 5, recipients.count, enc * 5, yaml * 5, man, changed.count, commit))
+    }
+
     // Timed: grant and revoke through the library (re-encryption + one commit each).
     var granted: [String] = [], revoked: [String] = []
     let grantTime = try seconds { granted = try vault.grant(agent: "newcomer", group: group) }

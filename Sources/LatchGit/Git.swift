@@ -142,8 +142,14 @@ public struct SystemGit: VaultGit {
             identity = ["GIT_AUTHOR_NAME": Self.fallbackName, "GIT_AUTHOR_EMAIL": Self.fallbackEmail,
                         "GIT_COMMITTER_NAME": Self.fallbackName, "GIT_COMMITTER_EMAIL": Self.fallbackEmail]
         }
-        try check(["commit", "-q", "--only", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul"],
-                  in: root, input: Self.pathspec(known.sorted()), extraEnvironment: identity)
+        let result = try run(["commit", "-q", "--only", "-m", message, "--pathspec-from-file=-", "--pathspec-file-nul"],
+                             in: root, input: Self.pathspec(known.sorted()), extraEnvironment: identity)
+        if result.status != 0 {
+            // Nothing changed (e.g. revoking a group the agent did not have): no commit, no error.
+            if result.stdout.contains("nothing to commit") || result.stdout.contains("no changes added to commit") { return }
+            throw GitVaultError.git(command: "commit", status: result.status,
+                                    message: result.stderr.isEmpty ? result.stdout : result.stderr)
+        }
     }
 
     public func fastForward(root: URL) -> String? {
