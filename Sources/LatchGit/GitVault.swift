@@ -348,39 +348,77 @@ public struct GitVault: Sendable {
 
     /// Decrypts each secret with the owner key and encrypts it again to the owner and the
     /// agents the manifest now authorises (sorted); updates `rotated` and `authorized_agents`.
-    /// Returns the files written. Public keys are read once.
+    /// Returns the files written. Public keys are read once. With the system random source the
+    /// secrets are processed on all cores (each worker draws from the system generator);
+    /// with any other generator, one after another in order.
     func reencrypt(_ secrets: [String], manifest: VaultManifest, ownerIdentity: AgeX25519Identity,
                    using rng: inout some RandomNumberGenerator) throws -> [String] {
         let owner = try ownerRecipient()
-        var agentKeys: [String: AgeX25519Recipient?] = [:]
-        var changed: [String] = []
-        let now = clock.now()
+        var agentKeys: [String: AgeX25519Recipient] = [:]
+        var pending: [(secret: String, agents: [String], recipients: [AgeX25519Recipient])] = []
         for secret in secrets {
             try VaultIdentifier.validateSecretPath(secret)
-            let file = VaultLayout.secretFile(secret)
-            let plaintext = try decrypt(read(file), identity: ownerIdentity, what: secret)
             let agents = manifest.authorizedAgents(forSecret: secret)
-            var recipients: [any AgeRecipient] = [owner]
+            var recipients: [AgeX25519Recipient] = [owner]
             for agent in agents {
-                if agentKeys[agent] == nil { agentKeys[agent] = .some(try agentRecipient(agent)) }
-                if let recipient = agentKeys[agent] ?? nil { recipients.append(recipient) }
+                if agentKeys[agent] == nil, let recipient = try agentRecipient(agent) { agentKeys[agent] = recipient }
+                if let recipient = agentKeys[agent] { recipients.append(recipient) }
             }
-            let ciphertext: Data
-            do { ciphertext = try Age.encrypt(plaintext, to: recipients, using: &rng) } catch {
-                throw GitVaultError.crypto("cannot encrypt '\(secret)': \(error)")
+            pending.append((secret, agents, recipients))
+        }
+        let jobs = pending
+        let now = clock.now()
+        if rng is SystemRandomNumberGenerator && jobs.count > 1 {
+            let results = ReencryptResults(count: jobs.count)
+            DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
+                var local = SystemRandomNumberGenerator()
+                let job = jobs[index]
+                results.set(index, Result {
+                    try reencryptOne(job.secret, agents: job.agents, recipients: job.recipients,
+                                     ownerIdentity: ownerIdentity, now: now, using: &local)
+                })
             }
-            try write(ciphertext, file)
-            changed.append(file)
-            let metaFile = VaultLayout.metadataFile(secret)
-            if exists(metaFile) {
-                var meta = try loadMetadata(secret)
-                meta.authorizedAgents = agents
-                meta.rotated = now
-                try write(Data(meta.yaml().utf8), metaFile)
-                changed.append(metaFile)
-            }
+            return try results.all().flatMap { try $0.get() }
+        }
+        var changed: [String] = []
+        for job in jobs {
+            changed += try reencryptOne(job.secret, agents: job.agents, recipients: job.recipients,
+                                        ownerIdentity: ownerIdentity, now: now, using: &rng)
         }
         return changed
+    }
+
+    func reencryptOne(_ secret: String, agents: [String], recipients: [AgeX25519Recipient],
+                      ownerIdentity: AgeX25519Identity, now: VaultTimestamp,
+                      using rng: inout some RandomNumberGenerator) throws -> [String] {
+        let file = VaultLayout.secretFile(secret)
+        let plaintext = try decrypt(read(file), identity: ownerIdentity, what: secret)
+        let ciphertext: Data
+        do { ciphertext = try Age.encrypt(plaintext, to: recipients.map { $0 as any AgeRecipient }, using: &rng) } catch {
+            throw GitVaultError.crypto("cannot encrypt '\(secret)': \(error)")
+        }
+        try write(ciphertext, file)
+        let metaFile = VaultLayout.metadataFile(secret)
+        guard exists(metaFile) else { return [file] }
+        var meta = try loadMetadata(secret)
+        meta.authorizedAgents = agents
+        meta.rotated = now
+        try write(Data(meta.yaml().utf8), metaFile)
+        return [file, metaFile]
+    }
+}
+
+/// Per-index results of a parallel re-encryption.
+final class ReencryptResults: @unchecked Sendable {
+    private let lock = NSLock()
+    private var results: [Result<[String], Error>?]
+    init(count: Int) { results = Array(repeating: nil, count: count) }
+    func set(_ index: Int, _ result: Result<[String], Error>) {
+        lock.lock(); results[index] = result; lock.unlock()
+    }
+    func all() -> [Result<[String], Error>] {
+        lock.lock(); defer { lock.unlock() }
+        return results.map { $0 ?? .failure(GitVaultError.crypto("re-encryption did not run")) }
     }
 }
 

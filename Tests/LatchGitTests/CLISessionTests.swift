@@ -267,6 +267,25 @@ import Testing
         #expect(broken?["errors"]?.contains { $0.contains("db/prod/url") } == true)
     }
 
+    @Test func commitsLeaveUnrelatedStagedChangesStaged() throws {
+        let s = try Session()
+        defer { cleanup(s.dir) }
+        #expect(try s.git("init", "-q", "-b", "main").status == 0)
+        #expect(try s.run("init").status == 0)
+        try "draft".write(to: s.repo.appendingPathComponent("notes.txt"), atomically: true, encoding: .utf8)
+        #expect(try s.git("add", "notes.txt").status == 0)
+        #expect(try s.run("set", "app/token", "v1").status == 0)
+        #expect(try s.git("log", "-1", "--format=%s").out == "agent-vault: set secret 'app/token'\n")
+        #expect(try !s.git("ls-tree", "-r", "--name-only", "HEAD").out.contains("notes.txt"))
+        #expect(try s.git("diff", "--cached", "--name-only").out == "notes.txt\n")
+        #expect(try s.git("ls-tree", "-r", "--name-only", "HEAD").out.contains(".agent-vault/secrets/app/token.enc"))
+        // Still staged after a re-encrypting command too.
+        #expect(try s.run("add-agent", "bot").status == 0)
+        #expect(try s.run("grant", "bot", "app").status == 0)
+        #expect(try s.git("diff", "--cached", "--name-only").out == "notes.txt\n")
+        #expect(try s.git("status", "--porcelain").out == "A  notes.txt\n")
+    }
+
     @Test func getFastForwardsFromTheRemote() throws {
         let s = try Session()
         defer { cleanup(s.dir) }
