@@ -3,8 +3,8 @@ import Foundation
 
 /// Encrypting and decrypting whole age v1 files in memory (age-encryption.org/v1).
 ///
-/// Supported: X25519 recipients (`age1…`) and scrypt passphrases. Unknown stanza types are
-/// ignored; plugins and the post-quantum hybrid recipient are not supported.
+/// Supported: X25519 recipients (`age1…`), the ML-KEM-768+X25519 hybrid (`age1pq1…`) and
+/// scrypt passphrases. Unknown stanza types are ignored; plugins are not supported.
 public enum Age {
     /// Encrypts `plaintext` to `recipients` with the system's secure random source.
     public static func encrypt(
@@ -18,7 +18,9 @@ public enum Age {
     /// and salts from `rng` (which must be cryptographically secure outside tests).
     ///
     /// Throws `AgeError.header` when there is no recipient, a scrypt recipient is mixed with
-    /// any other, a work factor is outside 1…22, or a recipient type is not from this module.
+    /// any other, hybrid (post-quantum) and classic recipients are mixed, a work factor is
+    /// outside 1…22, or a recipient type is not from this module. The hybrid recipient's
+    /// ML-KEM/X25519 encapsulation uses swift-crypto's system random source, not `rng`.
     public static func encrypt(
         _ plaintext: some DataProtocol, to recipients: [any AgeRecipient], armored: Bool = false,
         using rng: inout some RandomNumberGenerator
@@ -32,6 +34,11 @@ public enum Age {
         guard !wrappers.isEmpty else { throw AgeError.header("no recipients") }
         if wrappers.count > 1 && wrappers.contains(where: \.requiresSoleStanza) {
             throw AgeError.header("a passphrase (scrypt) recipient must be the only recipient")
+        }
+        let postQuantum = wrappers.filter { $0 is AgeHybridRecipient }.count
+        if postQuantum > 0 && postQuantum < wrappers.count {
+            // Mixing would make the file only as strong as its classic recipients.
+            throw AgeError.header("post-quantum hybrid recipients must not be mixed with classic ones")
         }
 
         let fileKey = AgePrimitives.randomBytes(ageFileKeyLength, using: &rng)

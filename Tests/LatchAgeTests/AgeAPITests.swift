@@ -201,6 +201,33 @@ struct TestRNG: RandomNumberGenerator {
         #expect(throws: AgeError.self) { try Age.encrypt(plaintext, to: []) }
     }
 
+    @Test func hybridRoundTripAndRules() throws {
+        var rng = TestRNG(seed: 21)
+        let identity = AgeHybridIdentity.generate(using: &rng)
+        #expect(identity.string.hasPrefix("AGE-SECRET-KEY-PQ-1"))
+        #expect(identity.recipient.string.hasPrefix("age1pq1"))
+        let reparsed = try AgeHybridIdentity(string: identity.string)
+        #expect(reparsed.recipient == identity.recipient)
+        #expect(try AgeHybridRecipient(string: identity.recipient.string) == identity.recipient)
+        #expect(!String(describing: identity).contains(String(identity.string.dropFirst(19).prefix(16))))
+        var again = TestRNG(seed: 21)
+        #expect(AgeHybridIdentity.generate(using: &again).string == identity.string)
+
+        let other = AgeHybridIdentity.generate(using: &rng)
+        let plaintext = Data(AgePrimitives.randomBytes(70_000, using: &rng))
+        let file = try Age.encrypt(plaintext, to: [identity.recipient, other.recipient], armored: true, using: &rng)
+        #expect(String(decoding: try AgeArmor.decode(file).prefix(60), as: UTF8.self).contains("-> mlkem768x25519 "))
+        #expect(try Age.decrypt(file, identities: [identity]) == plaintext)
+        #expect(try Age.decrypt(file, identities: [other]) == plaintext)
+        #expect(throws: AgeError.noMatch) { try Age.decrypt(file, identities: [AgeHybridIdentity.generate()]) }
+        // Not mixed with classic recipients, and the key kinds are not interchangeable.
+        let classic = AgeX25519Identity.generate(using: &rng)
+        #expect(throws: AgeError.self) { try Age.encrypt(plaintext, to: [identity.recipient, classic.recipient]) }
+        #expect(throws: AgeError.self) { try AgeX25519Identity(string: identity.string) }
+        #expect(throws: AgeError.self) { try AgeHybridIdentity(string: classic.string) }
+        #expect(throws: AgeError.self) { try AgeHybridRecipient(string: classic.recipient.string) }
+    }
+
     @Test func foreignRecipientAndIdentityTypesAreRefused() {
         struct Plugin: AgeRecipient, AgeIdentity {}
         #expect(throws: AgeError.self) { try Age.encrypt(Data("x".utf8), to: [Plugin()]) }

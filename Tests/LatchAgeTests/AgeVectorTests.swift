@@ -43,10 +43,16 @@ struct AgeVector {
     /// Why this vector cannot run here, or nil.
     var skipReason: String? {
         if !unknownKeys.isEmpty { return "unknown header keys \(unknownKeys) (upstream says skip)" }
-        if identities.contains(where: { $0.hasPrefix("AGE-SECRET-KEY-PQ-1") }) {
-            return "needs the ML-KEM-768+X25519 hybrid identity, which LatchAge does not implement"
-        }
         return nil
+    }
+
+    /// The vector's identities and passphrases as LatchAge identities.
+    func ageIdentities() throws -> [any AgeIdentity] {
+        var out: [any AgeIdentity] = try identities.map { text -> any AgeIdentity in
+            text.hasPrefix("AGE-SECRET-KEY-PQ-1") ? try AgeHybridIdentity(string: text) : try AgeX25519Identity(string: text)
+        }
+        out += passphrases.map { AgeScryptIdentity(passphrase: $0) }
+        return out
     }
 }
 
@@ -85,8 +91,7 @@ func outcomeName(_ error: AgeError?) -> String {
     static func run(_ vector: AgeVector, autodetect: Bool = false) throws -> (
         outcome: String, released: [UInt8], detail: String
     ) {
-        var identities: [any AgeIdentity] = try vector.identities.map { try AgeX25519Identity(string: $0) }
-        identities += vector.passphrases.map { AgeScryptIdentity(passphrase: $0) }
+        let identities = try vector.ageIdentities()
         let file = vector.compressed ? try zlibInflate(vector.file) : vector.file
         var released: [UInt8] = []
         do {
@@ -141,7 +146,7 @@ func outcomeName(_ error: AgeError?) -> String {
         let totalPassed = passed.values.reduce(0, +)
         print("  total: \(totalRan) / \(totalPassed) / \(skipped.values.reduce(0, +))")
         #expect(failures.isEmpty, "failing vectors:\n\(failures.joined(separator: "\n"))")
-        #expect(totalRan == 124, "expected to run the 124 non-PQ vectors")
+        #expect(totalRan == 143, "expected to run all 143 vectors (124 classic, 19 PQ hybrid)")
         #expect(totalPassed == totalRan)
     }
 
@@ -157,7 +162,7 @@ func outcomeName(_ error: AgeError?) -> String {
             #expect(detected == expected, "\(vector.name): autodetect gave \(detected), explicit \(explicit)")
             checked += 1
         }
-        #expect(checked == 124)
+        #expect(checked == 143)
     }
 
     /// Vectors that decrypt also decrypt through the public API, and re-encrypting their
@@ -166,12 +171,10 @@ func outcomeName(_ error: AgeError?) -> String {
         var count = 0
         for vector in try Self.loadAll() where vector.skipReason == nil && vector.expect == "success" {
             let file = vector.compressed ? try zlibInflate(vector.file) : vector.file
-            var identities: [any AgeIdentity] = try vector.identities.map { try AgeX25519Identity(string: $0) }
-            identities += vector.passphrases.map { AgeScryptIdentity(passphrase: $0) }
-            let plaintext = try Age.decrypt(Data(file), identities: identities)
+            let plaintext = try Age.decrypt(Data(file), identities: vector.ageIdentities())
             #expect(sha256Hex(plaintext) == vector.payload, "\(vector.name)")
             count += 1
         }
-        #expect(count == 21)
+        #expect(count == 26)
     }
 }
