@@ -294,16 +294,17 @@ public struct GitVault: Sendable {
         } catch { throw GitVaultError.crypto("cannot decrypt '\(what)': \(error)") }
     }
 
-    /// Metadata of every secret (optionally of one group), sorted by path. Nested paths are
-    /// included; a `.meta` that cannot be parsed is an error.
+    /// Metadata of every secret (optionally of those whose `.meta` names `group`, as the SDKs
+    /// filter), sorted by file path. Nested paths are included; an unparsable `.meta` is an error.
     public func listSecrets(group: String? = nil) throws -> [SecretMetadata] {
         if let group { try VaultIdentifier.validateGroup(group) }
         let files = try fileSystem.regularFiles(under: layout.url(VaultLayout.secretsDirectory))
         var result: [SecretMetadata] = []
         for file in files where file.hasSuffix(".meta") {
-            if let group, !file.hasPrefix(group + "/") { continue }
             let relative = VaultLayout.secretsDirectory + "/" + file
-            result.append(try SecretMetadata(yaml: readText(relative), file: relative))
+            let meta = try SecretMetadata(yaml: readText(relative), file: relative)
+            if let group, meta.group != group { continue }
+            result.append(meta)
         }
         return result
     }
