@@ -239,6 +239,8 @@ import Testing
             "secrets/stripe/api-key.meta", "secrets/stripe/webhook-secret.enc", "secrets/stripe/webhook-secret.meta",
         ])
         #expect(try s.git("status", "--porcelain").out == "")
+        let fsck = try s.git("fsck", "--strict")
+        #expect(fsck.status == 0, "\(fsck.stderr)")
         let tracked = try s.git("ls-files").out.split(separator: "\n").map(String.init)
         #expect(tracked == (try s.vaultFiles()).map { ".agent-vault/" + $0 })
         let log = try s.git("log", "--format=%s").out.split(separator: "\n").map(String.init)
