@@ -21,7 +21,7 @@ extension LatchCommand {
     static var areaSubcommands: [any ParsableCommand.Type] {
         var commands: [any ParsableCommand.Type] = []
         // server: serve
-        // git mode: repo
+        commands.append(RepoCommand.self)  // git mode: repo
         // client: init, configure, get, env, run, vault, secret, agent, ...
         // mcp
         return commands
