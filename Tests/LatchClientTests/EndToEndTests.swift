@@ -337,3 +337,27 @@ func expectOpenSSLLoads(_ pem: String, dir: String) throws {
     p.waitUntilExit()
     #expect(p.terminationStatus == 0, "openssl pkey rejected the runtime config's privateKey")
 }
+
+extension EndToEndTests {
+    /// Runs scripts/quickstart.sh (the README quickstart) with the built `latch` on PATH.
+    @Test func readmeQuickstartRunsAsWritten() throws {
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("scripts/quickstart.sh").path
+        #expect(FileManager.default.fileExists(atPath: script), "missing \(script)")
+        let bin = URL(fileURLWithPath: try LatchProcess.binary()).deletingLastPathComponent().path
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/bash")
+        p.arguments = [script]
+        p.environment = ["PATH": bin + ":/usr/bin:/bin", "HOME": NSTemporaryDirectory(), "PORT": String(Int.random(in: 20000...45000))]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        #expect(p.terminationStatus == 0, "\(text)")
+        #expect(text.contains("postgres://app:s3cret@db/prod"))
+        #expect(text.contains("connecting to <concealed by latch>"))
+    }
+}
