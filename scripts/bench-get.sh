@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 command -v age >/dev/null || { echo "bench-get: the age tool is required (apt-get install age)" >&2; exit 1; }
 BUILD_PATH=${BUILD_PATH:-.build}
-swift build -c release --build-path "$BUILD_PATH" --product latch >/dev/null
+swift build -c release --build-path "$BUILD_PATH" --product latch >/dev/null 2>&1
 LATCH=$(swift build -c release --build-path "$BUILD_PATH" --show-bin-path)/latch
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -33,4 +33,5 @@ echo "runs: $RUNS"
 echo "latch get (median):        $((L / 1000)).$(( (L % 1000) / 100 )) ms"
 echo "age -d    (median):        $((A / 1000)).$(( (A % 1000) / 100 )) ms"
 echo "latch --version (start):   $((S / 1000)).$(( (S % 1000) / 100 )) ms"
+LATCH_TIMING=1 "$LATCH" get TOKEN --profile agent 2>&1 >/dev/null | sed 's/^/phases (one run): /'
 awk -v l="$L" -v a="$A" 'BEGIN { printf "ratio latch/age:           %.2fx (goal <= 2x)\n", l / a }'

@@ -133,9 +133,15 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await CLI.run {
+            let started = Date()
             let latch = try await options.connect()
             let value = try latch.get(name)
             CLI.stdout(value + (isatty(1) == 1 ? "\n" : ""))
+            if options.environment["LATCH_TIMING"] == "1" {
+                let t = latch.timings.milliseconds
+                let f = { (k: String) in String(format: "%.1f", t[k] ?? 0) }
+                CLI.stderr("latch: timing ms: keyLoad=\(f("keyLoad")) http=\(f("http")) verify+decrypt=\(f("verify")) total-in-client=\(String(format: "%.1f", Date().timeIntervalSince(started) * 1000))")
+            }
         }
     }
 }

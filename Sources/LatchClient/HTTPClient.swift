@@ -39,6 +39,8 @@ public struct LatchHTTPClient: Sendable {
         try? await Task.sleep(nanoseconds: UInt64(max(0, seconds) * 1_000_000_000))
     }
     public var userAgent = "latch/0.1.0"
+    /// Where time spent waiting for the server is added up ("http").
+    public var timings: Timings?
 
     public init(baseURL: URL, apiKey: String, transport: any HTTPTransport = URLSessionTransport()) {
         self.baseURL = baseURL
@@ -65,6 +67,8 @@ public struct LatchHTTPClient: Sendable {
         var attempt = 0
         while true {
             let data: Data, response: HTTPURLResponse
+            let started = DispatchTime.now().uptimeNanoseconds
+            defer { timings?.add("http", since: started) }
             do {
                 (data, response) = try await transport.send(request)
             } catch let error as LatchError {
@@ -146,5 +150,21 @@ public struct LatchHTTPClient: Sendable {
         default:
             return String(describing: error)
         }
+    }
+}
+
+/// Wall time per phase (key load, HTTP, verification and decryption), for `LATCH_TIMING=1`.
+public final class Timings: @unchecked Sendable {
+    private let lock = NSLock()
+    private var phases: [String: UInt64] = [:]
+    public init() {}
+    public func add(_ phase: String, since start: UInt64) {
+        let d = DispatchTime.now().uptimeNanoseconds &- start
+        lock.lock(); phases[phase, default: 0] &+= d; lock.unlock()
+    }
+    /// Milliseconds per phase.
+    public var milliseconds: [String: Double] {
+        lock.lock(); defer { lock.unlock() }
+        return phases.mapValues { Double($0) / 1_000_000 }
     }
 }

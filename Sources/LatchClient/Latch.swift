@@ -21,6 +21,8 @@ public final class Latch: @unchecked Sendable {
     public let http: LatchHTTPClient
     public let privateKey: PrincipalPrivateKey
     public private(set) var identity: MeResponse
+    /// Time spent per phase ("keyLoad", "http", "verify").
+    public let timings: Timings
     let seenPath: String?
     private let lock = NSLock()
     private var vaults: [String: VerifiedVault] = [:]
@@ -38,6 +40,7 @@ public final class Latch: @unchecked Sendable {
         self.identity = identity
         self.seenPath = seenPath
         self.seen = seen
+        self.timings = http.timings ?? Timings()
     }
 
     // MARK: creation
@@ -58,12 +61,18 @@ public final class Latch: @unchecked Sendable {
 
     public static func create(configuration config: ResolvedConfiguration, transport: (any HTTPTransport)? = nil,
                               sync: Bool = true) async throws -> Latch {
+        let timings = Timings()
+        let keyStart = DispatchTime.now().uptimeNanoseconds
         let key: PrincipalPrivateKey
-        do { key = try PrincipalPrivateKey(pem: config.privateKeyPEM) } catch {
+        do {
+            key = try PrincipalPrivateKey(pem: config.privateKeyPEM)
+            timings.add("keyLoad", since: keyStart)
+        } catch {
             throw LatchError(.configuration, "private key from \(config.privateKeySource) cannot be loaded: \(error)",
                              hint: "give a PKCS#8 or PKCS#1 RSA private key PEM (2048-4096 bits)")
         }
-        let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? URLSessionTransport())
+        var http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? URLSessionTransport())
+        http.timings = timings
         var me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
         if let registered = me.publicKey {
             guard registered.keyId == key.publicKey.keyId else {
@@ -223,6 +232,8 @@ public final class Latch: @unchecked Sendable {
             unavailable[id] = nil
             guard let v = cache.vaults[id] else { continue }
             let material = try await materialFromCache(v, cache)
+            let verifyStart = DispatchTime.now().uptimeNanoseconds
+            defer { timings.add("verify", since: verifyStart) }
             do {
                 newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
             } catch let e as LatchError where e.kind == .forbidden {
