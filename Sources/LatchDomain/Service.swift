@@ -25,11 +25,19 @@ public struct LatchService: Sendable {
     public let clock: any Clock
     public let random: any RandomSource
     let audit: AuditBatcher
+    let authCache: AuthCache
 
-    public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource()) {
+    /// `authCacheSeconds`: how long a verified API key's principal is reused without a store
+    /// read (0 = never). A change to the key or principal takes at most this long to apply.
+    public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource(),
+                authCacheSeconds: Double = 5) {
         self.store = store; self.clock = clock; self.random = random
         audit = AuditBatcher(store: store)
+        authCache = AuthCache(ttl: authCacheSeconds)
     }
+
+    /// Forgets cached authentications (call after revoking a key or archiving a principal).
+    public func invalidateAuthCache() async { await authCache.clear() }
 
     // MARK: helpers
 
@@ -180,9 +188,15 @@ public struct LatchService: Sendable {
         let parts = raw.split(separator: ".", maxSplits: 1).map(String.init)
         let access = parts.first ?? ""
         let secret = parts.count == 2 ? parts[1] : ""
+        let secretHash = Hashing.sha256Hex(secret)
+        if parts.count == 2, var cached = await authCache.get(access, now: clock.now()),
+           Hashing.constantTimeEqual(Array(cached.apiKey.secretHash.utf8), Array(secretHash.utf8)) {
+            cached.source = source
+            return cached
+        }
         let found: AuthContext? = try await store.read { tx in
             guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
-            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(Hashing.sha256Hex(secret).utf8))
+            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(secretHash.utf8))
             guard ok, !key.revoked, let p = try await tx.principal(key.principalId), !p.archived,
                   let t = try await tx.tenant(key.tenantId), p.tenantId == t.id else { return nil }
             return AuthContext(principal: p, apiKey: key, tenant: t, source: source)
@@ -196,6 +210,7 @@ public struct LatchService: Sendable {
             }
             throw DomainError.invalidAPIKey()
         }
+        await authCache.put(access, ctx, now: clock.now())
         return ctx
     }
 
@@ -324,4 +339,22 @@ actor AuditBatcher {
         }
         flushing = false
     }
+}
+
+/// Verified API keys, briefly remembered so a busy agent's requests skip the key lookup.
+actor AuthCache {
+    let ttl: Double
+    var entries: [String: (AuthContext, Date)] = [:]
+    init(ttl: Double) { self.ttl = ttl }
+    func get(_ access: String, now: Date) -> AuthContext? {
+        guard ttl > 0, let (ctx, at) = entries[access] else { return nil }
+        guard now.timeIntervalSince(at) < ttl, now >= at else { entries[access] = nil; return nil }
+        return ctx
+    }
+    func put(_ access: String, _ ctx: AuthContext, now: Date) {
+        guard ttl > 0 else { return }
+        if entries.count > 10_000 { entries.removeAll() }
+        entries[access] = (ctx, now)
+    }
+    func clear() { entries.removeAll() }
 }
