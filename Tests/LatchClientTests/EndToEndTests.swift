@@ -344,6 +344,15 @@ extension EndToEndTests {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/quickstart.sh").path
         #expect(FileManager.default.fileExists(atPath: script), "missing \(script)")
+        // The script's quickstart block must be the README's, letter for letter.
+        let readme = URL(fileURLWithPath: script).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("README.md").path
+        let scriptText = try String(contentsOfFile: script, encoding: .utf8)
+        let readmeText = try String(contentsOfFile: readme, encoding: .utf8)
+        let block = scriptText.components(separatedBy: "# --- quickstart ---\n").last?
+            .components(separatedBy: "# --- end ---").first ?? ""
+        #expect(block.count > 100, "scripts/quickstart.sh lost its '# --- quickstart ---' markers")
+        #expect(readmeText.contains("```sh\n" + block + "```"), "README.md's quickstart differs from scripts/quickstart.sh")
         let bin = URL(fileURLWithPath: try LatchProcess.binary()).deletingLastPathComponent().path
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/bin/bash")
