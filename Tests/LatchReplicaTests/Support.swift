@@ -23,8 +23,8 @@ final class Locked<T>: @unchecked Sendable {
 }
 
 enum Env {
-    static func get(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
-    static var databaseURL: String? { get("LATCH_TEST_DATABASE_URL") }
+    static func value(_ name: String) -> String? { ProcessInfo.processInfo.environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+    static var databaseURL: String? { value("LATCH_TEST_DATABASE_URL") }
     static let skipReason: Comment = "LATCH_TEST_DATABASE_URL is not set: the replica tests need PostgreSQL (postgres://user@127.0.0.1:PORT/db); .ci/run starts one and sets it"
 
     /// The database URL with extra query items.
@@ -40,7 +40,7 @@ enum Env {
 /// The `latch` executable built next to the test bundle (or `LATCH_TEST_BINARY`).
 enum LatchBinary {
     static func url() throws -> URL {
-        if let p = Env.get("LATCH_TEST_BINARY") { return URL(fileURLWithPath: p) }
+        if let p = Env.value("LATCH_TEST_BINARY") { return URL(fileURLWithPath: p) }
         var candidates: [URL] = []
         if let a0 = CommandLine.arguments.first { candidates.append(URL(fileURLWithPath: a0).deletingLastPathComponent().appendingPathComponent("latch")) }
         candidates.append(Bundle.main.bundleURL.deletingLastPathComponent().appendingPathComponent("latch"))
@@ -228,11 +228,11 @@ final class PrivateCluster: @unchecked Sendable {
     var url: String { "postgres://latch@127.0.0.1:\(port)/postgres?sslmode=disable" }
 
     init() throws {
-        guard let bin = Env.get("LATCH_TEST_PG_BIN") else {
+        guard let bin = Env.value("LATCH_TEST_PG_BIN") else {
             throw TestFailure("LATCH_TEST_PG_BIN is not set: the outage test runs its own PostgreSQL cluster from that directory (initdb, pg_ctl); .ci/run sets it")
         }
         self.bin = bin
-        user = Env.get("LATCH_TEST_PG_USER")
+        user = Env.value("LATCH_TEST_PG_USER")
         dir = URL(fileURLWithPath: "/tmp/latch-pgo-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         if let user { try FileManager.default.setAttributes([.ownerAccountName: user], ofItemAtPath: dir.path) }

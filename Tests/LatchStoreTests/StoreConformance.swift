@@ -161,43 +161,43 @@ enum StoreConformance {
         let first = stores[0]
         try await first.write { tx in try await tx.setSetting("version", "0") }
         struct Conflict: Error {}
-        // Every writer tries to move the version from what it last saw; half of them race for
-        // the same version (they read outside the write, as a client that fetched a checkpoint does).
-        let seen = try await first.read { tx in try await tx.setting("version") }
-        #expect(seen == "0")
-        let outcomes = await withTaskGroup(of: Bool.self, returning: [Bool].self) { group in
-            for w in 0..<writers {
-                let s = stores[w % stores.count]
-                let expected = w % 2 == 0 ? "0" : nil  // even writers all claim version 0 -> 1
-                group.addTask {
-                    do {
-                        try await s.write { tx in
-                            let current = try await tx.setting("version") ?? "0"
-                            if let expected, current != expected { throw Conflict() }
-                            let next = String((Int(current) ?? 0) + 1)
-                            try await tx.setSetting("version", next)
-                            try await tx.put(.vaults, row("counter-\(next)"))
-                            _ = try await tx.appendChange(tenantId: "tc", kind: .vault, entityId: "counter-\(next)", vaultId: nil)
-                            try await tx.appendAudit(time: Date(), tenantId: "tc", action: "bump", outcome: "success",
-                                                     principalId: "w\(w)", accessKey: nil, assetId: next)
+        /// Phase 1: every writer claims version 0 -> 1 (as clients that all fetched version 0).
+        /// Phase 2: every writer moves the version from whatever it reads (no lost update).
+        func race(conditional: Bool) async -> Int {
+            await withTaskGroup(of: Bool.self, returning: Int.self) { group in
+                for w in 0..<writers {
+                    let s = stores[w % stores.count]
+                    group.addTask {
+                        do {
+                            try await s.write { tx in
+                                let current = try await tx.setting("version") ?? "0"
+                                if conditional, current != "0" { throw Conflict() }
+                                let next = String((Int(current) ?? 0) + 1)
+                                try await tx.setSetting("version", next)
+                                try await tx.put(.vaults, row("counter-\(next)"))
+                                _ = try await tx.appendChange(tenantId: "tc", kind: .vault, entityId: "counter-\(next)", vaultId: nil)
+                                try await tx.appendAudit(time: Date(), tenantId: "tc", action: "bump", outcome: "success",
+                                                         principalId: "w\(w)", accessKey: nil, assetId: next)
+                            }
+                            return true
+                        } catch is Conflict {
+                            return false
+                        } catch {
+                            Issue.record("writer \(w) failed with an unexpected error: \(error)")
+                            return false
                         }
-                        return true
-                    } catch is Conflict {
-                        return false
-                    } catch {
-                        Issue.record("writer \(w) failed with an unexpected error: \(error)")
-                        return false
                     }
                 }
+                var wins = 0
+                for await o in group where o { wins += 1 }
+                return wins
             }
-            var all: [Bool] = []
-            for await o in group { all.append(o) }
-            return all
         }
-        let winners = outcomes.filter { $0 }.count
-        let racers = (writers + 1) / 2
-        // Exactly one of the racers for version 0 wins; every unconditional writer wins.
-        #expect(winners == 1 + (writers - racers), "winners \(winners) of \(writers)")
+        let racedWins = await race(conditional: true)
+        #expect(racedWins == 1, "exactly one of \(writers) writers claiming version 1 wins, got \(racedWins)")
+        let freeWins = await race(conditional: false)
+        #expect(freeWins == writers)
+        let winners = racedWins + freeWins
         let final = try await first.read { tx in try await tx.setting("version") }
         #expect(final == String(winners), "no lost update: every win moved the version once")
         #expect(try await verifyAuditChain(stores.last ?? first) == winners)
