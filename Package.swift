@@ -39,10 +39,12 @@ targets += [
 ]
 
 // MARK: - age v1 format (no I/O)
+// CZlib: the system zlib (zlib1g-dev), used only by the tests to inflate compressed vectors.
 targets += [
     .target(name: "LatchAge", dependencies: [crypto, cryptoExtras], swiftSettings: swiftSettings),
+    .systemLibrary(name: "CZlib", path: "Tests/CZlib", providers: [.apt(["zlib1g-dev"]), .brew(["zlib"])]),
     .testTarget(
-        name: "LatchAgeTests", dependencies: ["LatchAge"],
+        name: "LatchAgeTests", dependencies: ["LatchAge", "CZlib", crypto],
         resources: [.copy("Vectors")], swiftSettings: swiftSettings),
 ]
 
@@ -51,6 +53,7 @@ targets += [
 // MARK: - Domain core, wire API, stores, server
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+products += [.executable(name: "latch-server-seed", targets: ["LatchServerSeed"])]
 targets += [
     .target(name: "LatchDomain", dependencies: ["LatchCrypto", crypto], swiftSettings: swiftSettings),
     .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
@@ -73,11 +76,14 @@ targets += [
     .target(
         name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", hummingbird, logging],
         swiftSettings: swiftSettings),
+    // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field).
+    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchServerTests",
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
 ]
@@ -98,6 +104,10 @@ targets += [
 ]
 
 // MARK: - Benchmarks
+products += [.executable(name: "latch-bench", targets: ["LatchBench"])]
+targets += [
+    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto"], swiftSettings: swiftSettings),
+]
 
 let package = Package(
     name: "latchkey",

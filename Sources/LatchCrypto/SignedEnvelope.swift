@@ -55,6 +55,17 @@ public struct SignedEnvelope<Statement: SignedStatement>: Codable, Sendable, Equ
         }
     }
 
+    /// Verifies against whichever of `keys` has the id named in `signerKeyId` (for example a
+    /// vault's member keys from the trust store) and returns that key.
+    @discardableResult
+    public func verify(trusting keys: some Sequence<PrincipalPublicKey>) throws -> PrincipalPublicKey {
+        guard let key = keys.first(where: { $0.keyId == signerKeyId }) else {
+            throw LatchCryptoError.signature("signer \(signerKeyId) is not among the trusted keys")
+        }
+        try verify(with: key)
+        return key
+    }
+
     /// The whole envelope as RFC 8785 canonical JSON (a stable wire form).
     public func canonicalJSON() throws -> Data {
         let statement = try CanonicalJSON.parse(Self.signedBytes(of: checkpoint))

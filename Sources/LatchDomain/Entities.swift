@@ -272,6 +272,12 @@ public struct AuditEvent: Codable, Sendable, Equatable {
     public var detail: String?
     public var prevHash: String
     public var hash: String
+    public init(seq: Int64, tenantId: String?, time: Date, action: String, outcome: String, principalId: String?, accessKey: String?,
+                assetType: String?, assetId: String?, source: String?, detail: String?, prevHash: String, hash: String) {
+        self.seq = seq; self.tenantId = tenantId; self.time = time; self.action = action; self.outcome = outcome
+        self.principalId = principalId; self.accessKey = accessKey; self.assetType = assetType; self.assetId = assetId
+        self.source = source; self.detail = detail; self.prevHash = prevHash; self.hash = hash
+    }
 }
 
 /// One row of the change log: what changed, in which tenant, at which sequence number.

@@ -8,8 +8,7 @@ extension LatchService {
     /// TENANT_AGENT_MANAGER may; a key cannot receive permissions its maker's key lacks.
     public func createAgent(_ ctx: AuthContext, name: String, permissions: [String]?, role: String?,
                             publicKeyPEM: String?) async throws -> (Principal, IssuedAPIKey, PublicKeyRecord?) {
-        try ctx.require("machine.agent.write")
-        return try await perform(ctx, "agent.create", assetType: "AGENT") { tx in
+        return try await perform(ctx, require: "machine.agent.write", "agent.create", assetType: "AGENT") { tx in
             guard ctx.principal.role == .tenantAdmin || ctx.principal.role == .tenantAgentManager else {
                 throw DomainError.forbidden("creating agents needs the TENANT_ADMIN or TENANT_AGENT_MANAGER role")
             }
@@ -36,8 +35,7 @@ extension LatchService {
 
     /// Creates a user and a USER API key (returned once). TENANT_ADMIN only.
     public func createUser(_ ctx: AuthContext, name: String, role: String?, permissions: [String]?) async throws -> (Principal, IssuedAPIKey) {
-        try ctx.require("machine.permissions.write")
-        return try await perform(ctx, "user.create", assetType: "USER") { tx in
+        return try await perform(ctx, require: "machine.permissions.write", "user.create", assetType: "USER") { tx in
             guard ctx.principal.role == .tenantAdmin else { throw DomainError.forbidden("creating users needs the TENANT_ADMIN role") }
             try self.validName(name, "user name")
             let r = try TenantRole(rawValue: role ?? "TENANT_MEMBER").orThrow(.invalid("role must be TENANT_ADMIN, TENANT_AGENT_MANAGER or TENANT_MEMBER"))
@@ -52,8 +50,7 @@ extension LatchService {
     }
 
     public func listPrincipals(_ ctx: AuthContext, type: PrincipalType) async throws -> [(Principal, PublicKeyRecord?)] {
-        try ctx.require("machine.agent.read")
-        return try await perform(ctx, type == .agent ? "agent.list" : "user.list") { tx in
+        return try await perform(ctx, require: "machine.agent.read", type == .agent ? "agent.list" : "user.list") { tx in
             var out: [(Principal, PublicKeyRecord?)] = []
             for p in try await tx.principals(tenantId: ctx.tenant.id) where p.type == type && !p.archived {
                 out.append((p, try await tx.activePublicKey(principalId: p.id)))
@@ -63,9 +60,8 @@ extension LatchService {
     }
 
     public func getPrincipal(_ ctx: AuthContext, id: String) async throws -> (Principal, PublicKeyRecord?) {
-        try ctx.require("machine.agent.read")
-        try Self.checkId(id, "principal id")
-        return try await perform(ctx, "principal.read", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.agent.read", "principal.read", assetId: id) { tx in
+            try Self.checkId(id, "principal id")
             guard let p = try await tx.principal(id), p.tenantId == ctx.tenant.id else { throw DomainError.notFound("principal \(id) does not exist") }
             return ((p, try await tx.activePublicKey(principalId: id)), nil)
         }
@@ -73,9 +69,8 @@ extension LatchService {
 
     /// An operator registers an agent's public key (the agent made the pair locally).
     public func registerAgentKey(_ ctx: AuthContext, agentId: String, pem: String) async throws -> (PublicKeyRecord, created: Bool) {
-        try ctx.require("machine.agent.write")
-        try Self.checkId(agentId, "agent id")
-        return try await perform(ctx, "key.register", assetType: "AGENT", assetId: agentId) { tx in
+        return try await perform(ctx, require: "machine.agent.write", "key.register", assetType: "AGENT", assetId: agentId) { tx in
+            try Self.checkId(agentId, "agent id")
             guard ctx.principal.role == .tenantAdmin || ctx.principal.role == .tenantAgentManager else {
                 throw DomainError.forbidden("registering an agent's key needs the TENANT_ADMIN or TENANT_AGENT_MANAGER role")
             }
@@ -112,18 +107,17 @@ extension LatchService {
     /// its current DEK become pending grants, which any DEK holder's client can fulfil.
     public func setPermissions(_ ctx: AuthContext, assetType: String, assetId: String,
                                entries: [(granteeType: String, granteeId: String, level: String)]) async throws -> ([PermissionGrant], [PendingGrant]) {
-        try ctx.require("machine.permissions.write")
-        guard let type = AssetType(rawValue: assetType.uppercased().replacingOccurrences(of: "-", with: "_")) else {
-            throw DomainError.invalid("asset type \(assetType.prefix(40)) is not PROJECT, VAULT or VAULT_ITEM")
-        }
-        let parsed = try entries.map { e throws(DomainError) -> (GranteeType, String, AccessLevel) in
-            guard let g = GranteeType(rawValue: e.granteeType) else { throw .invalid("granteeType \(e.granteeType.prefix(40)) is not USER, AGENT, GROUP or PROJECT") }
-            guard let l = AccessLevel(rawValue: e.level) else { throw .invalid("level \(e.level.prefix(40)) is not READ, WRITE or ADMIN") }
-            try Self.checkId(e.granteeId, "granteeId")
-            return (g, e.granteeId, l)
-        }
-        guard parsed.count <= 1000 else { throw DomainError.invalid("at most 1000 permissions per asset") }
-        return try await perform(ctx, "permissions.set", assetType: type.rawValue, assetId: assetId) { tx in
+        return try await perform(ctx, require: "machine.permissions.write", "permissions.set", assetType: assetType.uppercased(), assetId: assetId) { tx in
+            guard let type = AssetType(rawValue: assetType.uppercased().replacingOccurrences(of: "-", with: "_")) else {
+                throw DomainError.invalid("asset type \(assetType.prefix(40)) is not PROJECT, VAULT or VAULT_ITEM")
+            }
+            let parsed = try entries.map { e throws(DomainError) -> (GranteeType, String, AccessLevel) in
+                guard let g = GranteeType(rawValue: e.granteeType) else { throw .invalid("granteeType \(e.granteeType.prefix(40)) is not USER, AGENT, GROUP or PROJECT") }
+                guard let l = AccessLevel(rawValue: e.level) else { throw .invalid("level \(e.level.prefix(40)) is not READ, WRITE or ADMIN") }
+                try Self.checkId(e.granteeId, "granteeId")
+                return (g, e.granteeId, l)
+            }
+            guard parsed.count <= 1000 else { throw DomainError.invalid("at most 1000 permissions per asset") }
             let (level, vaults) = try await self.loadAsset(tx, ctx, type, assetId)
             guard let level else { throw DomainError.notFound("\(type.rawValue.lowercased()) \(assetId) does not exist or is not shared with you") }
             guard level >= .admin else { throw DomainError.forbidden("changing permissions needs ADMIN; you have \(level.rawValue)") }
@@ -183,11 +177,10 @@ extension LatchService {
     }
 
     public func permissions(_ ctx: AuthContext, assetType: String, assetId: String) async throws -> ([PermissionGrant], [PendingGrant]) {
-        try ctx.require("machine.permissions.read")
-        guard let type = AssetType(rawValue: assetType.uppercased().replacingOccurrences(of: "-", with: "_")) else {
-            throw DomainError.invalid("asset type \(assetType.prefix(40)) is not PROJECT, VAULT or VAULT_ITEM")
-        }
-        return try await perform(ctx, "permissions.read", assetType: type.rawValue, assetId: assetId) { tx in
+        return try await perform(ctx, require: "machine.permissions.read", "permissions.read", assetType: assetType.uppercased(), assetId: assetId) { tx in
+            guard let type = AssetType(rawValue: assetType.uppercased().replacingOccurrences(of: "-", with: "_")) else {
+                throw DomainError.invalid("asset type \(assetType.prefix(40)) is not PROJECT, VAULT or VAULT_ITEM")
+            }
             let (level, _) = try await self.loadAsset(tx, ctx, type, assetId)
             guard level != nil else { throw DomainError.notFound("\(type.rawValue.lowercased()) \(assetId) does not exist or is not shared with you") }
             let pending = type == .vault ? try await tx.pendingGrants(vaultId: assetId) : []
@@ -197,8 +190,7 @@ extension LatchService {
 
     /// Pending grants the caller can fulfil: on vaults where it holds the current DEK.
     public func pendingGrants(_ ctx: AuthContext) async throws -> [(PendingGrant, Principal, Bool)] {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "permissions.pending") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "permissions.pending") { tx in
             var out: [(PendingGrant, Principal, Bool)] = []
             let mine = try await tx.wrappedKeys(principalId: ctx.principal.id)
             for g in try await tx.pendingGrants(tenantId: ctx.tenant.id) {

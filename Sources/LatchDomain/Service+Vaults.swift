@@ -115,8 +115,7 @@ extension LatchService {
 
     public func createVault(_ ctx: AuthContext, id: String, projectId: String?, summaryCheckpoint: String,
                             wrappedKey: WrappedKeyInputValue) async throws -> Vault {
-        try ctx.require("machine.vault.write")
-        return try await perform(ctx, "vault.create", assetType: "VAULT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "vault.create", assetType: "VAULT", assetId: id) { tx in
             try Self.checkId(id, "vault id")
             if let p = projectId {
                 try Self.checkId(p, "projectId")
@@ -152,8 +151,7 @@ extension LatchService {
     }
 
     public func listVaults(_ ctx: AuthContext, projectId: String?) async throws -> [Vault] {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "vault.list") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.list") { tx in
             let resolver = AccessResolver(tx)
             var out: [Vault] = []
             for v in try await tx.vaults(tenantId: ctx.tenant.id) where !v.archived && (projectId == nil || v.projectId == projectId) {
@@ -164,15 +162,13 @@ extension LatchService {
     }
 
     public func getVault(_ ctx: AuthContext, id: String) async throws -> Vault {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "vault.read", assetType: "VAULT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.read", assetType: "VAULT", assetId: id) { tx in
             (try await self.loadVault(tx, ctx, id, need: .read, allowArchived: true), nil)
         }
     }
 
     public func updateVault(_ ctx: AuthContext, id: String, summaryCheckpoint: String) async throws -> Vault {
-        try ctx.require("machine.vault.write")
-        return try await perform(ctx, "vault.update", assetType: "VAULT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "vault.update", assetType: "VAULT", assetId: id) { tx in
             var v = try await self.loadVault(tx, ctx, id, need: .write)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             let old = try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)
@@ -192,8 +188,7 @@ extension LatchService {
     }
 
     public func archiveVault(_ ctx: AuthContext, id: String) async throws -> Vault {
-        try ctx.require("machine.vault.write")
-        return try await perform(ctx, "vault.archive", assetType: "VAULT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "vault.archive", assetType: "VAULT", assetId: id) { tx in
             var v = try await self.loadVault(tx, ctx, id, need: .admin)
             v.archived = true; v.updatedAt = self.clock.now()
             try await tx.putVault(v)
@@ -205,8 +200,7 @@ extension LatchService {
     // MARK: items
 
     public func listItems(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [Item]) {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "item.list", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "item.list", assetType: "VAULT", assetId: vaultId) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             let items = try await tx.items(vaultId: vaultId).filter { !$0.archived }
             return ((v, items.sorted { ($0.name, $0.id) < ($1.name, $1.id) }), nil)
@@ -225,19 +219,17 @@ extension LatchService {
     }
 
     public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field]) {
-        try ctx.require("machine.vault.secret.read")
-        try Self.checkId(vaultId, "vault id")
-        return try await perform(ctx, "item.read", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+            try Self.checkId(vaultId, "vault id")
             let (_, i) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .read)
             return ((i, try await tx.fields(itemId: itemId)), nil)
         }
     }
 
     public func getField(_ ctx: AuthContext, vaultId: String, fieldId: String) async throws -> (Item, Field) {
-        try ctx.require("machine.vault.secret.read")
-        try Self.checkId(vaultId, "vault id")
-        try Self.checkId(fieldId, "field id")
-        return try await perform(ctx, "field.read", assetType: "FIELD", assetId: fieldId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId) { tx in
+            try Self.checkId(vaultId, "vault id")
+            try Self.checkId(fieldId, "field id")
             guard let f = try await tx.field(fieldId), f.vaultId == vaultId, f.tenantId == ctx.tenant.id else {
                 throw DomainError.notFound("field \(fieldId) does not exist in vault \(vaultId) or is not shared with you")
             }
@@ -249,8 +241,7 @@ extension LatchService {
     /// Every readable item of the vault with its environment fields (all fields of an item that
     /// flags none).
     public func environmentFields(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [(Item, [Field])]) {
-        try ctx.require("machine.vault.secret.read")
-        return try await perform(ctx, "field.read_environment", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "field.read_environment", assetType: "VAULT", assetId: vaultId) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [(Item, [Field])] = []
             for i in try await tx.items(vaultId: vaultId) where !i.archived {
@@ -306,9 +297,8 @@ extension LatchService {
 
     public func createItem(_ ctx: AuthContext, vaultId: String, detailCheckpoint: String, summaryCheckpoint: String,
                            values: [(id: String, value: String)]) async throws -> (Item, [Field]) {
-        try ctx.require("machine.vault.write")
-        let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
-        return try await perform(ctx, "item.create", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "item.create", assetType: "VAULT", assetId: vaultId) { tx in
+            let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
             var v = try await self.loadVault(tx, ctx, vaultId, need: .write)
             let d = try await self.verifySigned(tx, ctx, detailCheckpoint, ItemDetailCheckpoint.self, "detailCheckpoint")
             try self.follows({ try d.checkFollows(nil) }, "detailCheckpoint")
@@ -344,9 +334,8 @@ extension LatchService {
 
     public func updateItem(_ ctx: AuthContext, itemId: String, detailCheckpoint: String, summaryCheckpoint: String,
                            values: [(id: String, value: String)]) async throws -> (Item, [Field]) {
-        try ctx.require("machine.vault.write")
-        let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
-        return try await perform(ctx, "item.update", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "item.update", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+            let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
             var (v, item) = try await self.loadItem(tx, ctx, vaultId: nil, itemId: itemId, need: .write)
             let d = try await self.verifySigned(tx, ctx, detailCheckpoint, ItemDetailCheckpoint.self, "detailCheckpoint")
             try self.follows({ try d.checkFollows(try self.stored(item.detailCheckpoint, ItemDetailCheckpoint.self)) }, "detailCheckpoint")
@@ -392,9 +381,8 @@ extension LatchService {
     }
 
     public func archiveItem(_ ctx: AuthContext, vaultId: String, itemId: String, summaryCheckpoint: String) async throws -> Item {
-        try ctx.require("machine.vault.write")
-        try Self.checkId(vaultId, "vault id")
-        return try await perform(ctx, "item.archive", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+        return try await perform(ctx, require: "machine.vault.write", "item.archive", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+            try Self.checkId(vaultId, "vault id")
             var (v, item) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .write)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             try self.follows({ try s.checkFollows(try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)) }, "summaryCheckpoint")
@@ -417,8 +405,7 @@ extension LatchService {
     // MARK: wrapped keys and members
 
     public func wrappedKeys(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [WrappedKey]) {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "wrapped_key.read", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "wrapped_key.read", assetType: "VAULT", assetId: vaultId) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             let mine = try await tx.wrappedKeys(vaultId: vaultId).filter { $0.principalId == ctx.principal.id }
             return ((v, mine.sorted { $0.dekVersion > $1.dekVersion }), nil)
@@ -428,8 +415,7 @@ extension LatchService {
     /// Sharing: a member holding the vault's current DEK wraps it to principals that already
     /// have access (granted by an ADMIN through set-permissions). Fulfils their pending grants.
     public func share(_ ctx: AuthContext, vaultId: String, wraps: [WrappedKeyInputValue]) async throws -> [WrappedKey] {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "vault.share", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.share", assetType: "VAULT", assetId: vaultId) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read)
             guard !wraps.isEmpty, wraps.count <= 1000 else { throw DomainError.invalid("wrappedKeys must hold 1-1000 entries") }
             let holds = try await tx.wrappedKeys(vaultId: vaultId).contains { $0.principalId == ctx.principal.id && $0.dekVersion == v.currentDekVersion }
@@ -462,8 +448,7 @@ extension LatchService {
     }
 
     public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> [MemberKeyValue] {
-        try ctx.require("machine.vault.read")
-        return try await perform(ctx, "vault.public_keys", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.public_keys", assetType: "VAULT", assetId: vaultId) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [MemberKeyValue] = []
             for (p, l) in try await AccessResolver(tx).members(v) {

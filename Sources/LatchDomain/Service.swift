@@ -66,11 +66,12 @@ public struct LatchService: Sendable {
     /// Runs `body` in one write transaction with an audit event appended on success; on a
     /// domain error, records a failed event (in its own transaction) and rethrows.
     func perform<T: Sendable>(
-        _ ctx: AuthContext?, _ action: String, assetType: String? = nil, assetId: String? = nil,
+        _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
         do {
+            if let permission, let ctx { try ctx.require(permission) }
             return try await store.write { tx in
                 let (result, detail) = try await body(tx)
                 try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
@@ -230,5 +231,32 @@ public struct LatchService: Sendable {
         try await tx.putPublicKey(rec)
         try await change(tx, principal.tenantId, .publicKey, rec.keyId, vault: nil)
         return (rec, true)
+    }
+}
+
+extension LatchService {
+    /// Adds a tenant with its first TENANT_ADMIN user to an existing organisation (operator
+    /// tooling; no HTTP route yet). Returns the user's USER API key once.
+    public func createTenant(organisationId: String, tenantName: String, adminName: String,
+                             adminPublicKeyPEM: String) async throws -> BootstrapResult {
+        let now = clock.now()
+        let ids = (random.uuid(), random.uuid())
+        return try await store.write { tx in
+            guard let org = try await tx.organisation(organisationId) else { throw DomainError.notFound("organisation \(organisationId) does not exist") }
+            try self.validName(tenantName, "tenant name")
+            try self.validName(adminName, "user name")
+            let pk = try self.parseKey(adminPublicKeyPEM)
+            let tenant = Tenant(id: ids.0, organisationId: org.id, name: tenantName, createdAt: now)
+            let user = Principal(id: ids.1, tenantId: tenant.id, type: .user, name: adminName, role: .tenantAdmin,
+                                 createdAt: now, createdBy: nil, archived: false)
+            try await tx.insertTenant(tenant)
+            try await tx.putPrincipal(user)
+            let key = try await self.registerKey(tx, principal: user, pem: pk.pem).0
+            let issued = try await self.issueKey(principal: user, scope: .user, permissions: MachinePermission.all, tx: tx)
+            try await self.change(tx, tenant.id, .principal, user.id, vault: nil)
+            try await tx.appendAudit(time: now, tenantId: tenant.id, action: "tenant.create", outcome: "success", principalId: user.id,
+                                     accessKey: issued.record.accessKey, assetType: "TENANT", assetId: tenant.id)
+            return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
+        }
     }
 }

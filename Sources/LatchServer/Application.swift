@@ -221,10 +221,87 @@ struct MachineRoutes: Sendable {
     }
 
     @Sendable func syncRoute(_ r: Request, _ c: LatchRequestContext) async throws -> Response {
-        throw APIError(status: .notFound, code: WireErrorCode.notFound, message: "sync is not available yet")
+        let cursor = r.uri.queryParameters.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
+        let s = try await service.sync(try c.caller(), cursor: cursor)
+        return try jsonResponse(SyncResponse(
+            cursor: s.cursor, full: s.full, hasMore: s.hasMore,
+            vaults: s.vaults.map { VaultResponse(vault: info($0), summaryCheckpoint: $0.summaryCheckpoint) },
+            items: s.items.map { SyncItem(item: info($0), archived: $0.archived, detailCheckpoint: $0.detailCheckpoint) },
+            fields: s.fields.map { SyncField(vaultId: $0.vaultId, field: info($0)) },
+            deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds))
     }
 
-    func addP3(to m: RouterGroup<LatchRequestContext>) {}
+    func addP3(to m: RouterGroup<LatchRequestContext>) {
+        m.post("search") { r, c in
+            let req = try await decodeBody(SearchRequest.self, r, limit: limit)
+            let hits = try await service.search(try c.caller(), query: req.query)
+            return try jsonResponse(SearchResponse(results: hits.map {
+                SearchResult(vaultId: $0.vault.id, vaultName: $0.vault.name, itemId: $0.item?.id, itemName: $0.item?.name,
+                             itemType: $0.item?.type, fieldNames: $0.fieldNames)
+            }))
+        }
+        m.post("groups") { r, c in
+            let req = try await decodeBody(CreateGroupRequest.self, r, limit: limit)
+            let g = try await service.createGroup(try c.caller(), name: req.name)
+            return try jsonResponse(GroupInfo(id: g.id, name: g.name, members: []), status: .created)
+        }
+        m.get("groups") { _, c in
+            let gs = try await service.listGroups(try c.caller())
+            return try jsonResponse(GroupListResponse(groups: gs.map { GroupInfo(id: $0.0.id, name: $0.0.name, members: $0.1) }))
+        }
+        m.put("groups/:id/members") { r, c in
+            let req = try await decodeBody(SetGroupMembersRequest.self, r, limit: limit)
+            let (g, ms, ps) = try await service.setGroupMembers(try c.caller(), groupId: try c.param("id"), members: req.members)
+            return try jsonResponse(GroupMembersResponse(group: GroupInfo(id: g.id, name: g.name, members: ms), pendingGrants: ps.map { info($0, nil) }))
+        }
+        m.post("projects") { r, c in
+            let req = try await decodeBody(CreateProjectRequest.self, r, limit: limit)
+            let p = try await service.createProject(try c.caller(), name: req.name, description: req.description)
+            return try jsonResponse(ProjectInfo(id: p.id, name: p.name, description: p.description, level: "ADMIN", createdAt: p.createdAt), status: .created)
+        }
+        m.get("projects") { _, c in
+            let ps = try await service.listProjects(try c.caller())
+            return try jsonResponse(ProjectListResponse(projects: ps.map {
+                ProjectInfo(id: $0.0.id, name: $0.0.name, description: $0.0.description, level: $0.1.rawValue, createdAt: $0.0.createdAt)
+            }))
+        }
+        m.get("projects/:id") { _, c in
+            let (p, l, vs) = try await service.getProject(try c.caller(), id: try c.param("id"))
+            return try jsonResponse(ProjectResponse(project: ProjectInfo(id: p.id, name: p.name, description: p.description, level: l.rawValue,
+                                                                         createdAt: p.createdAt), vaults: vs.map(info)))
+        }
+        m.post("feedback") { r, c in
+            let req = try await decodeBody(FeedbackRequest.self, r, limit: limit)
+            let f = try await service.submitFeedback(try c.caller(), surface: req.surface, summary: req.summary, details: req.details,
+                                                     desiredOutcome: req.desiredOutcome)
+            return try jsonResponse(FeedbackResponse(id: f.id, createdAt: f.createdAt), status: .created)
+        }
+        m.get("monitoring/audit-events") { r, c in
+            let q = r.uri.queryParameters
+            func opt(_ n: String) -> String? { q.get(n).flatMap { $0.isEmpty ? nil : $0 } }
+            var f = AuditFilter(action: opt("action"), principalId: opt("principalId"), assetId: opt("assetId"), outcome: opt("outcome"))
+            if let a = opt("after") {
+                guard let n = Int64(a), n >= 0 else { throw APIError(status: .badRequest, code: WireErrorCode.invalidRequest, message: "after must be a sequence number") }
+                f.afterSeq = n
+            }
+            if let l = opt("limit") {
+                guard let n = Int(l), n > 0 else { throw APIError(status: .badRequest, code: WireErrorCode.invalidRequest, message: "limit must be a positive integer") }
+                f.limit = n
+            }
+            if let s = opt("since") {
+                guard let d = ISO8601DateFormatter().date(from: s) else {
+                    throw APIError(status: .badRequest, code: WireErrorCode.invalidRequest, message: "since must be an ISO 8601 time like 2026-01-02T03:04:05Z")
+                }
+                f.since = d
+            }
+            let es = try await service.auditEvents(try c.caller(), filter: f)
+            return try jsonResponse(AuditEventsResponse(events: es.map {
+                AuditEventInfo(seq: $0.seq, time: $0.time, action: $0.action, outcome: $0.outcome, principalId: $0.principalId,
+                               accessKey: $0.accessKey, assetType: $0.assetType, assetId: $0.assetId, source: $0.source,
+                               detail: $0.detail, hash: $0.hash)
+            }))
+        }
+    }
 }
 
 // MARK: - domain → wire

@@ -521,3 +521,134 @@ public enum LatchJSON {
         return d
     }
 }
+
+// MARK: - Sync, search, groups, projects, feedback
+
+public struct SyncItem: Codable, Sendable {
+    public var item: ItemInfo
+    public var archived: Bool
+    public var detailCheckpoint: String
+    public init(item: ItemInfo, archived: Bool, detailCheckpoint: String) {
+        self.item = item; self.archived = archived; self.detailCheckpoint = detailCheckpoint
+    }
+}
+
+public struct SyncField: Codable, Sendable {
+    public var vaultId: String
+    public var field: FieldInfo
+    public init(vaultId: String, field: FieldInfo) { self.vaultId = vaultId; self.field = field }
+}
+
+/// `GET /vault/sync[?cursor=]`. `full` is true when no cursor was given (everything visible).
+/// With a cursor, only changed entities; `hasMore` asks the client to call again with `cursor`.
+public struct SyncResponse: Codable, Sendable {
+    public var cursor: String
+    public var full: Bool
+    public var hasMore: Bool
+    public var vaults: [VaultResponse]
+    public var items: [SyncItem]
+    public var fields: [SyncField]
+    public var deletedFieldIds: [String]
+    public var wrappedKeys: [WrappedKeyInfo]
+    public var removedVaultIds: [String]
+    public init(cursor: String, full: Bool, hasMore: Bool, vaults: [VaultResponse], items: [SyncItem], fields: [SyncField],
+                deletedFieldIds: [String], wrappedKeys: [WrappedKeyInfo], removedVaultIds: [String]) {
+        self.cursor = cursor; self.full = full; self.hasMore = hasMore; self.vaults = vaults; self.items = items
+        self.fields = fields; self.deletedFieldIds = deletedFieldIds; self.wrappedKeys = wrappedKeys; self.removedVaultIds = removedVaultIds
+    }
+}
+
+public struct SearchRequest: Codable, Sendable {
+    public var query: String
+    public init(query: String) { self.query = query }
+}
+
+public struct SearchResult: Codable, Sendable, Equatable {
+    public var vaultId: String
+    public var vaultName: String
+    public var itemId: String?
+    public var itemName: String?
+    public var itemType: String?
+    public var fieldNames: [String]
+    public init(vaultId: String, vaultName: String, itemId: String?, itemName: String?, itemType: String?, fieldNames: [String]) {
+        self.vaultId = vaultId; self.vaultName = vaultName; self.itemId = itemId; self.itemName = itemName
+        self.itemType = itemType; self.fieldNames = fieldNames
+    }
+}
+
+public struct SearchResponse: Codable, Sendable {
+    public var results: [SearchResult]
+    public init(results: [SearchResult]) { self.results = results }
+}
+
+public struct CreateGroupRequest: Codable, Sendable {
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+public struct GroupInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var members: [String]
+    public init(id: String, name: String, members: [String]) { self.id = id; self.name = name; self.members = members }
+}
+
+public struct GroupListResponse: Codable, Sendable {
+    public var groups: [GroupInfo]
+    public init(groups: [GroupInfo]) { self.groups = groups }
+}
+
+public struct SetGroupMembersRequest: Codable, Sendable {
+    public var members: [String]
+    public init(members: [String]) { self.members = members }
+}
+
+public struct GroupMembersResponse: Codable, Sendable {
+    public var group: GroupInfo
+    public var pendingGrants: [PendingGrantInfo]
+    public init(group: GroupInfo, pendingGrants: [PendingGrantInfo]) { self.group = group; self.pendingGrants = pendingGrants }
+}
+
+public struct CreateProjectRequest: Codable, Sendable {
+    public var name: String
+    public var description: String?
+    public init(name: String, description: String? = nil) { self.name = name; self.description = description }
+}
+
+public struct ProjectInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var description: String?
+    public var level: String
+    public var createdAt: Date
+    public init(id: String, name: String, description: String?, level: String, createdAt: Date) {
+        self.id = id; self.name = name; self.description = description; self.level = level; self.createdAt = createdAt
+    }
+}
+
+public struct ProjectListResponse: Codable, Sendable {
+    public var projects: [ProjectInfo]
+    public init(projects: [ProjectInfo]) { self.projects = projects }
+}
+
+public struct ProjectResponse: Codable, Sendable {
+    public var project: ProjectInfo
+    public var vaults: [VaultInfo]
+    public init(project: ProjectInfo, vaults: [VaultInfo]) { self.project = project; self.vaults = vaults }
+}
+
+public struct FeedbackRequest: Codable, Sendable {
+    public var surface: String          // CLI | SDK | MCP | MACHINE_API | OTHER
+    public var summary: String
+    public var details: String?
+    public var desiredOutcome: String?
+    public init(surface: String, summary: String, details: String? = nil, desiredOutcome: String? = nil) {
+        self.surface = surface; self.summary = summary; self.details = details; self.desiredOutcome = desiredOutcome
+    }
+}
+
+public struct FeedbackResponse: Codable, Sendable {
+    public var id: String
+    public var createdAt: Date
+    public init(id: String, createdAt: Date) { self.id = id; self.createdAt = createdAt }
+}

@@ -85,6 +85,9 @@ struct StatementTests {
             let forged = SignedEnvelope(checkpoint: env.checkpoint, signerKeyId: env.signerKeyId, signature: bad)
             expectError(isSignature, "bad signature \(bad.prefix(8))") { try forged.verify(with: key.publicKey) }
         }
+        // Verifying against a set of trusted keys picks the signer by id.
+        #expect(try env.verify(trusting: [TestKeys.bob.publicKey, key.publicKey]) == key.publicKey)
+        expectError(isSignature, "signer not trusted") { try env.verify(trusting: [TestKeys.bob.publicKey]) }
         // Claiming another signer fails before any maths.
         let renamed = SignedEnvelope(checkpoint: env.checkpoint, signerKeyId: TestKeys.bob.publicKey.keyId, signature: env.signature)
         expectError(isSignature, "wrong signer id") { try renamed.verify(with: key.publicKey) }

@@ -1,1 +1,0 @@
-// Placeholder: replaced as soon as this target gets code.
