@@ -83,6 +83,7 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "LatchStorePostgres",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
