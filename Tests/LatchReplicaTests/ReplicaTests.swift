@@ -65,16 +65,21 @@ struct ReplicaTests {
     /// PostgreSQL stops under load and starts again: requests fail with 503 while it is down,
     /// nothing acknowledged is lost, and service resumes without restarting `latch serve`.
     @Test func databaseOutageUnderLoad() async throws {
+        func trace(_ s: String) { FileHandle.standardError.write(Data("outage: \(s)\n".utf8)) }
         let cluster = try PrivateCluster()
         defer { cluster.destroy() }
+        trace("initdb done")
         try cluster.start()
+        trace("cluster started")
         let url = Env.url(cluster.url, ["connect_timeout": "2", "pool_size": "4"])
         let server = try ServeProcess(databaseURL: url)
         defer { server.stop() }
         try await server.start()
+        trace("server started")
         let op = try await Operator().bootstrap(server)
         let vaultId = UUID().uuidString.lowercased()
         #expect(try await op.createVault(server, id: vaultId, name: "v1").status == 201)
+        trace("vault created")
 
         struct Tally { var acked: [Int] = []; var unavailable = 0; var other: [String] = []; var readsOK = 0; var reads503 = 0 }
         let tally = Locked(Tally())
@@ -106,9 +111,12 @@ struct ReplicaTests {
         }
         try await Task.sleep(for: .seconds(2))
         let ackedBefore = tally.get.acked.count
+        trace("stopping PostgreSQL after \(ackedBefore) writes")
         try cluster.stop()
+        trace("stopped")
         try await Task.sleep(for: .seconds(6))
         let duringOutage = tally.get
+        trace("starting PostgreSQL again: \(duringOutage.unavailable) + \(duringOutage.reads503) answers were 503")
         try cluster.start()
         // Service resumes by itself: wait for new acknowledged writes.
         let resumedBy = ContinuousClock.now + .seconds(60)

@@ -240,23 +240,29 @@ final class PrivateCluster: @unchecked Sendable {
         try run("initdb", ["-D", dir.path + "/data", "-U", "latch", "--auth=trust", "-E", "UTF8", "--no-locale"])
     }
 
+    /// Runs a PostgreSQL tool and waits for it. posix_spawn, not Foundation's Process: Process
+    /// notices a child's exit through an inherited descriptor, which the server that
+    /// `pg_ctl start` leaves running would hold open forever.
     @discardableResult
     func run(_ tool: String, _ args: [String]) throws -> String {
-        let p = Process()
-        if let user {
-            p.executableURL = URL(fileURLWithPath: "/usr/sbin/runuser")
-            p.arguments = ["-u", user, "--", bin + "/" + tool] + args
-        } else {
-            p.executableURL = URL(fileURLWithPath: bin + "/" + tool)
-            p.arguments = args
-        }
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = pipe
-        try p.run()
-        let out = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw TestFailure("\(tool) \(args) failed: \(out)") }
+        let argv: [String] = user.map { ["/usr/sbin/runuser", "-u", $0, "--", bin + "/" + tool] + args } ?? ([bin + "/" + tool] + args)
+        let log = dir.path + "/\(tool)-\(UUID().uuidString.prefix(6)).out"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cargs = argv.map { strdup($0) }
+        cargs.append(nil)
+        defer { for a in cargs { free(a) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, argv[0], &actions, nil, cargs, environ)
+        guard rc == 0 else { throw TestFailure("cannot start \(argv[0]): errno \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+        let out = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        guard status == 0 else { throw TestFailure("\(tool) \(args) failed (status \(status)): \(out)") }
         return out
     }
 
