@@ -49,6 +49,23 @@ targets += [
 ]
 
 // MARK: - Git vault (agent-vault compatible)
+// LatchGit: the .agent-vault/ repository model. LatchGitCommands: the agent-vault command line,
+// shared by the `agent-vault` executable and `latch repo`.
+let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
+products += [.executable(name: "agent-vault", targets: ["AgentVaultCLI"])]
+targets += [
+    .target(name: "LatchGit", dependencies: ["LatchAge", yams], swiftSettings: swiftSettings),
+    .target(
+        name: "LatchGitCommands",
+        dependencies: ["LatchGit", "LatchAge", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+        swiftSettings: swiftSettings),
+    .executableTarget(name: "AgentVaultCLI", dependencies: ["LatchGitCommands"], swiftSettings: swiftSettings),
+    // Benchmark: `swift run -c release GitVaultBench grant-revoke` (see its --help).
+    .executableTarget(name: "GitVaultBench", dependencies: ["LatchGit", "LatchAge"], swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchGitTests", dependencies: ["LatchGit", "LatchAge"],
+        resources: [.copy("Vectors")], swiftSettings: swiftSettings),
+]
 
 // MARK: - Domain core, wire API, stores, server
 let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
@@ -99,6 +116,7 @@ targets += [
             argumentParser,
             // one line per area: server, git vault, client, mcp
             "LatchServer", "LatchStoreSQLite", "LatchDomain", hummingbird,
+            "LatchGit", "LatchGitCommands",
             "LatchStorePostgres",
         ],
         swiftSettings: swiftSettings),

@@ -22,7 +22,7 @@ extension LatchCommand {
         var commands: [any ParsableCommand.Type] = []
         // server: serve
         commands.append(ServeCommand.self)
-        // git mode: repo
+        commands.append(RepoCommand.self)  // git mode: repo
         // client: init, configure, get, env, run, vault, secret, agent, ...
         // mcp
         return commands

@@ -179,6 +179,13 @@ public struct Vault: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
     public var archived: Bool
+    public init(id: String, tenantId: String, projectId: String?, name: String, dataClassification: String, currentDekVersion: Int,
+                summaryVersion: Int, summaryCheckpoint: String, createdBy: String, createdAt: Date, updatedAt: Date, archived: Bool) {
+        self.id = id; self.tenantId = tenantId; self.projectId = projectId; self.name = name
+        self.dataClassification = dataClassification; self.currentDekVersion = currentDekVersion; self.summaryVersion = summaryVersion
+        self.summaryCheckpoint = summaryCheckpoint; self.createdBy = createdBy; self.createdAt = createdAt; self.updatedAt = updatedAt
+        self.archived = archived
+    }
 }
 
 public struct Item: Codable, Sendable, Equatable {
@@ -196,6 +203,12 @@ public struct Item: Codable, Sendable, Equatable {
     public var createdAt: Date
     public var updatedAt: Date
     public var archived: Bool
+    public init(id: String, vaultId: String, tenantId: String, name: String, type: String, websites: [String], groupId: String?,
+                detailVersion: Int, detailHash: String, detailCheckpoint: String, createdAt: Date, updatedAt: Date, archived: Bool) {
+        self.id = id; self.vaultId = vaultId; self.tenantId = tenantId; self.name = name; self.type = type; self.websites = websites
+        self.groupId = groupId; self.detailVersion = detailVersion; self.detailHash = detailHash; self.detailCheckpoint = detailCheckpoint
+        self.createdAt = createdAt; self.updatedAt = updatedAt; self.archived = archived
+    }
 }
 
 public struct Field: Codable, Sendable, Equatable {

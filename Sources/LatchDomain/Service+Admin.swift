@@ -50,7 +50,7 @@ extension LatchService {
     }
 
     public func listPrincipals(_ ctx: AuthContext, type: PrincipalType) async throws -> [(Principal, PublicKeyRecord?)] {
-        return try await perform(ctx, require: "machine.agent.read", type == .agent ? "agent.list" : "user.list") { tx in
+        return try await perform(ctx, require: "machine.agent.read", type == .agent ? "agent.list" : "user.list", read: true) { tx in
             var out: [(Principal, PublicKeyRecord?)] = []
             for p in try await tx.principals(tenantId: ctx.tenant.id) where p.type == type && !p.archived {
                 out.append((p, try await tx.activePublicKey(principalId: p.id)))
@@ -60,7 +60,7 @@ extension LatchService {
     }
 
     public func getPrincipal(_ ctx: AuthContext, id: String) async throws -> (Principal, PublicKeyRecord?) {
-        return try await perform(ctx, require: "machine.agent.read", "principal.read", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.agent.read", "principal.read", assetId: id, read: true) { tx in
             try Self.checkId(id, "principal id")
             guard let p = try await tx.principal(id), p.tenantId == ctx.tenant.id else { throw DomainError.notFound("principal \(id) does not exist") }
             return ((p, try await tx.activePublicKey(principalId: id)), nil)
@@ -177,7 +177,7 @@ extension LatchService {
     }
 
     public func permissions(_ ctx: AuthContext, assetType: String, assetId: String) async throws -> ([PermissionGrant], [PendingGrant]) {
-        return try await perform(ctx, require: "machine.permissions.read", "permissions.read", assetType: assetType.uppercased(), assetId: assetId) { tx in
+        return try await perform(ctx, require: "machine.permissions.read", "permissions.read", assetType: assetType.uppercased(), assetId: assetId, read: true) { tx in
             guard let type = AssetType(rawValue: assetType.uppercased().replacingOccurrences(of: "-", with: "_")) else {
                 throw DomainError.invalid("asset type \(assetType.prefix(40)) is not PROJECT, VAULT or VAULT_ITEM")
             }
@@ -190,7 +190,7 @@ extension LatchService {
 
     /// Pending grants the caller can fulfil: on vaults where it holds the current DEK.
     public func pendingGrants(_ ctx: AuthContext) async throws -> [(PendingGrant, Principal, Bool)] {
-        return try await perform(ctx, require: "machine.vault.read", "permissions.pending") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "permissions.pending", read: true) { tx in
             var out: [(PendingGrant, Principal, Bool)] = []
             let mine = try await tx.wrappedKeys(principalId: ctx.principal.id)
             for g in try await tx.pendingGrants(tenantId: ctx.tenant.id) {

@@ -29,7 +29,7 @@ extension LatchService {
     /// Without a cursor: everything the caller can see. With one: only what changed since, found
     /// through the change log (cost grows with the number of changes, not the tenant's size).
     public func sync(_ ctx: AuthContext, cursor: String?, limit: Int = 1000) async throws -> SyncResult {
-        return try await perform(ctx, require: "machine.vault.read", "vault.sync") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.sync", read: true) { tx in
             let after = try cursor.map { c throws(DomainError) in try Self.decodeCursor(c) }
             let withValues = ctx.apiKey.permissions.contains("machine.vault.secret.read")
             let resolver = AccessResolver(tx)
@@ -111,7 +111,7 @@ extension LatchService {
 
     /// Case-insensitive substring search over vault, item and field *names* the caller can read.
     public func search(_ ctx: AuthContext, query: String) async throws -> [SearchHit] {
-        return try await perform(ctx, require: "machine.vault.read", "search") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "search", read: true) { tx in
             let q = query.trimmingCharacters(in: .whitespaces).lowercased()
             guard !q.isEmpty, q.count <= 200 else { throw DomainError.invalid("query must be 1-200 characters") }
             let resolver = AccessResolver(tx)
@@ -144,7 +144,7 @@ extension LatchService {
     }
 
     public func listGroups(_ ctx: AuthContext) async throws -> [(SecurityGroup, [String])] {
-        return try await perform(ctx, require: "machine.permissions.read", "group.list") { tx in
+        return try await perform(ctx, require: "machine.permissions.read", "group.list", read: true) { tx in
             var out: [(SecurityGroup, [String])] = []
             for g in try await tx.groups(tenantId: ctx.tenant.id) {
                 out.append((g, try await tx.groupMembers(groupId: g.id).map(\.principalId).sorted()))
@@ -201,7 +201,7 @@ extension LatchService {
     }
 
     public func listProjects(_ ctx: AuthContext) async throws -> [(Project, AccessLevel)] {
-        return try await perform(ctx, require: "machine.project.read", "project.list") { tx in
+        return try await perform(ctx, require: "machine.project.read", "project.list", read: true) { tx in
             let r = AccessResolver(tx)
             var out: [(Project, AccessLevel)] = []
             for p in try await tx.projects(tenantId: ctx.tenant.id) {
@@ -212,7 +212,7 @@ extension LatchService {
     }
 
     public func getProject(_ ctx: AuthContext, id: String) async throws -> (Project, AccessLevel, [Vault]) {
-        return try await perform(ctx, require: "machine.project.read", "project.read", assetType: "PROJECT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.project.read", "project.read", assetType: "PROJECT", assetId: id, read: true) { tx in
             try Self.checkId(id, "project id")
             let r = AccessResolver(tx)
             guard let p = try await tx.project(id), p.tenantId == ctx.tenant.id,
@@ -250,7 +250,7 @@ extension LatchService {
 
     /// The tenant's audit events (TENANT_ADMIN with machine.monitoring.read).
     public func auditEvents(_ ctx: AuthContext, filter: AuditFilter) async throws -> [AuditEvent] {
-        return try await perform(ctx, require: "machine.monitoring.read", "audit.read") { tx in
+        return try await perform(ctx, require: "machine.monitoring.read", "audit.read", read: true) { tx in
             var f = filter
             f.tenantId = ctx.tenant.id
             f.limit = min(max(1, f.limit), 1000)

@@ -151,7 +151,7 @@ extension LatchService {
     }
 
     public func listVaults(_ ctx: AuthContext, projectId: String?) async throws -> [Vault] {
-        return try await perform(ctx, require: "machine.vault.read", "vault.list") { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.list", read: true) { tx in
             let resolver = AccessResolver(tx)
             var out: [Vault] = []
             for v in try await tx.vaults(tenantId: ctx.tenant.id) where !v.archived && (projectId == nil || v.projectId == projectId) {
@@ -162,7 +162,7 @@ extension LatchService {
     }
 
     public func getVault(_ ctx: AuthContext, id: String) async throws -> Vault {
-        return try await perform(ctx, require: "machine.vault.read", "vault.read", assetType: "VAULT", assetId: id) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.read", assetType: "VAULT", assetId: id, read: true) { tx in
             (try await self.loadVault(tx, ctx, id, need: .read, allowArchived: true), nil)
         }
     }
@@ -200,7 +200,7 @@ extension LatchService {
     // MARK: items
 
     public func listItems(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [Item]) {
-        return try await perform(ctx, require: "machine.vault.read", "item.list", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "item.list", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             let items = try await tx.items(vaultId: vaultId).filter { !$0.archived }
             return ((v, items.sorted { ($0.name, $0.id) < ($1.name, $1.id) }), nil)
@@ -219,7 +219,7 @@ extension LatchService {
     }
 
     public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field]) {
-        return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId, read: true) { tx in
             try Self.checkId(vaultId, "vault id")
             let (_, i) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .read)
             return ((i, try await tx.fields(itemId: itemId)), nil)
@@ -227,7 +227,7 @@ extension LatchService {
     }
 
     public func getField(_ ctx: AuthContext, vaultId: String, fieldId: String) async throws -> (Item, Field) {
-        return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId, read: true) { tx in
             try Self.checkId(vaultId, "vault id")
             try Self.checkId(fieldId, "field id")
             guard let f = try await tx.field(fieldId), f.vaultId == vaultId, f.tenantId == ctx.tenant.id else {
@@ -241,7 +241,7 @@ extension LatchService {
     /// Every readable item of the vault with its environment fields (all fields of an item that
     /// flags none).
     public func environmentFields(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [(Item, [Field])]) {
-        return try await perform(ctx, require: "machine.vault.secret.read", "field.read_environment", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "field.read_environment", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [(Item, [Field])] = []
             for i in try await tx.items(vaultId: vaultId) where !i.archived {
@@ -405,7 +405,7 @@ extension LatchService {
     // MARK: wrapped keys and members
 
     public func wrappedKeys(_ ctx: AuthContext, vaultId: String) async throws -> (Vault, [WrappedKey]) {
-        return try await perform(ctx, require: "machine.vault.read", "wrapped_key.read", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "wrapped_key.read", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             let mine = try await tx.wrappedKeys(vaultId: vaultId).filter { $0.principalId == ctx.principal.id }
             return ((v, mine.sorted { $0.dekVersion > $1.dekVersion }), nil)
@@ -448,7 +448,7 @@ extension LatchService {
     }
 
     public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> [MemberKeyValue] {
-        return try await perform(ctx, require: "machine.vault.read", "vault.public_keys", assetType: "VAULT", assetId: vaultId) { tx in
+        return try await perform(ctx, require: "machine.vault.read", "vault.public_keys", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [MemberKeyValue] = []
             for (p, l) in try await AccessResolver(tx).members(v) {

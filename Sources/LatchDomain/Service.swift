@@ -24,10 +24,20 @@ public struct LatchService: Sendable {
     public let store: any LatchStore
     public let clock: any Clock
     public let random: any RandomSource
+    let audit: AuditBatcher
+    let authCache: AuthCache
 
-    public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource()) {
+    /// `authCacheSeconds`: how long a verified API key's principal is reused without a store
+    /// read (0 = never). A change to the key or principal takes at most this long to apply.
+    public init(store: any LatchStore, clock: any Clock = SystemClock(), random: any RandomSource = SystemRandomSource(),
+                authCacheSeconds: Double = 5) {
         self.store = store; self.clock = clock; self.random = random
+        audit = AuditBatcher(store: store)
+        authCache = AuthCache(ttl: authCacheSeconds)
     }
+
+    /// Forgets cached authentications (call after revoking a key or archiving a principal).
+    public func invalidateAuthCache() async { await authCache.clear() }
 
     // MARK: helpers
 
@@ -67,11 +77,21 @@ public struct LatchService: Sendable {
     /// domain error, records a failed event (in its own transaction) and rethrows.
     func perform<T: Sendable>(
         _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
+        read: Bool = false,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
         do {
             if let permission, let ctx { try ctx.require(permission) }
+            if read {
+                // Reads run in a read transaction; their audit event joins the next group commit
+                // and is durable before the response leaves.
+                let (result, detail) = try await store.read { tx in try await body(tx) }
+                try await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
+                                                  principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                                  assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))
+                return result
+            }
             return try await store.write { tx in
                 let (result, detail) = try await body(tx)
                 try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
@@ -80,11 +100,9 @@ public struct LatchService: Sendable {
                 return result
             }
         } catch let e as DomainError {
-            _ = try? await store.write { tx in
-                try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
-                                         principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                         assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil)
-            }
+            try? await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
+                                               principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil))
             throw e
         }
     }
@@ -170,9 +188,15 @@ public struct LatchService: Sendable {
         let parts = raw.split(separator: ".", maxSplits: 1).map(String.init)
         let access = parts.first ?? ""
         let secret = parts.count == 2 ? parts[1] : ""
+        let secretHash = Hashing.sha256Hex(secret)
+        if parts.count == 2, var cached = await authCache.get(access, now: clock.now()),
+           Hashing.constantTimeEqual(Array(cached.apiKey.secretHash.utf8), Array(secretHash.utf8)) {
+            cached.source = source
+            return cached
+        }
         let found: AuthContext? = try await store.read { tx in
             guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
-            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(Hashing.sha256Hex(secret).utf8))
+            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(secretHash.utf8))
             guard ok, !key.revoked, let p = try await tx.principal(key.principalId), !p.archived,
                   let t = try await tx.tenant(key.tenantId), p.tenantId == t.id else { return nil }
             return AuthContext(principal: p, apiKey: key, tenant: t, source: source)
@@ -186,6 +210,7 @@ public struct LatchService: Sendable {
             }
             throw DomainError.invalidAPIKey()
         }
+        await authCache.put(access, ctx, now: clock.now())
         return ctx
     }
 
@@ -200,7 +225,7 @@ public struct LatchService: Sendable {
     }
 
     public func me(_ ctx: AuthContext) async throws -> Me {
-        try await perform(ctx, "me") { tx in
+        try await perform(ctx, "me", read: true) { tx in
             let k = try await tx.activePublicKey(principalId: ctx.principal.id)
             let org = try await tx.organisation(ctx.tenant.organisationId)
             return (Me(principal: ctx.principal, apiKey: ctx.apiKey, tenant: ctx.tenant, organisation: org, activeKey: k), nil)
@@ -259,4 +284,77 @@ extension LatchService {
             return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
         }
     }
+}
+
+struct AuditDraft: Sendable {
+    var time: Date
+    var tenantId: String?
+    var action: String
+    var outcome: String
+    var principalId: String?
+    var accessKey: String?
+    var assetType: String?
+    var assetId: String?
+    var source: String?
+    var detail: String?
+}
+
+/// Group commit for audit events that are not part of a write: concurrent callers' events are
+/// appended to the chain in one write transaction, and each caller resumes only once its event
+/// is committed.
+actor AuditBatcher {
+    let store: any LatchStore
+    var pending: [(AuditDraft, CheckedContinuation<Void, any Error>)] = []
+    var flushing = false
+
+    init(store: any LatchStore) { self.store = store }
+
+    func append(_ d: AuditDraft) async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            pending.append((d, c))
+            if !flushing {
+                flushing = true
+                Task { await self.flush() }
+            }
+        }
+    }
+
+    private func flush() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            let drafts = batch.map(\.0)
+            do {
+                try await store.write { tx in
+                    for d in drafts {
+                        try await tx.appendAudit(time: d.time, tenantId: d.tenantId, action: d.action, outcome: d.outcome,
+                                                 principalId: d.principalId, accessKey: d.accessKey, assetType: d.assetType,
+                                                 assetId: d.assetId, source: d.source, detail: d.detail)
+                    }
+                }
+                for (_, c) in batch { c.resume() }
+            } catch {
+                for (_, c) in batch { c.resume(throwing: error) }
+            }
+        }
+        flushing = false
+    }
+}
+
+/// Verified API keys, briefly remembered so a busy agent's requests skip the key lookup.
+actor AuthCache {
+    let ttl: Double
+    var entries: [String: (AuthContext, Date)] = [:]
+    init(ttl: Double) { self.ttl = ttl }
+    func get(_ access: String, now: Date) -> AuthContext? {
+        guard ttl > 0, let (ctx, at) = entries[access] else { return nil }
+        guard now.timeIntervalSince(at) < ttl, now >= at else { entries[access] = nil; return nil }
+        return ctx
+    }
+    func put(_ access: String, _ ctx: AuthContext, now: Date) {
+        guard ttl > 0 else { return }
+        if entries.count > 10_000 { entries.removeAll() }
+        entries[access] = (ctx, now)
+    }
+    func clear() { entries.removeAll() }
 }

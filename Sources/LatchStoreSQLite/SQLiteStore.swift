@@ -24,7 +24,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public static func open(path: String, readers: Int = 2) async throws -> SQLiteLatchStore {
+    public static func open(path: String, readers: Int = 4) async throws -> SQLiteLatchStore {
         do {
             let w = try await SQLiteConnection.open(storage: .file(path: path))
             for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {

@@ -1,0 +1,158 @@
+import Foundation
+import LatchAge
+import LatchGit
+
+// Git-mode benchmark. `GitVaultBench grant-revoke [--secrets N] [--agents M] [--keep]`:
+// builds a vault whose group holds N secrets encrypted to the owner and M-1 agents
+// (M recipients), times `grant` of one more agent and its `revoke` (re-encryption of every
+// secret plus the git commit), then times a shell loop of `age -d | age -e` over the same
+// files to the same recipients, and prints both.
+
+let usage = """
+    usage: GitVaultBench grant-revoke [--secrets N] [--agents M] [--keep]
+      --secrets N   secrets in the group (default 1000)
+      --agents M    recipients of each secret before the grant, owner included (default 10)
+      --keep        keep the temporary vault and print its path
+    """
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data((message + "\n").utf8))
+    exit(1)
+}
+
+var args = Array(CommandLine.arguments.dropFirst())
+guard args.first == "grant-revoke" else { fail(usage) }
+args.removeFirst()
+var secretCount = 1000, recipientCount = 10, keep = false
+while let arg = args.first {
+    args.removeFirst()
+    switch arg {
+    case "--secrets": secretCount = args.first.flatMap(Int.init) ?? 0; args = Array(args.dropFirst())
+    case "--agents": recipientCount = args.first.flatMap(Int.init) ?? 0; args = Array(args.dropFirst())
+    case "--keep": keep = true
+    default: fail(usage)
+    }
+}
+guard secretCount > 0, recipientCount > 0 else { fail(usage) }
+
+/// CPU seconds (user + system) of this process and of its finished children so far.
+func cpuSeconds() -> Double {
+    var total = 0.0
+    for who in [RUSAGE_SELF, RUSAGE_CHILDREN] {
+        var usage = rusage()
+        getrusage(__rusage_who_t(who.rawValue), &usage)
+        total += Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6
+        total += Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+    return total
+}
+
+nonisolated(unsafe) var lastCPU = 0.0
+/// Wall-clock seconds of `body`; its CPU seconds (ours and git's/age's) go to `lastCPU`.
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let cpu = cpuSeconds()
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    lastCPU = cpuSeconds() - cpu
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+func shell(_ script: String, in dir: URL) -> Int32 {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/sh")
+    process.arguments = ["-c", script]
+    process.currentDirectoryURL = dir
+    do { try process.run() } catch { fail("cannot run /bin/sh: \(error)") }
+    process.waitUntilExit()
+    return process.terminationStatus
+}
+
+do {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gitvault-bench-\(UUID().uuidString)")
+    let repo = dir.appendingPathComponent("repo"), home = dir.appendingPathComponent("home")
+    try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
+    defer { if !keep { try? FileManager.default.removeItem(at: dir) } }
+
+    var env = ProcessInfo.processInfo.environment
+    env["HOME"] = home.path
+    let git = try SystemGit(environment: env)
+    let environment = VaultEnvironment(home: home, userName: "bench")
+    let vault = try GitVault.initialize(in: repo, environment: environment, git: git)
+
+    // Setup (not timed): agents, then N secrets written in one commit.
+    print("setting up \(secretCount) secrets for \(recipientCount) recipients in \(repo.path) …")
+    let agents = (1..<recipientCount).map { "agent-\($0)" } + ["newcomer"]
+    for agent in agents { try vault.addAgent(agent) }
+    var manifest = try vault.loadManifest()
+    let group = "bench"
+    let members = Array(agents.dropLast())
+    for i in 0..<secretCount { try manifest.addSecret("\(group)/secret-\(i)", toGroup: group) }
+    for member in members { try manifest.grant(agent: member, group: group) }
+    var recipients: [any AgeRecipient] = [try vault.ownerRecipient()]
+    for member in members { if let r = try vault.agentRecipient(member) { recipients.append(r) } }
+    let fs = LocalFileSystem()
+    let now = SystemVaultClock().now()
+    var changed = [VaultLayout.manifestFile]
+    for i in 0..<secretCount {
+        let path = "\(group)/secret-\(i)"
+        let value = Data("value-\(i)-\(UUID().uuidString)".utf8)
+        try fs.write(try Age.encrypt(value, to: recipients), to: vault.layout.url(VaultLayout.secretFile(path)), privateFile: false)
+        let meta = SecretMetadata(name: path, group: group, created: now, rotated: now, authorizedAgents: members.sorted())
+        try fs.write(Data(try meta.yaml().utf8), to: vault.layout.url(VaultLayout.metadataFile(path)), privateFile: false)
+        changed += [VaultLayout.secretFile(path), VaultLayout.metadataFile(path)]
+    }
+    try fs.write(Data(try manifest.yaml().utf8), to: vault.layout.url(VaultLayout.manifestFile), privateFile: false)
+    try git.commit(root: repo, changed: changed, removed: [], message: "bench: setup")
+
+    if ProcessInfo.processInfo.environment["GITVAULT_BENCH_PROFILE"] != nil {
+        let owner = try IdentityResolver(environment: environment).ownerIdentity()
+        let sample = try fs.read(vault.layout.url(VaultLayout.secretFile("\(group)/secret-0")))
+        var plain = Data()
+        let dec = try seconds { for _ in 0..<200 { plain = try Age.decrypt(sample, identities: [owner]) } }
+        let enc = try seconds { for _ in 0..<200 { _ = try Age.encrypt(plain, to: recipients) } }
+        let metaText = try String(decoding: fs.read(vault.layout.url(VaultLayout.metadataFile("\(group)/secret-0"))), as: UTF8.self)
+        let yaml = try seconds { for _ in 0..<200 { _ = try SecretMetadata(yaml: metaText).yaml() } }
+        let man = try seconds { _ = try VaultManifest(yaml: manifest.yaml()) }
+        let commit = try seconds { try git.commit(root: repo, changed: changed, removed: [], message: "bench: noop") }
+        print(String(format: "per secret: decrypt %.3f ms, encrypt to %d %.3f ms, meta parse+emit %.3f ms; manifest %.3f s; commit of %d paths %.3f s",
+                     dec * 5, recipients.count, enc * 5, yaml * 5, man, changed.count, commit))
+    }
+
+    // Timed: grant and revoke through the library (re-encryption + one commit each).
+    var granted: [String] = [], revoked: [String] = []
+    let grantTime = try seconds { granted = try vault.grant(agent: "newcomer", group: group) }
+    let grantCPU = lastCPU
+    let revokeTime = try seconds { revoked = try vault.revoke(agent: "newcomer", group: group) }
+    let revokeCPU = lastCPU
+    guard granted.count == secretCount, revoked.count == secretCount else { fail("unexpected secret count") }
+
+    // Baseline: the same re-encryption as a shell loop of age -d | age -e (recipients after grant).
+    var recipientLines = try [vault.ownerRecipient().string]
+    for agent in agents { if let r = try vault.agentRecipient(agent) { recipientLines.append(r.string) } }
+    let recipientsFile = dir.appendingPathComponent("recipients.txt")
+    try Data((recipientLines.joined(separator: "\n") + "\n").utf8).write(to: recipientsFile)
+    let ownerKey = environment.keys.ownerKey.path
+    let script = """
+        set -e
+        for f in .agent-vault/secrets/\(group)/*.enc; do
+          age -d -i '\(ownerKey)' "$f" | age -e -R '\(recipientsFile.path)' -o "$f.new"
+          mv "$f.new" "$f"
+        done
+        """
+    var status: Int32 = 0
+    let loopTime = seconds { status = shell(script, in: repo) }
+    let loopCPU = lastCPU
+    guard status == 0 else { fail("the age shell loop failed (is `age` installed?)") }
+
+    func fmt(_ value: Double) -> String { String(format: "%.3f s", value) }
+    print("secrets: \(secretCount), recipients: \(recipientCount) before the grant, \(recipientCount + 1) after")
+    print("                                   wall clock   CPU (incl. git/age children)")
+    print("latch grant  (re-encrypt + commit): \(fmt(grantTime))    \(fmt(grantCPU))")
+    print("latch revoke (re-encrypt + commit): \(fmt(revokeTime))    \(fmt(revokeCPU))")
+    print("shell loop age -d | age -e:         \(fmt(loopTime))    \(fmt(loopCPU))")
+    print(String(format: "speed-up, wall clock: grant %.1fx, revoke %.1fx; CPU: grant %.1fx, revoke %.1fx",
+                 loopTime / grantTime, loopTime / revokeTime, loopCPU / grantCPU, loopCPU / revokeCPU))
+    if keep { print("vault kept at \(repo.path)") }
+} catch {
+    fail("benchmark failed: \(error)")
+}

@@ -1,0 +1,12 @@
+import ArgumentParser
+import LatchGitCommands
+
+/// `latch repo …`: git mode, the same commands as the `agent-vault` executable.
+struct RepoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "repo",
+        abstract: "Git mode: an age-encrypted vault in a Git repository (agent-vault compatible).",
+        discussion: AgentVaultCommand.configuration.discussion,
+        subcommands: AgentVaultCommand.subcommandTypes
+    )
+}

@@ -1,0 +1,116 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The file operations the vault performs; `LocalFileSystem` is the real one.
+public protocol VaultFileSystem: Sendable {
+    func read(_ url: URL) throws -> Data
+    /// Writes atomically, creating parent directories. `privateFile` makes it mode 0600
+    /// from the moment it exists.
+    func write(_ data: Data, to url: URL, privateFile: Bool) throws
+    func fileExists(_ url: URL) -> Bool
+    func isDirectory(_ url: URL) -> Bool
+    /// Removes a file or a directory tree; no error when absent.
+    func remove(_ url: URL) throws
+    /// Regular files below `directory`, as `/`-separated paths relative to it, sorted.
+    func regularFiles(under directory: URL) throws -> [String]
+    func createDirectory(_ url: URL) throws
+}
+
+public struct LocalFileSystem: VaultFileSystem {
+    public init() {}
+
+    public func read(_ url: URL) throws -> Data {
+        do { return try Data(contentsOf: url) } catch {
+            throw GitVaultError.io(path: url.path, reason: Self.reason(error))
+        }
+    }
+
+    public func write(_ data: Data, to url: URL, privateFile: Bool) throws {
+        let directory = url.deletingLastPathComponent()
+        try createDirectory(directory)
+        let temporary = directory.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, privateFile ? 0o600 : 0o644)
+        guard fd >= 0 else { throw GitVaultError.io(path: url.path, reason: String(cString: strerror(errno))) }
+        if privateFile { fchmod(fd, 0o600) }
+        var offset = 0
+        let failure: String? = data.withUnsafeBytes { raw -> String? in
+            guard let base = raw.baseAddress else { return nil }
+            while offset < raw.count {
+                let written = Glibc_write(fd, base + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                offset += written
+            }
+            return nil
+        }
+        close(fd)
+        if let failure {
+            unlink(temporary.path)
+            throw GitVaultError.io(path: url.path, reason: failure)
+        }
+        if rename(temporary.path, url.path) != 0 {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary.path)
+            throw GitVaultError.io(path: url.path, reason: reason)
+        }
+    }
+
+    public func fileExists(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && !isDir.boolValue
+    }
+
+    public func isDirectory(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    public func remove(_ url: URL) throws {
+        guard FileManager.default.fileExists(atPath: url.path) else { return }
+        do { try FileManager.default.removeItem(at: url) } catch {
+            throw GitVaultError.io(path: url.path, reason: Self.reason(error))
+        }
+    }
+
+    public func regularFiles(under directory: URL) throws -> [String] {
+        guard isDirectory(directory) else { return [] }
+        var result: [String] = []
+        func walk(_ url: URL, _ prefix: String) throws {
+            let names: [String]
+            do { names = try FileManager.default.contentsOfDirectory(atPath: url.path) } catch {
+                throw GitVaultError.io(path: url.path, reason: Self.reason(error))
+            }
+            for name in names.sorted() {
+                let child = url.appendingPathComponent(name)
+                let relative = prefix.isEmpty ? name : prefix + "/" + name
+                if isDirectory(child) { try walk(child, relative) } else if fileExists(child) { result.append(relative) }
+            }
+        }
+        try walk(directory, "")
+        return result.sorted()
+    }
+
+    public func createDirectory(_ url: URL) throws {
+        do { try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true) } catch {
+            throw GitVaultError.io(path: url.path, reason: Self.reason(error))
+        }
+    }
+
+    static func reason(_ error: Error) -> String {
+        if let posix = (error as NSError).userInfo[NSUnderlyingErrorKey] as? NSError {
+            return posix.localizedDescription
+        }
+        return (error as NSError).localizedDescription
+    }
+}
+
+@inline(__always)
+private func Glibc_write(_ fd: Int32, _ buffer: UnsafeRawPointer, _ count: Int) -> Int {
+    write(fd, buffer, count)
+}
