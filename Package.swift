@@ -16,6 +16,7 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
     .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.0"),
+    .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
 ]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
@@ -78,6 +79,18 @@ targets += [
         dependencies: ["LatchDomain", .product(name: "SQLiteNIO", package: "sqlite-nio")],
         swiftSettings: swiftSettings),
     .target(
+        name: "LatchStorePostgres",
+        dependencies: ["LatchDomain", logging, .product(name: "PostgresNIO", package: "postgres-nio")],
+        swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchStoreTests",
+        dependencies: ["LatchDomain", "LatchStoreSQLite", "LatchStorePostgres"],
+        swiftSettings: swiftSettings),
+    .testTarget(
+        name: "LatchReplicaTests",
+        dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres"],
+        swiftSettings: swiftSettings),
+    .target(
         name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", hummingbird, logging],
         swiftSettings: swiftSettings),
     // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field).
@@ -87,6 +100,7 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            "LatchStorePostgres",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
@@ -110,6 +124,7 @@ targets += [
             // one line per area: server, git vault, client, mcp
             "LatchServer", "LatchStoreSQLite", "LatchDomain", hummingbird,
             "LatchGit", "LatchGitCommands",
+            "LatchStorePostgres",
             "LatchClient",
             .product(name: "MCP", package: "swift-sdk"),
         ],

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import LatchDomain
 import LatchServer
+import LatchStorePostgres
 import LatchStoreSQLite
 
 /// `latch serve`: opens the SQLite store in the data directory and runs the machine API.
@@ -22,6 +23,8 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Requests per minute per API key, 0 = off (default \(ServerConfiguration.defaultRateLimit), burst \(ServerConfiguration.defaultBurst)).")
     var rateLimit: Int?
     @Option(name: .long, help: "Largest request body in bytes (default 1 MiB).") var maxBodySize: Int?
+    @Option(name: .long, help: "Use PostgreSQL instead of SQLite: postgres://user:password@host:5432/db[?sslmode=disable|prefer|require|verify-full&pool_size=N&schema=NAME] (also LATCH_DATABASE_URL). Several replicas may share one database.")
+    var databaseURL: String?
 
     /// Writes a line to standard output unbuffered (so scripts reading a pipe see it at once).
     func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
@@ -44,7 +47,19 @@ struct ServeCommand: AsyncParsableCommand {
 
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(dir, 0o700)
-        let store = try await SQLiteLatchStore.open(path: dir + "/latch.sqlite")
+        let store: any LatchStore
+        let storeName: String
+        let closeStore: @Sendable () async -> Void
+        if let url = databaseURL ?? env["LATCH_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            let pgConfig = try PostgresStoreConfiguration(url: url)
+            let pg = try await PostgresLatchStore.open(pgConfig)
+            store = pg; storeName = pgConfig.redactedDescription + " (pool \(pgConfig.poolSize))"
+            closeStore = { await pg.close() }
+        } else {
+            let sqlite = try await SQLiteLatchStore.open(path: dir + "/latch.sqlite")
+            store = sqlite; storeName = dir
+            closeStore = { await sqlite.close() }
+        }
         let service = LatchService(store: store)
         let tokenPath = dir + "/bootstrap-token"
         if let token = try await service.prepareBootstrap() {
@@ -56,9 +71,9 @@ struct ServeCommand: AsyncParsableCommand {
         }
         let say = self.say
         let app = buildApplication(configuration: config, store: store, onServerRunning: { port in
-            say("latch serve: listening on http://\(config.host):\(port) (data \(dir))")
+            say("latch serve: listening on http://\(config.host):\(port) (data \(storeName))")
         })
         try await app.runService()
-        await store.close()
+        await closeStore()
     }
 }

@@ -7,7 +7,9 @@ import Foundation
 
 /// A failure of the storage layer itself (not of the caller's request).
 public struct StoreError: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case unavailable, corrupt, constraint }
+    /// `conflict`: a concurrent transaction won (e.g. a serialisation failure); nothing was
+    /// written and the caller may retry (the server answers 409).
+    public enum Kind: String, Sendable { case unavailable, corrupt, constraint, conflict }
     public var kind: Kind
     public var message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }

@@ -146,6 +146,9 @@ struct ErrorMiddleware: RouterMiddleware {
             return errorResponse(e.status, e.code, e.message)
         } catch let e as StoreError {
             logger.error("store failure", metadata: ["error": "\(e.description)"])
+            if e.kind == .conflict {
+                return errorResponse(.conflict, "write_conflict", "a concurrent write to the same data won; read the current state and retry")
+            }
             let status: HTTPResponse.Status = e.kind == .unavailable ? .serviceUnavailable : .internalServerError
             return errorResponse(status, e.kind == .unavailable ? "store_unavailable" : WireErrorCode.internalError,
                                  "the server's store failed; try again later")

@@ -1,0 +1,118 @@
+import Foundation
+import LatchDomain
+import LatchStoreSQLite
+@testable import LatchStorePostgres
+import Testing
+
+/// Runs the conformance suite against a fresh SQLite file per case.
+@Suite struct SQLiteConformanceTests {
+    func withStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let s = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path)
+        do { try await body(s) } catch { await s.close(); throw error }
+        await s.close()
+    }
+    @Test func rows() async throws { try await withStore { try await StoreConformance.rows($0) } }
+    @Test func settings() async throws { try await withStore { try await StoreConformance.settings($0) } }
+    @Test func auditChain() async throws { try await withStore { try await StoreConformance.auditChain($0) } }
+    @Test func changeLog() async throws { try await withStore { try await StoreConformance.changeLog($0) } }
+    @Test func rollback() async throws { try await withStore { try await StoreConformance.rollback($0) } }
+    @Test func readOnly() async throws { try await withStore { try await StoreConformance.readOnly($0) } }
+    @Test func concurrentWriters() async throws { try await withStore { try await StoreConformance.concurrentWriters([$0]) } }
+}
+
+/// The PostgreSQL database the tests use: `LATCH_TEST_DATABASE_URL` (`.ci/run` starts a
+/// throwaway cluster and sets it). Each case works in its own fresh schema, dropped afterwards.
+enum PostgresTestDatabase {
+    static let variable = "LATCH_TEST_DATABASE_URL"
+    static var url: String? { ProcessInfo.processInfo.environment[variable].flatMap { $0.isEmpty ? nil : $0 } }
+    static let skipReason: Comment = "LATCH_TEST_DATABASE_URL is not set: PostgreSQL store tests need a database (postgres://user@127.0.0.1:PORT/db); .ci/run starts one and sets it"
+
+    static func configuration(schema: String) throws -> PostgresStoreConfiguration {
+        guard let url else { throw StoreError(.unavailable, "\(variable) is not set") }
+        var c = try PostgresStoreConfiguration(url: url)
+        c.schema = schema
+        c.poolSize = 4
+        return c
+    }
+
+    static func freshSchema() -> String { "latch_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
+
+    /// Opens `replicas` stores on one fresh schema (as several `latch serve` would), runs `body`, drops the schema.
+    static func withStores(replicas: Int = 1, _ body: ([PostgresLatchStore]) async throws -> Void) async throws {
+        let config = try configuration(schema: freshSchema())
+        var stores: [PostgresLatchStore] = []
+        for _ in 0..<replicas { stores.append(try await PostgresLatchStore.open(config)) }
+        var failure: (any Error)?
+        do { try await body(stores) } catch { failure = error }
+        try? await stores[0].dropSchemaForTesting()
+        for s in stores { await s.close() }
+        if let failure { throw failure }
+    }
+}
+
+@Suite(.enabled(if: PostgresTestDatabase.url != nil, PostgresTestDatabase.skipReason))
+struct PostgresConformanceTests {
+    func withStore(_ body: (PostgresLatchStore) async throws -> Void) async throws {
+        try await PostgresTestDatabase.withStores { try await body($0[0]) }
+    }
+    @Test func rows() async throws { try await withStore { try await StoreConformance.rows($0) } }
+    @Test func settings() async throws { try await withStore { try await StoreConformance.settings($0) } }
+    @Test func auditChain() async throws { try await withStore { try await StoreConformance.auditChain($0) } }
+    @Test func changeLog() async throws { try await withStore { try await StoreConformance.changeLog($0) } }
+    @Test func rollback() async throws { try await withStore { try await StoreConformance.rollback($0) } }
+    @Test func readOnly() async throws { try await withStore { try await StoreConformance.readOnly($0) } }
+    @Test func concurrentWriters() async throws { try await withStore { try await StoreConformance.concurrentWriters([$0]) } }
+
+    /// Two replicas (two pools) on one database: still one winner per version, one linear chain.
+    @Test func concurrentWritersOnTwoReplicas() async throws {
+        try await PostgresTestDatabase.withStores(replicas: 2) { try await StoreConformance.concurrentWriters($0, writers: 30) }
+    }
+
+    /// Replicas that start together apply each migration exactly once.
+    @Test func migrationsRunOnceWhenReplicasStartTogether() async throws {
+        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        let stores = try await withThrowingTaskGroup(of: PostgresLatchStore.self, returning: [PostgresLatchStore].self) { g in
+            for _ in 0..<4 { g.addTask { try await PostgresLatchStore.open(config) } }
+            var all: [PostgresLatchStore] = []
+            for try await s in g { all.append(s) }
+            return all
+        }
+        #expect(stores.count == 4)
+        for s in stores { #expect(try await s.schemaVersion() == PostgresLatchStore.migrations.last?.version) }
+        let applied = try await stores[0].migrationCountForTesting()
+        #expect(applied == PostgresLatchStore.migrations.count)
+        try await StoreConformance.settings(stores[1])
+        try? await stores[0].dropSchemaForTesting()
+        for s in stores { await s.close() }
+    }
+
+    /// A database that cannot be reached is `.unavailable`, quickly, not a hang.
+    @Test func unreachableDatabaseIsUnavailable() async throws {
+        var config = try PostgresTestDatabase.configuration(schema: "unused")
+        config.host = "127.0.0.1"
+        config.port = 1  // nothing listens on port 1
+        config.socketDirectory = nil
+        config.acquireTimeout = .seconds(2)
+        let start = ContinuousClock.now
+        do {
+            _ = try await PostgresLatchStore.open(config)
+            Issue.record("opening a store on a closed port succeeded")
+        } catch let e as StoreError {
+            #expect(e.kind == .unavailable)
+        }
+        #expect(ContinuousClock.now - start < .seconds(10))
+    }
+
+    @Test func urlParsing() throws {
+        let c = try PostgresStoreConfiguration(url: "postgres://al%40ce:p%2Fw@db.example:6543/latch?sslmode=disable&pool_size=7&schema=tenant_a")
+        #expect(c.username == "al@ce" && c.password == "p/w" && c.host == "db.example" && c.port == 6543)
+        #expect(c.database == "latch" && c.tls == .disable && c.poolSize == 7 && c.schema == "tenant_a")
+        #expect(!c.redactedDescription.contains("p/w"))
+        #expect(throws: StoreError.self) { try PostgresStoreConfiguration(url: "mysql://x@y/z") }
+        #expect(throws: StoreError.self) { try PostgresStoreConfiguration(url: "postgres://x@y/z?sslmod=disable") }
+        #expect(throws: StoreError.self) { try PostgresStoreConfiguration(url: "postgres://x@y/z?schema=Bad-Name") }
+    }
+}

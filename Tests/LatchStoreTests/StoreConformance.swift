@@ -1,0 +1,209 @@
+import Foundation
+import LatchDomain
+import Testing
+
+/// The one storage conformance suite: every case takes any `LatchStore` (fresh and empty) and
+/// checks the behaviour the domain relies on. `SQLiteConformanceTests` and
+/// `PostgresConformanceTests` run each case against their store.
+enum StoreConformance {
+    struct Boom: Error, Equatable {}
+
+    static func row(_ id: String, t: String? = "t1", p: String? = nil, l: String? = nil, doc: String = "{}") -> StoreRow {
+        StoreRow(id: id, tenantId: t, parentId: p, lookup: l, doc: doc)
+    }
+
+    /// insert / put / get / find / delete, NULL lookup columns, byte-order sorting.
+    static func rows(_ s: any LatchStore) async throws {
+        let inserted = try await s.write { tx in
+            [try await tx.insert(.vaults, row("v1", p: "proj", l: "x", doc: #"{"n":1}"#)),
+             try await tx.insert(.vaults, row("v1", p: "other", doc: #"{"n":2}"#))]
+        }
+        #expect(inserted == [true, false])
+        let v1 = try await s.read { tx in try await tx.get(.vaults, id: "v1") }
+        #expect(v1 == row("v1", p: "proj", l: "x", doc: #"{"n":1}"#), "a refused insert must change nothing")
+        #expect(try await s.read { tx in try await tx.get(.vaults, id: "missing") } == nil)
+        #expect(try await s.read { tx in try await tx.get(.items, id: "v1") } == nil, "tables are separate")
+
+        try await s.write { tx in
+            try await tx.put(.vaults, row("v1", t: nil, p: nil, l: nil, doc: #"{"n":3}"#))
+            // Byte order: "B" (0x42) < "_" (0x5f) < "a" (0x61) < "é" (0xc3…), unlike most locales.
+            for id in ["a", "_", "é", "B"] { try await tx.put(.items, row(id, p: "vault", l: id == "a" ? "look" : nil)) }
+            try await tx.put(.items, row("zz", t: "t2", p: "vault2"))
+        }
+        let replaced = try await s.read { tx in try await tx.get(.vaults, id: "v1") }
+        #expect(replaced == row("v1", t: nil, p: nil, l: nil, doc: #"{"n":3}"#), "put replaces every column, NULLs included")
+        let byParent = try await s.read { tx in try await tx.find(.items, .parentId, "vault") }
+        #expect(byParent.map(\.id) == ["B", "_", "a", "é"])
+        #expect(try await s.read { tx in try await tx.find(.items, .tenantId, "t1") }.map(\.id) == ["B", "_", "a", "é"])
+        #expect(try await s.read { tx in try await tx.find(.items, .tenantId, "t2") }.map(\.id) == ["zz"])
+        #expect(try await s.read { tx in try await tx.find(.items, .lookup, "look") }.map(\.id) == ["a"])
+        #expect(try await s.read { tx in try await tx.find(.items, .lookup, "nope") }.isEmpty)
+
+        try await s.write { tx in
+            try await tx.delete(.items, id: "_")
+            try await tx.delete(.items, id: "never-existed")
+        }
+        #expect(try await s.read { tx in try await tx.find(.items, .parentId, "vault") }.map(\.id) == ["B", "a", "é"])
+
+        // Documents round-trip byte for byte (JSON with escapes and non-ASCII).
+        let doc = #"{"name":"caf\u00e9 \"q\"","emoji":"🔑","nl":"a\nb"}"#
+        try await s.write { tx in try await tx.put(.fields, row("f", doc: doc)) }
+        #expect(try await s.read { tx in try await tx.get(.fields, id: "f") }?.doc == doc)
+    }
+
+    static func settings(_ s: any LatchStore) async throws {
+        #expect(try await s.read { tx in try await tx.setting("k") } == nil)
+        try await s.write { tx in try await tx.setSetting("k", "one") }
+        #expect(try await s.read { tx in try await tx.setting("k") } == "one")
+        try await s.write { tx in try await tx.setSetting("k", "two") }
+        #expect(try await s.read { tx in try await tx.setting("k") } == "two")
+        try await s.write { tx in try await tx.setSetting("k", nil) }
+        #expect(try await s.read { tx in try await tx.setting("k") } == nil)
+    }
+
+    static func auditChain(_ s: any LatchStore) async throws {
+        let base = Date(timeIntervalSince1970: 1_700_000_000)
+        try await s.write { tx in
+            for i in 0..<6 {
+                try await tx.appendAudit(time: base.addingTimeInterval(Double(i) * 60), tenantId: i % 2 == 0 ? "ta" : "tb",
+                                         action: i < 3 ? "vault.read" : "vault.write", outcome: i == 4 ? "forbidden" : "success",
+                                         principalId: "p\(i % 3)", accessKey: "lk_\(i)", assetType: "VAULT", assetId: "v\(i % 2)",
+                                         source: "127.0.0.1", detail: i == 5 ? "note \"quoted\"" : nil)
+            }
+        }
+        #expect(try await verifyAuditChain(s) == 6)
+        let last = try await s.read { tx in try await tx.lastAuditEvent() }
+        #expect(last?.seq == 6)
+        #expect(last?.detail == "note \"quoted\"")
+        func seqs(_ f: AuditFilter) async throws -> [Int64] { try await s.read { tx in try await tx.auditEvents(f) }.map(\.seq) }
+        #expect(try await seqs(AuditFilter()) == [1, 2, 3, 4, 5, 6])
+        #expect(try await seqs(AuditFilter(tenantId: "ta")) == [1, 3, 5])
+        #expect(try await seqs(AuditFilter(afterSeq: 2, action: "vault.read")) == [3])
+        #expect(try await seqs(AuditFilter(principalId: "p1")) == [2, 5])
+        #expect(try await seqs(AuditFilter(assetId: "v0", outcome: "forbidden")) == [5])
+        #expect(try await seqs(AuditFilter(since: base.addingTimeInterval(180))) == [4, 5, 6])
+        #expect(try await seqs(AuditFilter(afterSeq: 1, limit: 2)) == [2, 3])
+        // Events come back exactly as appended (the chain recomputes from them).
+        let events = try await s.read { tx in try await tx.auditEvents(AuditFilter()) }
+        #expect(events.allSatisfy { (try? AuditChain.hash(of: $0)) == $0.hash })
+    }
+
+    static func changeLog(_ s: any LatchStore) async throws {
+        let seqs = try await s.write { tx in
+            [try await tx.appendChange(tenantId: "ta", kind: .vault, entityId: "v1", vaultId: "v1"),
+             try await tx.appendChange(tenantId: "tb", kind: .item, entityId: "i1", vaultId: "v9"),
+             try await tx.appendChange(tenantId: "ta", kind: .fieldDeleted, entityId: "f1", vaultId: nil)]
+        }
+        #expect(seqs[0] < seqs[1] && seqs[1] < seqs[2], "sequence numbers increase: \(seqs)")
+        let more = try await s.write { tx in try await tx.appendChange(tenantId: "ta", kind: .grant, entityId: "g", vaultId: nil) }
+        #expect(more > seqs[2])
+        let ta = try await s.read { tx in try await tx.changes(tenantId: "ta", afterSeq: 0, limit: 100) }
+        #expect(ta == [ChangeRecord(seq: seqs[0], tenantId: "ta", kind: .vault, entityId: "v1", vaultId: "v1"),
+                       ChangeRecord(seq: seqs[2], tenantId: "ta", kind: .fieldDeleted, entityId: "f1", vaultId: nil),
+                       ChangeRecord(seq: more, tenantId: "ta", kind: .grant, entityId: "g", vaultId: nil)])
+        #expect(try await s.read { tx in try await tx.changes(tenantId: "ta", afterSeq: seqs[0], limit: 1) }.map(\.seq) == [seqs[2]])
+        #expect(try await s.read { tx in try await tx.lastChangeSeq(tenantId: "ta") } == more)
+        #expect(try await s.read { tx in try await tx.lastChangeSeq(tenantId: "tb") } == seqs[1])
+        #expect(try await s.read { tx in try await tx.lastChangeSeq(tenantId: "none") } == 0)
+        // A rolled-back change never shows, and its number is not handed out again.
+        await #expect(throws: Boom.self) {
+            try await s.write { tx in
+                _ = try await tx.appendChange(tenantId: "ta", kind: .item, entityId: "lost", vaultId: nil)
+                throw Boom()
+            }
+        }
+        let after = try await s.write { tx in try await tx.appendChange(tenantId: "ta", kind: .item, entityId: "kept", vaultId: nil) }
+        #expect(after > more)
+        #expect(try await s.read { tx in try await tx.changes(tenantId: "ta", afterSeq: more, limit: 10) }.map(\.entityId) == ["kept"])
+    }
+
+    /// A write whose body throws leaves nothing behind, and the caller sees the body's error.
+    static func rollback(_ s: any LatchStore) async throws {
+        try await s.write { tx in try await tx.setSetting("keep", "yes") }
+        await #expect(throws: Boom.self) {
+            try await s.write { tx in
+                _ = try await tx.insert(.vaults, row("rv"))
+                try await tx.put(.items, row("ri"))
+                try await tx.delete(.vaults, id: "nothing")
+                try await tx.setSetting("keep", "changed")
+                try await tx.setSetting("new", "x")
+                try await tx.appendAudit(time: Date(), tenantId: nil, action: "a", outcome: "success", principalId: nil, accessKey: nil)
+                _ = try await tx.appendChange(tenantId: "t", kind: .vault, entityId: "rv", vaultId: "rv")
+                throw Boom()
+            }
+        }
+        let (v, i, keep, new, audit, changes) = try await s.read { tx in
+            (try await tx.get(.vaults, id: "rv"), try await tx.get(.items, id: "ri"), try await tx.setting("keep"),
+             try await tx.setting("new"), try await tx.lastAuditEvent(), try await tx.changes(tenantId: "t", afterSeq: 0, limit: 10))
+        }
+        #expect(v == nil && i == nil && new == nil && audit == nil && changes.isEmpty)
+        #expect(keep == "yes")
+        // The store still works afterwards.
+        try await s.write { tx in
+            try await tx.appendAudit(time: Date(), tenantId: nil, action: "after", outcome: "success", principalId: nil, accessKey: nil)
+        }
+        #expect(try await verifyAuditChain(s) == 1)
+    }
+
+    /// A read transaction refuses writes (the error is the store's) and keeps nothing.
+    static func readOnly(_ s: any LatchStore) async throws {
+        await #expect(throws: StoreError.self) {
+            try await s.read { tx in _ = try await tx.insert(.vaults, row("ro")) }
+        }
+        #expect(try await s.read { tx in try await tx.get(.vaults, id: "ro") } == nil)
+    }
+
+    /// Many concurrent writers (spread over `stores`, which may be several replicas of one
+    /// database) each read a versioned document and write the next version only if nobody
+    /// moved it, appending an audit event and a change: every version has exactly one winner,
+    /// the losers get a clean conflict, and the audit chain and change log stay linear.
+    static func concurrentWriters(_ stores: [any LatchStore], writers: Int = 24) async throws {
+        let first = stores[0]
+        try await first.write { tx in try await tx.setSetting("version", "0") }
+        struct Conflict: Error {}
+        /// Phase 1: every writer claims version 0 -> 1 (as clients that all fetched version 0).
+        /// Phase 2: every writer moves the version from whatever it reads (no lost update).
+        func race(conditional: Bool) async -> Int {
+            await withTaskGroup(of: Bool.self, returning: Int.self) { group in
+                for w in 0..<writers {
+                    let s = stores[w % stores.count]
+                    group.addTask {
+                        do {
+                            try await s.write { tx in
+                                let current = try await tx.setting("version") ?? "0"
+                                if conditional, current != "0" { throw Conflict() }
+                                let next = String((Int(current) ?? 0) + 1)
+                                try await tx.setSetting("version", next)
+                                try await tx.put(.vaults, row("counter-\(next)"))
+                                _ = try await tx.appendChange(tenantId: "tc", kind: .vault, entityId: "counter-\(next)", vaultId: nil)
+                                try await tx.appendAudit(time: Date(), tenantId: "tc", action: "bump", outcome: "success",
+                                                         principalId: "w\(w)", accessKey: nil, assetId: next)
+                            }
+                            return true
+                        } catch is Conflict {
+                            return false
+                        } catch {
+                            Issue.record("writer \(w) failed with an unexpected error: \(error)")
+                            return false
+                        }
+                    }
+                }
+                var wins = 0
+                for await o in group where o { wins += 1 }
+                return wins
+            }
+        }
+        let racedWins = await race(conditional: true)
+        #expect(racedWins == 1, "exactly one of \(writers) writers claiming version 1 wins, got \(racedWins)")
+        let freeWins = await race(conditional: false)
+        #expect(freeWins == writers)
+        let winners = racedWins + freeWins
+        let final = try await first.read { tx in try await tx.setting("version") }
+        #expect(final == String(winners), "no lost update: every win moved the version once")
+        #expect(try await verifyAuditChain(stores.last ?? first) == winners)
+        let changes = try await first.read { tx in try await tx.changes(tenantId: "tc", afterSeq: 0, limit: 1000) }
+        #expect(changes.map(\.entityId) == (1...winners).map { "counter-\($0)" }, "change log in commit order")
+        let audit = try await first.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "tc")) }
+        #expect(audit.map(\.assetId) == (1...winners).map { String($0) }, "audit chain in commit order")
+    }
+}
