@@ -72,7 +72,7 @@ let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hum
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 products += [.executable(name: "latch-server-seed", targets: ["LatchServerSeed"])]
 targets += [
-    .target(name: "LatchDomain", dependencies: ["LatchCrypto", crypto], swiftSettings: swiftSettings),
+    .target(name: "LatchDomain", dependencies: ["LatchCrypto", "LatchLog", crypto], swiftSettings: swiftSettings),
     .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
     .target(
         name: "LatchStoreSQLite",
@@ -91,14 +91,14 @@ targets += [
         dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres"],
         swiftSettings: swiftSettings),
     .target(
-        name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", hummingbird, logging],
+        name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", "LatchLog", hummingbird, logging],
         swiftSettings: swiftSettings),
     // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field).
     .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchServerTests",
         dependencies: [
-            "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto",
+            "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto", "LatchLog",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             "LatchStorePostgres",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
@@ -113,7 +113,7 @@ products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
 targets += [
     .target(name: "LatchClient", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
     .testTarget(
-        name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto"],
+        name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto", "LatchStoreSQLite", "LatchDomain"],
         swiftSettings: swiftSettings),
 ]
 targets += [
@@ -122,7 +122,7 @@ targets += [
         dependencies: [
             argumentParser,
             // one line per area: server, git vault, client, mcp
-            "LatchServer", "LatchStoreSQLite", "LatchDomain", hummingbird,
+            "LatchServer", "LatchStoreSQLite", "LatchDomain", "LatchLog", hummingbird,
             "LatchGit", "LatchGitCommands",
             "LatchStorePostgres",
             "LatchClient",

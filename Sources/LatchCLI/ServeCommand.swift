@@ -2,9 +2,11 @@ import ArgumentParser
 import Foundation
 import Hummingbird
 import LatchDomain
+import LatchLog
 import LatchServer
 import LatchStorePostgres
 import LatchStoreSQLite
+import Logging
 
 /// `latch serve`: opens the SQLite store in the data directory and runs the machine API.
 struct ServeCommand: AsyncParsableCommand {
@@ -12,7 +14,8 @@ struct ServeCommand: AsyncParsableCommand {
         commandName: "serve",
         abstract: "Run the Latchkey server (machine API) on the embedded SQLite store.",
         discussion: """
-            Environment: LATCH_DATA_DIR, LATCH_HOST, LATCH_PORT, LATCH_RATE_LIMIT, LATCH_HOME (default ~/.latch). \
+            Environment: LATCH_DATA_DIR, LATCH_HOST, LATCH_PORT, LATCH_RATE_LIMIT, LATCH_LOG_LEVEL (default info), \
+            LATCH_LOG_KEY_FILE (default <data-dir>/log-key), LATCH_HOME (default ~/.latch). \
             On first start with an empty store a one-time bootstrap token is printed and written to \
             <data-dir>/bootstrap-token (mode 0600).
             """)
@@ -45,6 +48,15 @@ struct ServeCommand: AsyncParsableCommand {
             rateLimitPerMinute: try int(rateLimit, "LATCH_RATE_LIMIT", ServerConfiguration.defaultRateLimit),
             maxBodySize: try int(maxBodySize, "LATCH_MAX_BODY_SIZE", ServerConfiguration.defaultMaxBodySize))
 
+        var logger = Logger(label: "latch.serve")
+        if let name = env["LATCH_LOG_LEVEL"].flatMap({ $0.isEmpty ? nil : $0 }) {
+            guard let level = Logger.Level(rawValue: name.lowercased()) else {
+                throw ValidationError("LATCH_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")
+            }
+            logger.logLevel = level
+        } else {
+            logger.logLevel = .info
+        }
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         chmod(dir, 0o700)
         let store: any LatchStore
@@ -52,7 +64,9 @@ struct ServeCommand: AsyncParsableCommand {
         let closeStore: @Sendable () async -> Void
         if let url = databaseURL ?? env["LATCH_DATABASE_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             let pgConfig = try PostgresStoreConfiguration(url: url)
-            let pg = try await PostgresLatchStore.open(pgConfig)
+            var pgLogger = logger
+            pgLogger[metadataKey: "store"] = "postgres"
+            let pg = try await PostgresLatchStore.open(pgConfig, logger: pgLogger)
             store = pg; storeName = pgConfig.redactedDescription + " (pool \(pgConfig.poolSize))"
             closeStore = { await pg.close() }
         } else {
@@ -61,6 +75,8 @@ struct ServeCommand: AsyncParsableCommand {
             closeStore = { await sqlite.close() }
         }
         let service = LatchService(store: store)
+        let logSigner = try loadOrMakeLogKey(path: env["LATCH_LOG_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 } ?? dir + "/log-key")
+        try await service.registerLogKey(logSigner.verifier)
         let tokenPath = dir + "/bootstrap-token"
         if let token = try await service.prepareBootstrap() {
             FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
@@ -70,10 +86,55 @@ struct ServeCommand: AsyncParsableCommand {
             try? FileManager.default.removeItem(atPath: tokenPath)
         }
         let say = self.say
-        let app = buildApplication(configuration: config, store: store, onServerRunning: { port in
+        let app = buildApplication(configuration: config, store: store, logger: logger, logSigner: logSigner, onServerRunning: { port in
             say("latch serve: listening on http://\(config.host):\(port) (data \(storeName))")
         })
+        let watchdog = ShutdownWatchdog(limit: 15)
         try await app.runService()
         await closeStore()
+        withExtendedLifetime(watchdog) {}
+    }
+}
+
+/// The transparency log's Ed25519 signing key: read from `path`, or made there (mode 0600) on
+/// first start. Replicas sharing a PostgreSQL database must be given the same file.
+func loadOrMakeLogKey(path: String) throws -> NoteSigner {
+    if FileManager.default.fileExists(atPath: path) {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw ValidationError("cannot read the transparency log key \(path); check its permissions")
+        }
+        do { return try NoteSigner(secretKeyString: text.trimmingCharacters(in: .whitespacesAndNewlines)) } catch {
+            throw ValidationError("\(path) is not a transparency log key (PRIVATE+KEY+name+id+base64): \(error)")
+        }
+    }
+    var rng = SystemRandomNumberGenerator()
+    let id = (0..<8).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
+    let signer = try NoteSigner.generate(name: "latchkey.log/\(id)")
+    guard FileManager.default.createFile(atPath: path, contents: Data((signer.secretKeyString + "\n").utf8),
+                                         attributes: [.posixPermissions: 0o600]) else {
+        throw ValidationError("cannot write the transparency log key to \(path)")
+    }
+    chmod(path, 0o600)
+    return signer
+}
+
+/// Bounds a graceful shutdown: once SIGTERM or SIGINT arrives, the process exits (status 1,
+/// saying so) if draining requests and closing the store have not finished within `limit`
+/// seconds, so a request stuck on a lost database cannot keep the server from stopping.
+final class ShutdownWatchdog {
+    private let sources: [any DispatchSourceSignal]
+
+    init(limit: Int) {
+        sources = [SIGTERM, SIGINT].map { signal in
+            let source = DispatchSource.makeSignalSource(signal: signal, queue: .global())
+            source.setEventHandler {
+                DispatchQueue.global().asyncAfter(deadline: .now() + .seconds(limit)) {
+                    FileHandle.standardError.write(Data("latch serve: shutdown did not finish within \(limit) s (a request or a database connection is stuck); exiting\n".utf8))
+                    exit(1)
+                }
+            }
+            source.resume()
+            return source
+        }
     }
 }

@@ -130,6 +130,8 @@ public struct PublicKeyRecord: Codable, Sendable, Equatable {
     public var status: Status
     public var createdAt: Date
     public var retiredAt: Date?
+    /// Where the registration is in the transparency log.
+    public var logIndex: Int64?
 }
 
 public struct APIKeyRecord: Codable, Sendable, Equatable {
@@ -175,6 +177,8 @@ public struct Vault: Codable, Sendable, Equatable {
     public var summaryVersion: Int
     /// The signed summary checkpoint envelope, exactly as received.
     public var summaryCheckpoint: String
+    /// Where the current summary checkpoint is in the transparency log.
+    public var summaryLogIndex: Int64?
     public var createdBy: String
     public var createdAt: Date
     public var updatedAt: Date
@@ -200,6 +204,8 @@ public struct Item: Codable, Sendable, Equatable {
     public var detailHash: String
     /// The signed detail checkpoint envelope, exactly as received.
     public var detailCheckpoint: String
+    /// Where the current detail checkpoint is in the transparency log.
+    public var detailLogIndex: Int64?
     public var createdAt: Date
     public var updatedAt: Date
     public var archived: Bool

@@ -134,9 +134,10 @@ extension LatchService {
                 throw DomainError.invalid("dataClassification must be one of PUBLIC, INTERNAL, CONFIDENTIAL, CUI")
             }
             let now = self.clock.now()
-            let v = Vault(id: id, tenantId: ctx.tenant.id, projectId: projectId, name: s.name, dataClassification: s.dataClassification,
+            var v = Vault(id: id, tenantId: ctx.tenant.id, projectId: projectId, name: s.name, dataClassification: s.dataClassification,
                           currentDekVersion: 1, summaryVersion: s.version, summaryCheckpoint: summaryCheckpoint,
                           createdBy: ctx.principal.id, createdAt: now, updatedAt: now, archived: false)
+            v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
             guard try await tx.insertVault(v) else { throw DomainError.conflict("vault id \(id) is already taken; choose a new UUID") }
             let grant = PermissionGrant(tenantId: ctx.tenant.id, assetType: .vault, assetId: id, granteeType: GranteeType(rawValue: ctx.principal.type.rawValue) ?? .user,
                                         granteeId: ctx.principal.id, level: .admin, createdAt: now)
@@ -181,6 +182,7 @@ extension LatchService {
             try self.checkSummaryItems(s, try await tx.items(vaultId: id).filter { !$0.archived })
             v.name = s.name; v.dataClassification = s.dataClassification
             v.summaryVersion = s.version; v.summaryCheckpoint = summaryCheckpoint; v.updatedAt = self.clock.now()
+            v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
             try await tx.putVault(v)
             try await self.change(tx, ctx.tenant.id, .vault, id, vault: id)
             return (v, "version=\(s.version)")
@@ -308,9 +310,10 @@ extension LatchService {
             guard ItemType(rawValue: d.type) != nil else { throw DomainError.invalid("item type \(d.type) is not one of \(ItemType.allCases.map(\.rawValue))") }
             if try await tx.item(d.vaultItemId) != nil { throw DomainError.conflict("item id \(d.vaultItemId) is already taken; choose a new UUID") }
             let now = self.clock.now()
-            let item = Item(id: d.vaultItemId, vaultId: vaultId, tenantId: ctx.tenant.id, name: d.name, type: d.type, websites: d.websites,
+            var item = Item(id: d.vaultItemId, vaultId: vaultId, tenantId: ctx.tenant.id, name: d.name, type: d.type, websites: d.websites,
                             groupId: d.groupId, detailVersion: d.version, detailHash: d.hash, detailCheckpoint: detailCheckpoint,
                             createdAt: now, updatedAt: now, archived: false)
+            item.detailLogIndex = try await self.logCheckpoint(tx, .itemDetail, tenantId: item.tenantId, subjectId: item.id, envelope: detailCheckpoint)
             let fields = try self.resolveFields(d, values: values.map { ($0.id, $0.value) }, existing: [], item: item)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             try self.follows({ try s.checkFollows(try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)) }, "summaryCheckpoint")
@@ -325,6 +328,7 @@ extension LatchService {
                 try await self.change(tx, ctx.tenant.id, .field, f.id, vault: vaultId)
             }
             v.summaryVersion = s.version; v.summaryCheckpoint = summaryCheckpoint; v.updatedAt = now
+            v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
             try await tx.putVault(v)
             try await self.change(tx, ctx.tenant.id, .item, item.id, vault: vaultId)
             try await self.change(tx, ctx.tenant.id, .vault, vaultId, vault: vaultId)
@@ -346,6 +350,7 @@ extension LatchService {
             let now = self.clock.now()
             item.name = d.name; item.type = d.type; item.websites = d.websites; item.groupId = d.groupId
             item.detailVersion = d.version; item.detailHash = d.hash; item.detailCheckpoint = detailCheckpoint; item.updatedAt = now
+            item.detailLogIndex = try await self.logCheckpoint(tx, .itemDetail, tenantId: item.tenantId, subjectId: item.id, envelope: detailCheckpoint)
             let fields = try self.resolveFields(d, values: values.map { ($0.id, $0.value) }, existing: old, item: item)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             try self.follows({ try s.checkFollows(try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)) }, "summaryCheckpoint")
@@ -373,6 +378,7 @@ extension LatchService {
             }
             try await tx.putItem(item)
             v.summaryVersion = s.version; v.summaryCheckpoint = summaryCheckpoint; v.updatedAt = now
+            v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
             try await tx.putVault(v)
             try await self.change(tx, ctx.tenant.id, .item, itemId, vault: v.id)
             try await self.change(tx, ctx.tenant.id, .vault, v.id, vault: v.id)
@@ -395,6 +401,7 @@ extension LatchService {
             item.archived = true; item.updatedAt = now
             try await tx.putItem(item)
             v.summaryVersion = s.version; v.summaryCheckpoint = summaryCheckpoint; v.updatedAt = now
+            v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
             try await tx.putVault(v)
             try await self.change(tx, ctx.tenant.id, .item, itemId, vault: v.id)
             try await self.change(tx, ctx.tenant.id, .vault, v.id, vault: v.id)

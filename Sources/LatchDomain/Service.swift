@@ -160,7 +160,7 @@ public struct LatchService: Sendable {
                 try await tx.insertOrganisation(org)
                 try await tx.insertTenant(tenant)
                 try await tx.putPrincipal(user)
-                try await tx.putPublicKey(key)
+                try await tx.putPublicKey(try await self.logged(key, tx))
                 let issued = try await self.issueKey(principal: user, scope: .user, permissions: MachinePermission.all, tx: tx)
                 try await tx.setSetting("bootstrap_token_sha256", nil)
                 try await tx.setSetting("bootstrapped", "1")
@@ -253,9 +253,10 @@ public struct LatchService: Sendable {
         }
         let rec = PublicKeyRecord(keyId: pk.keyId, principalId: principal.id, tenantId: principal.tenantId, pem: pk.pem,
                                   status: .active, createdAt: clock.now(), retiredAt: nil)
-        try await tx.putPublicKey(rec)
+        let logged = try await logged(rec, tx)
+        try await tx.putPublicKey(logged)
         try await change(tx, principal.tenantId, .publicKey, rec.keyId, vault: nil)
-        return (rec, true)
+        return (logged, true)
     }
 }
 

@@ -22,6 +22,16 @@ public enum StoreTable: String, CaseIterable, Sendable {
     case groups = "security_groups", groupMembers = "group_members", projects
     case vaults, items, fields
     case wrappedKeys = "wrapped_keys", grants, pendingGrants = "pending_grants", feedback
+    /// The transparency log: leaves (id = index) and stored Merkle hashes (id = stored-hash index).
+    case logLeaves = "log_leaves", logHashes = "log_hashes"
+
+    /// The schema migration that creates the table.
+    public var migration: Int {
+        switch self {
+        case .logLeaves, .logHashes: 2
+        default: 1
+        }
+    }
 }
 
 /// The three indexed lookup columns every table has besides `id`.

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import LatchDomain
+import LatchLog
 import LatchWire
 import Logging
 
@@ -8,13 +9,13 @@ import Logging
 /// a concrete store.
 public func buildApplication(
     configuration: ServerConfiguration, store: any LatchStore, clock: any LatchDomain.Clock = SystemClock(),
-    random: any RandomSource = SystemRandomSource(), logger: Logger? = nil,
+    random: any RandomSource = SystemRandomSource(), logger: Logger? = nil, logSigner: NoteSigner? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
     var log = logger ?? Logger(label: "latch.serve")
     if logger == nil { log.logLevel = .info }
     let service = LatchService(store: store, clock: clock, random: random)
-    let router = buildRouter(configuration: configuration, service: service, logger: log)
+    let router = buildRouter(configuration: configuration, service: service, logger: log, logSigner: logSigner)
     return Application(
         router: router,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "latch"),
@@ -23,7 +24,8 @@ public func buildApplication(
 }
 
 /// The router alone (what router tests drive).
-public func buildRouter(configuration: ServerConfiguration, service: LatchService, logger: Logger) -> Router<LatchRequestContext> {
+public func buildRouter(configuration: ServerConfiguration, service: LatchService, logger: Logger,
+                        logSigner: NoteSigner? = nil) -> Router<LatchRequestContext> {
     let router = Router(context: LatchRequestContext.self)
     router.add(middleware: ErrorMiddleware(logger: logger))
     let limit = configuration.maxBodySize
@@ -53,13 +55,22 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
     }
 
     let m = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
-    MachineRoutes(service: service, limit: limit).add(to: m)
+    MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: m)
     return router
 }
 
 struct MachineRoutes: Sendable {
     let service: LatchService
     let limit: Int
+    let logSigner: NoteSigner?
+
+    /// A required non-negative integer query parameter.
+    func count(_ value: String?, _ name: String) throws -> Int64 {
+        guard let value, let n = Int64(value), n >= 0 else {
+            throw APIError(status: .badRequest, code: WireErrorCode.invalidRequest, message: "\(name) must be a non-negative integer")
+        }
+        return n
+    }
 
     func add(to m: RouterGroup<LatchRequestContext>) {
         m.get("me") { _, c in
@@ -67,6 +78,23 @@ struct MachineRoutes: Sendable {
             return try jsonResponse(MeResponse(principal: info(me.principal, me.activeKey), accessKey: me.apiKey.accessKey,
                                                scope: me.apiKey.scope.rawValue, permissions: me.apiKey.permissions,
                                                publicKey: me.activeKey.map(info)))
+        }
+        m.get("transparency/checkpoint") { _, c in
+            let head = try await service.logTreeHead(try c.caller(), signer: logSigner)
+            return try jsonResponse(LogCheckpointResponse(treeSize: head.size, rootHash: head.root.base64, checkpoint: head.signedNote,
+                                                          logKey: head.verifierKey))
+        }
+        m.get("transparency/proof/inclusion") { r, c in
+            let q = r.uri.queryParameters
+            let proof = try await service.logInclusionProof(try c.caller(), leafIndex: try count(q.get("leafIndex"), "leafIndex"),
+                                                            treeSize: try count(q.get("treeSize"), "treeSize"))
+            return try jsonResponse(LogProofResponse(proof: proof.map(\.base64)))
+        }
+        m.get("transparency/proof/consistency") { r, c in
+            let q = r.uri.queryParameters
+            let proof = try await service.logConsistencyProof(try c.caller(), from: try count(q.get("from"), "from"),
+                                                              to: try count(q.get("to"), "to"))
+            return try jsonResponse(LogProofResponse(proof: proof.map(\.base64)))
         }
         m.get("tenant-context") { _, c in
             let me = try await service.me(try c.caller())

@@ -28,6 +28,9 @@ public struct PostgresStoreConfiguration: Sendable {
     public var acquireTimeout: Duration
     /// How long a write waits for the database-wide write lock before giving up with `.unavailable`.
     public var lockTimeout: Duration
+    /// How long one statement may take; past it the connection is closed and the request fails
+    /// with `.unavailable` rather than waiting on a database that dropped it.
+    public var queryTimeout: Duration = .seconds(15)
     /// A schema to keep Latchkey's tables in (created when missing; `search_path` is set to
     /// it); nil uses the database's default (`public`). Lowercase letters, digits and `_`.
     public var schema: String?

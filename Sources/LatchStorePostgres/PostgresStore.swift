@@ -20,8 +20,7 @@ import PostgresNIO
 ///   reconnects by itself when the database returns.
 public final class PostgresLatchStore: LatchStore, Sendable {
     public let configuration: PostgresStoreConfiguration
-    let client: PostgresClient
-    let runner: Task<Void, Never>
+    let pool: PoolHolder
     let logger: Logger
 
     /// Advisory-lock keys (arbitrary 64-bit constants, "latch" + purpose).
@@ -32,9 +31,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// migrations. Throws `StoreError(.unavailable)` when the database cannot be reached.
     public static func open(_ configuration: PostgresStoreConfiguration,
                             logger: Logger = Logger(label: "latch.store.postgres")) async throws -> PostgresLatchStore {
-        let client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
-        let runner = Task { await client.run() }
-        let store = PostgresLatchStore(configuration: configuration, client: client, runner: runner, logger: logger)
+        let store = PostgresLatchStore(configuration: configuration, pool: PoolHolder(configuration, logger), logger: logger)
         do {
             try await store.migrate()
         } catch {
@@ -50,14 +47,13 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         return try await open(c)
     }
 
-    init(configuration: PostgresStoreConfiguration, client: PostgresClient, runner: Task<Void, Never>, logger: Logger) {
-        self.configuration = configuration; self.client = client; self.runner = runner; self.logger = logger
+    init(configuration: PostgresStoreConfiguration, pool: PoolHolder, logger: Logger) {
+        self.configuration = configuration; self.pool = pool; self.logger = logger
     }
 
     /// Closes every pooled connection.
     public func close() async {
-        runner.cancel()
-        await runner.value
+        await pool.close()
     }
 
     // MARK: migrations
@@ -66,16 +62,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// use the "C" collation so `ORDER BY id` is byte order, as in SQLite.
     static let migrations: [(version: Int, statements: [String])] = [
         (1, {
-            var s: [String] = []
-            for t in StoreTable.allCases {
-                s.append("""
-                    CREATE TABLE \(t.rawValue) (id TEXT COLLATE "C" PRIMARY KEY, tenant_id TEXT COLLATE "C", \
-                    parent_id TEXT COLLATE "C", lookup TEXT COLLATE "C", doc TEXT NOT NULL)
-                    """)
-                s.append("CREATE INDEX \(t.rawValue)_tenant ON \(t.rawValue) (tenant_id)")
-                s.append("CREATE INDEX \(t.rawValue)_parent ON \(t.rawValue) (parent_id)")
-                s.append("CREATE INDEX \(t.rawValue)_lookup ON \(t.rawValue) (lookup)")
-            }
+            var s = tables(of: 1)
             s.append("CREATE TABLE settings (key TEXT COLLATE \"C\" PRIMARY KEY, value TEXT NOT NULL)")
             s.append("""
                 CREATE TABLE audit_events (seq BIGINT PRIMARY KEY, tenant_id TEXT COLLATE "C", time_ms BIGINT NOT NULL, \
@@ -90,11 +77,25 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             s.append("CREATE INDEX changes_tenant ON changes (tenant_id, seq)")
             return s
         }()),
+        (2, tables(of: 2)),  // the transparency log
     ]
+
+    /// The document tables a migration creates, with their lookup indexes.
+    static func tables(of migration: Int) -> [String] {
+        StoreTable.allCases.filter { $0.migration == migration }.flatMap { t in [
+            """
+            CREATE TABLE \(t.rawValue) (id TEXT COLLATE "C" PRIMARY KEY, tenant_id TEXT COLLATE "C", \
+            parent_id TEXT COLLATE "C", lookup TEXT COLLATE "C", doc TEXT NOT NULL)
+            """,
+            "CREATE INDEX \(t.rawValue)_tenant ON \(t.rawValue) (tenant_id)",
+            "CREATE INDEX \(t.rawValue)_parent ON \(t.rawValue) (parent_id)",
+            "CREATE INDEX \(t.rawValue)_lookup ON \(t.rawValue) (lookup)",
+        ] }
+    }
 
     func migrate() async throws {
         try await withLease { c in
-            let tx = PostgresTransaction(c, self.logger)
+            let tx = PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout)
             // A session lock (not a transaction one): held across the check and every migration.
             try await tx.exec("SELECT pg_advisory_lock(\(Self.migrationLockKey))")
             do {
@@ -166,7 +167,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             attempt += 1
             do {
                 return try await withLease { c in
-                    let tx = PostgresTransaction(c, self.logger)
+                    let tx = PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout)
                     do {
                         try await tx.exec(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     } catch { throw BeginFailed(underlying: error) }
@@ -176,8 +177,11 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                         try await tx.exec("COMMIT")
                         return r
                     } catch {
-                        // A connection whose transaction state is unknown must not go back to the pool.
-                        do { try await tx.exec("ROLLBACK") } catch { try? await c.close() }
+                        // A connection whose transaction state is unknown must not go back to the
+                        // pool; one already closed for not answering is not asked again.
+                        if !tx.cutOff.isSet {
+                            do { try await tx.exec("ROLLBACK") } catch { try? await c.close() }
+                        }
                         throw error
                     }
                 }
@@ -189,58 +193,173 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     }
 
     /// Leases a pooled connection for `body`, giving up with `.unavailable` when none comes
-    /// within `acquireTimeout` (the pool itself would queue the request for up to a minute
-    /// while the database is down).
+    /// within `acquireTimeout`.
+    ///
+    /// The lease is taken in a task of its own and handed over, so a request never waits on
+    /// the pool past the timeout, even when the pool does not answer a cancelled lease request;
+    /// after `PoolHolder.replaceAfter` lease timeouts in a row the pool is replaced by a fresh one.
     func withLease<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let gate = LeaseGate()
-        let timeout = configuration.acquireTimeout
-        let client = self.client
-        return try await withoutActuallyEscaping(body) { body in
-            try await withThrowingTaskGroup(of: T?.self) { group in
-                group.addTask {
-                    do {
-                        return try await client.withConnection { c in
-                            guard gate.acquire() else { throw CancellationError() }
-                            return try await body(c)
-                        }
-                    } catch {
-                        // Thrown before the body ran: the pool could not lend a connection.
-                        if !gate.acquired, !(error is StoreError) {
-                            throw StoreError(.unavailable, "PostgreSQL is unreachable: \(error)")
-                        }
-                        throw error
-                    }
+        let handoff = LeaseHandoff()
+        let client = pool.client
+        let lender = Task {
+            do {
+                try await client.withConnection { c in
+                    guard handoff.deliver(c) else { return }  // the caller gave up: return it at once
+                    await handoff.waitForRelease()
                 }
-                group.addTask {
-                    try? await Task.sleep(for: timeout)
-                    return nil
-                }
-                while let r = try await group.next() {
-                    if let v = r { group.cancelAll(); return v }
-                    if gate.timeOut() {
-                        group.cancelAll()
-                        throw StoreError(.unavailable, "no PostgreSQL connection within \(timeout) (database down or pool of \(self.configuration.poolSize) exhausted)")
-                    }
-                }
-                throw StoreError(.unavailable, "PostgreSQL transaction ended without a result")
+            } catch {
+                handoff.fail(StoreError(.unavailable, "PostgreSQL is unreachable: \(error)"))
             }
+        }
+        let acquire = configuration.acquireTimeout
+        let timer = Task {
+            try? await Task.sleep(for: acquire)
+            handoff.fail(StoreError(.unavailable, "no PostgreSQL connection within \(acquire) (database down or pool of \(self.configuration.poolSize) exhausted)"))
+        }
+        let c: PostgresConnection
+        do {
+            c = try await handoff.connection()
+            timer.cancel()
+            pool.leaseSucceeded()
+        } catch {
+            lender.cancel()
+            pool.leaseFailed(logger: logger)
+            throw error
+        }
+        defer { handoff.release() }
+        return try await body(c)
+    }
+}
+
+/// The connection pool, replaced by a fresh one when it stops lending connections.
+final class PoolHolder: @unchecked Sendable {
+    /// Lease timeouts in a row after which the pool is replaced.
+    static let replaceAfter = 3
+    private let lock = NSLock()
+    private let configuration: PostgresStoreConfiguration
+    private let logger: Logger
+    private var current: (client: PostgresClient, runner: Task<Void, Never>)
+    private var retired: [Task<Void, Never>] = []
+    private var failures = 0
+
+    init(_ configuration: PostgresStoreConfiguration, _ logger: Logger) {
+        self.configuration = configuration; self.logger = logger
+        current = Self.start(configuration, logger)
+    }
+
+    private static func start(_ configuration: PostgresStoreConfiguration, _ logger: Logger) -> (PostgresClient, Task<Void, Never>) {
+        let client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
+        return (client, Task { await client.run() })
+    }
+
+    var client: PostgresClient { lock.withLock { current.client } }
+
+    func leaseSucceeded() { lock.withLock { failures = 0 } }
+
+    func leaseFailed(logger: Logger) {
+        lock.withLock {
+            failures += 1
+            guard failures >= Self.replaceAfter else { return }
+            failures = 0
+            logger.warning("no PostgreSQL connection for \(Self.replaceAfter) requests in a row; starting a fresh connection pool")
+            current.runner.cancel()
+            retired.append(current.runner)
+            current = Self.start(configuration, self.logger)
+        }
+    }
+
+    /// Stops the pool (and any replaced ones still winding down), waiting at most `limit` for
+    /// their connections to close.
+    func close(limit: Duration = .seconds(5)) async {
+        let tasks = lock.withLock { retired + [current.runner] }
+        for t in tasks { t.cancel() }
+        let once = Once()
+        let logger = self.logger
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            @Sendable func finish(_ timedOut: Bool) {
+                guard once.first() else { return }
+                if timedOut { logger.warning("PostgreSQL connections still closing after \(limit); not waiting for them") }
+                k.resume()
+            }
+            Task { for t in tasks { await t.value }; finish(false) }
+            Task { try? await Task.sleep(for: limit); finish(true) }
         }
     }
 }
 
-/// Decides, once, whether a lease was acquired before the acquire timeout fired.
-final class LeaseGate: @unchecked Sendable {
+/// A flag that goes up once: `first()` is true for the one call that raised it.
+final class Once: @unchecked Sendable {
     private let lock = NSLock()
-    private var state = 0  // 0 waiting, 1 acquired, 2 timed out
-    func acquire() -> Bool { lock.withLock { if state == 0 { state = 1 }; return state == 1 } }
-    func timeOut() -> Bool { lock.withLock { if state == 0 { state = 2 }; return state == 2 } }
-    var acquired: Bool { lock.withLock { state == 1 } }
+    private var done = false
+    func first() -> Bool { lock.withLock { defer { done = true }; return !done } }
+    func set() { _ = first() }
+    var isSet: Bool { lock.withLock { done } }
+}
+
+/// Hands a leased connection from the task holding the lease to the request that asked for
+/// it, exactly once; a request that gave up (timeout or failure) never receives one.
+final class LeaseHandoff: @unchecked Sendable {
+    private let lock = NSLock()
+    private var result: Result<PostgresConnection, StoreError>?
+    private var waiter: CheckedContinuation<PostgresConnection, any Error>?
+    private var released = false
+    private var releaseWaiter: CheckedContinuation<Void, Never>?
+
+    /// Offers the leased connection; false when the request already gave up.
+    func deliver(_ c: PostgresConnection) -> Bool { settle(.success(c)) }
+    func fail(_ e: StoreError) { _ = settle(.failure(e)) }
+
+    /// Records the outcome unless one is already recorded; true when this call decided it.
+    private func settle(_ r: Result<PostgresConnection, StoreError>) -> Bool {
+        let (decided, w): (Bool, CheckedContinuation<PostgresConnection, any Error>?) = lock.withLock {
+            guard result == nil else { return (false, nil) }
+            result = r
+            defer { waiter = nil }
+            return (true, waiter)
+        }
+        w?.resume(with: r.mapError { $0 as any Error })
+        return decided
+    }
+
+    func connection() async throws -> PostgresConnection {
+        try await withCheckedThrowingContinuation { (k: CheckedContinuation<PostgresConnection, any Error>) in
+            let r: Result<PostgresConnection, StoreError>? = lock.withLock {
+                if result == nil { waiter = k }
+                return result
+            }
+            if let r { k.resume(with: r.mapError { $0 as any Error }) }
+        }
+    }
+
+    func release() {
+        let w: CheckedContinuation<Void, Never>? = lock.withLock {
+            released = true
+            defer { releaseWaiter = nil }
+            return releaseWaiter
+        }
+        w?.resume()
+    }
+
+    func waitForRelease() async {
+        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
+            let done = lock.withLock {
+                if !released { releaseWaiter = k }
+                return released
+            }
+            if done { k.resume() }
+        }
+    }
 }
 
 final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     let c: PostgresConnection
     let logger: Logger
-    init(_ c: PostgresConnection, _ logger: Logger) { self.c = c; self.logger = logger }
+    let queryTimeout: Duration
+    /// Set when a statement outlived `queryTimeout` and the connection was closed.
+    let cutOff = Once()
+    init(_ c: PostgresConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15)) {
+        self.c = c; self.logger = logger; self.queryTimeout = queryTimeout
+    }
 
     /// Maps a driver error to a `StoreError`: serialisation failures and deadlocks are
     /// `.conflict` (the server answers 409; retrying is safe), integrity violations
@@ -263,9 +382,33 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         return StoreError(.unavailable, "PostgreSQL connection failed (\(p.code))")
     }
 
+    /// Runs one statement. The statement runs in a task of its own and the caller waits at
+    /// most `queryTimeout` for it: a statement caught on a connection the database dropped can
+    /// otherwise wait forever (seen with PostgreSQL stopped mid-transaction), holding its
+    /// request and, at shutdown, the whole server. Past the deadline the connection is closed,
+    /// the statement's task is left to end on its own and the caller gets `.unavailable`.
     @discardableResult
     func q(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        do { return try await c.query(query, logger: logger).collect() } catch { throw Self.storeError(error) }
+        let (c, logger, timeout, cutOff) = (self.c, self.logger, self.queryTimeout, self.cutOff)
+        let outcome = Once()
+        let run = Task { try await c.query(query, logger: logger).collect() }
+        return try await withCheckedThrowingContinuation { (k: CheckedContinuation<[PostgresRow], any Error>) in
+            let timer = Task {
+                do { try await Task.sleep(for: timeout) } catch { return }
+                guard outcome.first() else { return }
+                cutOff.set()
+                logger.error("PostgreSQL statement still running after \(timeout); closing its connection")
+                run.cancel()
+                k.resume(throwing: StoreError(.unavailable, "PostgreSQL did not answer within \(timeout); the connection was closed"))
+                try? await c.close()
+            }
+            Task {
+                let r = await run.result
+                guard outcome.first() else { return }
+                timer.cancel()
+                k.resume(with: r.mapError { Self.storeError($0) })
+            }
+        }
     }
     func exec(_ query: PostgresQuery) async throws { try await q(query) }
 

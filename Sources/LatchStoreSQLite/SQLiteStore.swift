@@ -61,13 +61,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// Each migration is a list of single statements, applied in one transaction.
     static let migrations: [(version: Int, statements: [String])] = [
         (1, {
-            var s: [String] = []
-            for t in StoreTable.allCases {
-                s.append("CREATE TABLE \(t.rawValue) (id TEXT PRIMARY KEY, tenant_id TEXT, parent_id TEXT, lookup TEXT, doc TEXT NOT NULL)")
-                s.append("CREATE INDEX \(t.rawValue)_tenant ON \(t.rawValue) (tenant_id)")
-                s.append("CREATE INDEX \(t.rawValue)_parent ON \(t.rawValue) (parent_id)")
-                s.append("CREATE INDEX \(t.rawValue)_lookup ON \(t.rawValue) (lookup)")
-            }
+            var s = tables(of: 1)
             s.append("CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             s.append("""
                 CREATE TABLE audit_events (seq INTEGER PRIMARY KEY, tenant_id TEXT, time_ms BIGINT NOT NULL, action TEXT NOT NULL, \
@@ -81,7 +75,18 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             s.append("CREATE INDEX changes_tenant ON changes (tenant_id, seq)")
             return s
         }()),
+        (2, tables(of: 2)),  // the transparency log
     ]
+
+    /// The document tables a migration creates, with their lookup indexes.
+    static func tables(of migration: Int) -> [String] {
+        StoreTable.allCases.filter { $0.migration == migration }.flatMap { t in [
+            "CREATE TABLE \(t.rawValue) (id TEXT PRIMARY KEY, tenant_id TEXT, parent_id TEXT, lookup TEXT, doc TEXT NOT NULL)",
+            "CREATE INDEX \(t.rawValue)_tenant ON \(t.rawValue) (tenant_id)",
+            "CREATE INDEX \(t.rawValue)_parent ON \(t.rawValue) (parent_id)",
+            "CREATE INDEX \(t.rawValue)_lookup ON \(t.rawValue) (lookup)",
+        ] }
+    }
 
     static func migrate(_ c: SQLiteConnection) async throws {
         _ = try await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")

@@ -23,6 +23,13 @@ public enum LatchRoutes {
     public static let pendingGrants = "/api/v1/machine/permissions/pending"
     public static let feedback = "/api/v1/machine/feedback"
     public static let auditEvents = "/api/v1/machine/monitoring/audit-events"
+    public static let logCheckpoint = "/api/v1/machine/transparency/checkpoint"
+    public static func logInclusion(leafIndex: Int64, treeSize: Int64) -> String {
+        "\(machine)/transparency/proof/inclusion?leafIndex=\(leafIndex)&treeSize=\(treeSize)"
+    }
+    public static func logConsistency(from: Int64, to: Int64) -> String {
+        "\(machine)/transparency/proof/consistency?from=\(from)&to=\(to)"
+    }
     public static func vault(_ id: String) -> String { "\(vaults)/\(id)" }
     public static func vaultItems(_ id: String) -> String { "\(vaults)/\(id)/items" }
     public static func vaultItem(_ id: String, _ itemId: String) -> String { "\(vaults)/\(id)/items/\(itemId)" }
@@ -651,4 +658,27 @@ public struct FeedbackResponse: Codable, Sendable {
     public var id: String
     public var createdAt: Date
     public init(id: String, createdAt: Date) { self.id = id; self.createdAt = createdAt }
+}
+
+// MARK: - Transparency log
+
+/// `GET /api/v1/machine/transparency/checkpoint`: the latest signed tree head.
+public struct LogCheckpointResponse: Codable, Sendable {
+    public var treeSize: Int64
+    /// Base64 root hash (also in the note's third line).
+    public var rootHash: String
+    /// The C2SP tlog checkpoint as a signed note: origin, size, root, blank line, signature line.
+    public var checkpoint: String
+    /// The log's Ed25519 note verifier key (`name+keyid+base64`); clients pin it.
+    public var logKey: String
+    public init(treeSize: Int64, rootHash: String, checkpoint: String, logKey: String) {
+        self.treeSize = treeSize; self.rootHash = rootHash; self.checkpoint = checkpoint; self.logKey = logKey
+    }
+}
+
+/// `GET …/transparency/proof/inclusion?leafIndex=&treeSize=` and
+/// `GET …/transparency/proof/consistency?from=&to=`: RFC 9162 proofs, base64 hashes in order.
+public struct LogProofResponse: Codable, Sendable {
+    public var proof: [String]
+    public init(proof: [String]) { self.proof = proof }
 }

@@ -91,8 +91,17 @@ final class TestServer: @unchecked Sendable {
         self.token = token.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// SIGTERM, then up to 25 s for a graceful exit; a server still running then is killed and
+    /// the test fails, rather than the whole test run hanging.
     func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(25)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("latch serve did not exit within 25 s of SIGTERM; killed")
+        }
     }
 }
 

@@ -132,7 +132,7 @@ struct ReplicaTests {
         #expect(ackedBefore > 0, "writes succeeded before the outage")
         #expect(t.unavailable + t.reads503 > 0, "requests failed with 503 while PostgreSQL was down")
         #expect(t.other.isEmpty, "unexpected answers: \(t.other.prefix(5))")
-        #expect(resumed, "writes resumed after PostgreSQL came back, without restarting latch serve")
+        #expect(resumed, "writes resumed after PostgreSQL came back, without restarting latch serve; its output:\n\(server.output.get)")
         // Nothing acknowledged is lost: the vault is at (or, after an unknown outcome, one past)
         // the last acknowledged version, and every acknowledged update is in the audit chain.
         let (final, cp) = try await op.readVault(server, id: vaultId)

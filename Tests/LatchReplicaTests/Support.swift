@@ -98,9 +98,18 @@ final class ServeProcess: @unchecked Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
+    /// SIGTERM, then up to 25 s for a graceful exit; a server still running then is killed and
+    /// the test fails (a shutdown that hangs would otherwise hang the whole test run).
     func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
-        try? FileManager.default.removeItem(at: dataDir)
+        defer { try? FileManager.default.removeItem(at: dataDir) }
+        guard process.isRunning else { return }
+        process.terminate()
+        let deadline = Date().addingTimeInterval(25)
+        while process.isRunning && Date() < deadline { usleep(50_000) }
+        if process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            Issue.record("latch serve did not exit within 25 s of SIGTERM; killed. Its output:\n\(output.get)")
+        }
     }
 }
 
@@ -242,7 +251,8 @@ final class PrivateCluster: @unchecked Sendable {
 
     /// Runs a PostgreSQL tool and waits for it. posix_spawn, not Foundation's Process: Process
     /// notices a child's exit through an inherited descriptor, which the server that
-    /// `pg_ctl start` leaves running would hold open forever.
+    /// `pg_ctl start` leaves running would hold open forever; for the same reason the child
+    /// inherits no descriptor but its standard ones.
     @discardableResult
     func run(_ tool: String, _ args: [String]) throws -> String {
         let argv: [String] = user.map { ["/usr/sbin/runuser", "-u", $0, "--", bin + "/" + tool] + args } ?? ([bin + "/" + tool] + args)
@@ -253,6 +263,10 @@ final class PrivateCluster: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else of this process (its HTTP connections to latch serve, above all) may
+        // live on in the PostgreSQL server that `pg_ctl start` leaves running.
+        let fds = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []).compactMap { Int32($0) }
+        for fd in fds where fd > 2 && fcntl(fd, F_GETFD) != -1 { posix_spawn_file_actions_addclose(&actions, fd) }
         var cargs = argv.map { strdup($0) }
         cargs.append(nil)
         defer { for a in cargs { free(a) } }

@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import LatchCrypto
 import LatchDomain
+import LatchLog
 import LatchServer
 import LatchStoreSQLite
 import LatchWire
@@ -167,7 +168,14 @@ func makeApp(store: any LatchStore, clock: TestClock = TestClock(), config: Serv
 {
     var logger = Logger(label: "test")
     logger.logLevel = .critical
-    return buildApplication(configuration: config, store: store, clock: clock, logger: logger)
+    return buildApplication(configuration: config, store: store, clock: clock, logger: logger, logSigner: TestLog.signer)
+}
+
+/// The transparency log key every test server signs tree heads with.
+enum TestLog {
+    static let signer: NoteSigner = {
+        do { return try NoteSigner.generate(name: "latchkey.log/test") } catch { fatalError("Ed25519 key generation failed: \(error)") }
+    }()
 }
 
 func withHarness<T: Sendable>(store: (any LatchStore)? = nil, clock: TestClock = TestClock(),

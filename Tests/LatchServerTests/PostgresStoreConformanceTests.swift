@@ -18,9 +18,9 @@ struct PostgresStoreConformanceTests {
         var failure: (any Error)?
         do {
             try await runStoreConformance(s)
-            #expect(try await s.schemaVersion() == 1)
+            #expect(try await s.schemaVersion() == 2)
             let again = try await PostgresLatchStore.open(config)
-            #expect(try await again.schemaVersion() == 1)
+            #expect(try await again.schemaVersion() == 2)
             #expect(try await verifyAuditChain(again) == 3)
             await again.close()
         } catch { failure = error }

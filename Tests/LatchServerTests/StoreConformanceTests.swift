@@ -81,10 +81,10 @@ struct StoreConformanceTests {
         let path = try tempDir() + "/latch.sqlite"
         let s = try await SQLiteLatchStore.open(path: path)
         try await runStoreConformance(s)
-        #expect(try await s.schemaVersion() == 1)
+        #expect(try await s.schemaVersion() == 2)
         await s.close()
         let again = try await SQLiteLatchStore.open(path: path)
-        #expect(try await again.schemaVersion() == 1)
+        #expect(try await again.schemaVersion() == 2)
         #expect(try await verifyAuditChain(again) == 3)
         await again.close()
     }
