@@ -111,9 +111,10 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 products += [.executable(name: "latch", targets: ["LatchCLI"])]
 products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
 targets += [
-    .target(name: "LatchClient", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
+    // LatchLog (no I/O): the client checks tree heads and inclusion/consistency proofs itself.
+    .target(name: "LatchClient", dependencies: ["LatchCrypto", "LatchWire", "LatchLog"], swiftSettings: swiftSettings),
     .testTarget(
-        name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto", "LatchStoreSQLite", "LatchDomain"],
+        name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto", "LatchStoreSQLite", "LatchDomain", "LatchLog"],
         swiftSettings: swiftSettings),
 ]
 targets += [

@@ -55,6 +55,15 @@ enum CLI {
         }
     }
 
+    /// Pins the server's transparency log key for a new profile (the served key on first use,
+    /// or `--log-key`/`LATCH_LOG_KEY`, which the server must serve) and checks the profile's own
+    /// key is logged.
+    static func pinLog(profile: String, home: String, logKey: String?, environment: [String: String]) async throws {
+        let config = try ConfigurationResolver.resolve(ExplicitConfiguration(profile: profile, home: home, logKey: logKey), environment: environment)
+        let report = try await Latch.create(configuration: config, sync: false).pinLog()
+        stderr("latch: transparency log key \(report.pinnedNow ? "pinned" : "already pinned"): \(report.logKey) (tree size \(report.treeSize))")
+    }
+
     static func table(_ rows: [[String]], header: [String]) -> String {
         let all = [header] + rows
         var widths = [Int](repeating: 0, count: header.count)
@@ -77,6 +86,8 @@ struct InitCommand: AsyncParsableCommand {
     @Option(help: "Organisation name.") var org: String = "default"
     @Option(help: "Tenant name.") var tenant: String = "default"
     @Option(help: "Admin user name.") var name: String = NSUserName()
+    @Option(name: .customLong("log-key"), help: "The server's transparency log key to pin (name+keyid+base64; also LATCH_LOG_KEY). Without it the key the server serves now is pinned.")
+    var logKey: String?
 
     func run() async throws {
         try await CLI.run {
@@ -87,6 +98,7 @@ struct InitCommand: AsyncParsableCommand {
                                               organisation: org, tenant: tenant, user: self.name)
             CLI.stderr("latch: bootstrapped \(server) as \(self.name); profile \"\(name)\" saved in \(ProfileStore(home: home).directory(for: name))")
             CLI.stdout("keyId: \(r.response.keyId)\n")
+            try await CLI.pinLog(profile: name, home: home, logKey: logKey, environment: env)
         }
     }
 }
@@ -100,6 +112,8 @@ struct ConfigureCommand: AsyncParsableCommand {
         @Option(help: "The runtime config JSON written by `latch agent create`.") var config: String
         @Option(help: "Profile to write (default \"default\"; never changes the default).") var profile: String?
         @Flag(help: "Replace an existing profile of that name.") var overwrite = false
+        @Option(name: .customLong("log-key"), help: "The server's transparency log key to pin (name+keyid+base64; also LATCH_LOG_KEY). Without it the key the server serves now is pinned.")
+        var logKey: String?
 
         func run() async throws {
             try await CLI.run {
@@ -118,6 +132,8 @@ struct ConfigureCommand: AsyncParsableCommand {
                 if let mode = SecureFile.mode(of: config), mode & 0o077 != 0 {
                     CLI.stderr("latch: warning: \(config) is readable by others (mode \(String(mode, radix: 8))); delete it now that it is imported")
                 }
+                if overwrite { try? FileManager.default.removeItem(atPath: store.logTrustPath(name)) }   // a new identity pins afresh
+                try await CLI.pinLog(profile: name, home: home, logKey: logKey, environment: env)
             }
         }
     }
@@ -140,7 +156,7 @@ struct GetCommand: AsyncParsableCommand {
             if options.environment["LATCH_TIMING"] == "1" {
                 let t = latch.timings.milliseconds
                 let f = { (k: String) in String(format: "%.1f", t[k] ?? 0) }
-                CLI.stderr("latch: timing ms: keyLoad=\(f("keyLoad")) http=\(f("http")) verify+decrypt=\(f("verify")) total-in-client=\(String(format: "%.1f", Date().timeIntervalSince(started) * 1000))")
+                CLI.stderr("latch: timing ms: keyLoad=\(f("keyLoad")) http=\(f("http")) verify+decrypt=\(f("verify")) log=\(f("log")) total-in-client=\(String(format: "%.1f", Date().timeIntervalSince(started) * 1000)) requests=\(latch.timings.counts["requests"] ?? 0)")
             }
         }
     }
@@ -285,6 +301,54 @@ struct DoctorCommand: AsyncParsableCommand {
 
     static func serverDate(_ base: URL) async throws -> Date? {
         nil   // the server's Date header is not exposed by the transport yet
+    }
+}
+
+struct VerifyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify",
+        abstract: "Verify everything the profile can read against the server's transparency log and print what was checked.",
+        discussion: """
+            Opens the server's signed tree head with the pinned log key, proves it consistent with the last tree \
+            head this profile verified (a smaller tree or a failed proof is a rollback or fork), verifies every \
+            vault, and proves every accepted summary and detail checkpoint and every member key included in the \
+            log. Exits non-zero with the error when anything fails.
+            """)
+    @OptionGroup var options: ProfileOption
+    @Option(name: .customLong("log-key"), help: "The log key to pin when none is pinned yet, or to check the pinned one against (also LATCH_LOG_KEY).")
+    var logKey: String?
+    @Flag(help: "JSON output.") var json = false
+
+    struct Out: Encodable {
+        var log: LogReport
+        var vaults: [String]
+        var unavailableVaults: [String]
+        var trustFile: String
+    }
+
+    func run() async throws {
+        try await CLI.run {
+            let config = try ConfigurationResolver.resolve(ExplicitConfiguration(profile: options.profile, logKey: logKey),
+                                                           environment: options.environment)
+            let latch = try await Latch.create(configuration: config, sync: false)
+            let r = try await latch.verifyEverything()
+            let out = Out(log: r, vaults: latch.verifiedVaults.map(\.id), unavailableVaults: latch.unavailableVaults.keys.sorted(),
+                          trustFile: latch.trustFilePath)
+            if json { try CLI.json(out); return }
+            let consistency = r.previousTreeSize.map { from in
+                from == r.treeSize ? "tree unchanged since size \(from) (same root)" : "\(from) → \(r.treeSize) verified"
+            } ?? "none needed (no earlier tree head)"
+            CLI.stdout("""
+                log key:      \(r.logKey)\(r.pinnedNow ? " (pinned now)" : " (pinned)")
+                tree head:    size \(r.treeSize), root \(r.rootHash), signature verified
+                consistency:  \(consistency)
+                inclusion:    \(r.inclusionProofs) proofs verified (\(r.vaultSummaries) vault summaries, \(r.itemDetails) item details, \(r.publicKeys) public keys)
+                vaults:       \(out.vaults.count) verified\(out.unavailableVaults.isEmpty ? "" : ", \(out.unavailableVaults.count) without a key for this profile")
+                items:        \(latch.verifiedVaults.map(\.items.count).reduce(0, +)) verified
+                trust file:   \(out.trustFile)
+                ok
+
+                """)
+        }
     }
 }
 
@@ -530,6 +594,6 @@ enum ClientCommands {
     static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
         VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self,
-        WhoamiCommand.self, DoctorCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
+        WhoamiCommand.self, DoctorCommand.self, VerifyCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
     ]
 }

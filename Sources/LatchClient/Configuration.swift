@@ -9,6 +9,9 @@ public enum LatchEnvironmentKey {
     public static let baseURL = ["LATCH_BASE_URL", "R4_BASE_URL"]
     public static let profile = "LATCH_PROFILE"
     public static let home = "LATCH_HOME"
+    /// The transparency-log verifier key to pin (`name+keyid+base64`), instead of trusting
+    /// the key the server serves on first use.
+    public static let logKey = "LATCH_LOG_KEY"
 }
 
 /// Values given explicitly (command-line options or SDK arguments). They beat the environment,
@@ -20,9 +23,12 @@ public struct ExplicitConfiguration: Sendable {
     public var baseURL: String?
     public var profile: String?
     public var home: String?
+    /// The transparency-log key to pin (`--log-key`).
+    public var logKey: String?
 
     public init(apiKey: String? = nil, privateKeyPath: String? = nil, privateKeyPEM: String? = nil,
-                baseURL: String? = nil, profile: String? = nil, home: String? = nil) {
+                baseURL: String? = nil, profile: String? = nil, home: String? = nil, logKey: String? = nil) {
+        self.logKey = logKey
         self.apiKey = apiKey
         self.privateKeyPath = privateKeyPath
         self.privateKeyPEM = privateKeyPEM
@@ -64,6 +70,9 @@ public struct ResolvedConfiguration: Sendable, CustomStringConvertible {
     public var profileName: String
     /// The loaded profile, when one exists.
     public var profile: Profile?
+    /// A transparency-log key given explicitly (`--log-key` or `LATCH_LOG_KEY`), and where from.
+    public var logKey: String?
+    public var logKeySource: ConfigurationSource?
 
     /// The access-key half of the API key (safe to show).
     public var accessKey: String {
@@ -164,10 +173,15 @@ public enum ConfigurationResolver {
         else { base = (defaultBaseURL, .builtIn) }
         let url = try parseBaseURL(base.0, source: base.1)
 
+        // Transparency-log key (optional: without one, the key served first is pinned)
+        var logKey: (String, ConfigurationSource)? = nil
+        if let v = explicit.logKey, !v.isEmpty { logKey = (v, .explicit) }
+        else if let (v, n) = fromEnv([LatchEnvironmentKey.logKey]) { logKey = (v, .environment(n)) }
+
         return ResolvedConfiguration(
             apiKey: apiKey.0, apiKeySource: apiKey.1, privateKeyPEM: key.pem, privateKeySource: key.source,
             privateKeyPath: key.path, baseURL: url, baseURLSource: base.1, home: home, profileName: name,
-            profile: profile)
+            profile: profile, logKey: logKey?.0.trimmingCharacters(in: .whitespacesAndNewlines), logKeySource: logKey?.1)
     }
 
     /// Accept `http(s)://host[:port][/prefix]`; strip a trailing `/`.

@@ -67,6 +67,7 @@ public struct LatchHTTPClient: Sendable {
         var attempt = 0
         while true {
             let data: Data, response: HTTPURLResponse
+            timings?.count("requests")
             let started = DispatchTime.now().uptimeNanoseconds
             defer { timings?.add("http", since: started) }
             do {
@@ -157,7 +158,16 @@ public struct LatchHTTPClient: Sendable {
 public final class Timings: @unchecked Sendable {
     private let lock = NSLock()
     private var phases: [String: UInt64] = [:]
+    private var counters: [String: Int] = [:]
     public init() {}
+    /// Adds one to counter `name` ("requests": HTTP requests sent, retries included).
+    public func count(_ name: String, by n: Int = 1) {
+        lock.lock(); counters[name, default: 0] += n; lock.unlock()
+    }
+    public var counts: [String: Int] {
+        lock.lock(); defer { lock.unlock() }
+        return counters
+    }
     public func add(_ phase: String, since start: UInt64) {
         let d = DispatchTime.now().uptimeNanoseconds &- start
         lock.lock(); phases[phase, default: 0] &+= d; lock.unlock()

@@ -1,5 +1,6 @@
 import Foundation
 import LatchCrypto
+import LatchLog
 import LatchWire
 
 /// One secret's address (no value): what `search` returns.
@@ -24,6 +25,18 @@ public final class Latch: @unchecked Sendable {
     /// Time spent per phase ("keyLoad", "http", "verify").
     public let timings: Timings
     let seenPath: String?
+    /// The profile's transparency-log trust file (`LogTrust`).
+    let trustPath: String
+    public var trustFilePath: String { trustPath }
+    /// What the last sync's transparency-log check did.
+    public private(set) var lastLogReport: LogReport? {
+        get { lock.withLock { _lastLogReport } }
+        set { lock.withLock { _lastLogReport = newValue } }
+    }
+    private var _lastLogReport: LogReport?
+    /// When false, every entry's inclusion is proven again even if an earlier verified head
+    /// already covered the same leaf (`latch verify`).
+    var reuseVerifiedLeaves = true
     private let lock = NSLock()
     private var vaults: [String: VerifiedVault] = [:]
     private var vaultInfos: [String: VaultInfo] = [:]
@@ -33,12 +46,13 @@ public final class Latch: @unchecked Sendable {
     public private(set) var unavailableVaults: [String: String] = [:]
 
     init(configuration: ResolvedConfiguration, http: LatchHTTPClient, privateKey: PrincipalPrivateKey, identity: MeResponse,
-         seenPath: String?, seen: SeenState) {
+         seenPath: String?, trustPath: String, seen: SeenState) {
         self.configuration = configuration
         self.http = http
         self.privateKey = privateKey
         self.identity = identity
         self.seenPath = seenPath
+        self.trustPath = trustPath
         self.seen = seen
         self.timings = http.timings ?? Timings()
     }
@@ -84,14 +98,17 @@ public final class Latch: @unchecked Sendable {
             me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
         }
         let seenPath: String?
+        let trustPath: String
         if case .profile(let name) = config.apiKeySource {
             seenPath = ProfileStore(home: config.home).seenStatePath(name)
+            trustPath = ProfileStore(home: config.home).logTrustPath(name)
         } else {
             let safe = String(config.accessKey.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "_" })
             seenPath = config.home + "/state/" + safe + ".seen.json"
+            trustPath = config.home + "/state/" + safe + ".log.json"
         }
         let seen = try seenPath.map(SeenState.load(path:)) ?? SeenState()
-        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, seen: seen)
+        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, trustPath: trustPath, seen: seen)
         if sync { try await latch.refresh() }
         return latch
     }
@@ -227,6 +244,7 @@ public final class Latch: @unchecked Sendable {
         var (newVaults, unavailable) = lock.withLock { (vaults, unavailableVaults) }
         if full { newVaults = [:]; unavailable = [:] }
         var seenCopy = lock.withLock { seen }
+        var entries = ownKeyEntries()
         for id in touched.union(full ? Set(cache.vaults.keys) : []) {
             newVaults[id] = nil
             unavailable[id] = nil
@@ -238,8 +256,13 @@ public final class Latch: @unchecked Sendable {
                 newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
             } catch let e as LatchError where e.kind == .forbidden {
                 unavailable[id] = e.message
+                continue
             }
+            entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
+                                  details: cache.items.values.filter { $0.item.vaultId == id }.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
         }
+        // Nothing is swapped in or remembered until the log vouches for all of it.
+        let report = try await verifyLog(entries, prune: full)
         let newPlan = Self.plan(for: newVaults)
         let infos = Dictionary(uniqueKeysWithValues: cache.vaults.map { ($0.key, $0.value.vault) })
         let finalCursor = cursor
@@ -251,6 +274,7 @@ public final class Latch: @unchecked Sendable {
             unavailableVaults = unavailable
             syncCursor = finalCursor
             self.cache = cache
+            _lastLogReport = report
         }
         if let seenPath { try? seenCopy.save(path: seenPath) }
     }
@@ -282,7 +306,7 @@ public final class Latch: @unchecked Sendable {
             guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
                 throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
             }
-            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level))
+            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex))
         }
         return directory
     }
@@ -309,6 +333,7 @@ public final class Latch: @unchecked Sendable {
         var newInfos: [String: VaultInfo] = [:]
         var unavailable: [String: String] = [:]
         var seenCopy = lock.withLock { seen }
+        var entries = ownKeyEntries()
         let (oldVaults, oldInfos) = lock.withLock { (vaults, vaultInfos) }
         for info in list {
             if let old = oldVaults[info.id], let oldInfo = oldInfos[info.id],
@@ -318,9 +343,10 @@ public final class Latch: @unchecked Sendable {
                 continue
             }
             do {
-                let material = try await fetchMaterial(vaultId: info.id, previous: oldVaults[info.id])
+                let (material, served) = try await fetchMaterial(vaultId: info.id, previous: oldVaults[info.id])
                 newVaults[info.id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
                 newInfos[info.id] = info
+                entries += logEntries(material, summary: served.summary, summaryIndex: served.summaryIndex, details: served.details)
             } catch let e as LatchError where e.kind == .forbidden || e.kind == .notFound {
                 unavailable[info.id] = e.message
             }
@@ -336,19 +362,28 @@ public final class Latch: @unchecked Sendable {
             }
         }
         let newPlan = EnvNames.plan(fields)
+        let report = try await verifyLog(entries, prune: false)
         lock.withLock {
             vaults = newVaults
             vaultInfos = newInfos
             plan = newPlan
             seen = seenCopy
             unavailableVaults = unavailable
+            _lastLogReport = report
         }
         if let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
     /// are not fetched again: their verified detail is re-checked against the new summary.
-    func fetchMaterial(vaultId: String, previous: VerifiedVault?) async throws -> VaultMaterial {
+    /// The envelope texts and log indexes served with one vault's material.
+    struct ServedCheckpoints {
+        var summary: String
+        var summaryIndex: Int64?
+        var details: [(itemId: String, envelope: String, index: Int64?)]
+    }
+
+    func fetchMaterial(vaultId: String, previous: VerifiedVault?) async throws -> (VaultMaterial, ServedCheckpoints) {
         let directory = try await fetchDirectory(vaultId)
         let wrapsResponse = try await http.getJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKey(vaultId))
         var wraps: [VaultMaterial.WrappedKey] = []
@@ -361,14 +396,16 @@ public final class Latch: @unchecked Sendable {
         let itemsResponse = try await http.getJSON(VaultItemsResponse.self, LatchRoutes.vaultItems(vaultId))
         let summary: SignedEnvelope<VaultSummaryCheckpoint> = try Self.envelope(itemsResponse.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint")
         var items: [VaultMaterial.Item] = []
+        var served = ServedCheckpoints(summary: itemsResponse.summaryCheckpoint, summaryIndex: itemsResponse.summaryLogIndex, details: [])
         for entry in summary.checkpoint.items {
             let detail = try await http.getJSON(ItemDetailResponse.self, LatchRoutes.vaultItem(vaultId, entry.id))
             let env: SignedEnvelope<ItemDetailCheckpoint> = try Self.envelope(detail.detailCheckpoint, what: "item \(entry.id) detail checkpoint")
             var envelopes: [String: String] = [:]
             for f in detail.fields { envelopes[f.id] = f.value }
             items.append(.init(id: detail.id, detail: env, envelopes: envelopes))
+            served.details.append((detail.id, detail.detailCheckpoint, detail.detailLogIndex))
         }
-        return VaultMaterial(vaultId: vaultId, summary: summary, wrappedKeys: wraps, items: items, directory: directory)
+        return (VaultMaterial(vaultId: vaultId, summary: summary, wrappedKeys: wraps, items: items, directory: directory), served)
     }
 
     static func envelope<S: SignedStatement>(_ text: String, what: String) throws -> SignedEnvelope<S> {
@@ -377,6 +414,147 @@ public final class Latch: @unchecked Sendable {
         } catch {
             throw VaultVerifier.fail("\(what) is malformed (\(error))")
         }
+    }
+
+    // MARK: transparency log
+
+    var tenantId: String { identity.principal.tenantId }
+
+    /// This client's own registered key.
+    func ownKeyEntries() -> [LogEntry] {
+        guard let k = identity.publicKey else { return [] }
+        return [.key(tenantId: tenantId, principalId: k.principalId, name: identity.principal.name, keyId: k.keyId, index: k.logIndex, role: "own")]
+    }
+
+    /// The log entries behind one verified vault: its summary, every item's detail (as the
+    /// envelope texts were served) and every key in its signer directory.
+    func logEntries(_ m: VaultMaterial, summary: String, summaryIndex: Int64?,
+                    details: [(itemId: String, envelope: String, index: Int64?)]) -> [LogEntry] {
+        var out: [LogEntry] = [.summary(tenantId: tenantId, vaultId: m.vaultId, version: m.summary.checkpoint.version,
+                                        envelope: summary, index: summaryIndex)]
+        let versions = Dictionary(m.items.map { ($0.id, $0.detail.checkpoint.version) }, uniquingKeysWith: { a, _ in a })
+        for d in details.sorted(by: { $0.itemId < $1.itemId }) {
+            out.append(.detail(tenantId: tenantId, vaultId: m.vaultId, itemId: d.itemId, version: versions[d.itemId] ?? 0,
+                               envelope: d.envelope, index: d.index))
+        }
+        for k in m.directory {
+            out.append(.key(tenantId: tenantId, principalId: k.principalId, name: k.name ?? k.principalId, keyId: k.publicKey.keyId,
+                            index: k.logIndex, role: "vault \(m.vaultId) signer directory"))
+        }
+        return out
+    }
+
+    /// Checks `entries` against the server's transparency log and remembers the new tree head:
+    /// fetches the signed tree head (1 request) and opens it with the pinned key (pinning the
+    /// served key on first use, or the `--log-key`/`LATCH_LOG_KEY` one); proves it extends the
+    /// last verified head (1 request when the tree grew; a smaller tree or a failed proof is a
+    /// rollback or fork); proves each entry's rebuilt leaf included (1 request per leaf not
+    /// already proven under an earlier verified head, at most 8 at a time). Any failure throws
+    /// before the new head is saved. `prune` keeps only these entries' leaves in the trust file.
+    func verifyLog(_ entries: [LogEntry], prune: Bool) async throws -> LogReport {
+        let started = DispatchTime.now().uptimeNanoseconds
+        defer { timings.add("log", since: started) }
+        let served: LogCheckpointResponse
+        do {
+            served = try await http.getJSON(LogCheckpointResponse.self, LatchRoutes.logCheckpoint)
+        } catch var e as LatchError {
+            e.message = "cannot fetch the transparency log tree head, so nothing served can be verified: " + e.message
+            throw e
+        }
+        let source = configuration.logKeySource.map { $0 == .explicit ? "--log-key" : $0.description } ?? "--log-key"
+        let explicit = configuration.logKey.map { (key: $0, source: source) }
+        var (state, pinnedNow) = try LogVerifier.pinned(trust: try LogTrust.load(path: trustPath), explicit: explicit, trustPath: trustPath)
+        if pinnedNow, explicit != nil { try state.save(path: trustPath) }   // an explicit pin holds even if this run fails
+        let verifier = try LogVerifier.verifier(&state, served: served.logKey, pinnedNow: pinnedNow, explicitSource: explicit?.source, trustPath: trustPath)
+        let head = try LogVerifier.openHead(served, verifier: verifier)
+        if pinnedNow, explicit == nil { try state.save(path: trustPath) }   // trust on first use: the key whose signature verified
+        let size = Int64(head.size)
+
+        var consistencyVerified = false
+        var consistencyProof: [MerkleHash] = []
+        if LogVerifier.needsConsistencyProof(from: state, to: head) {
+            consistencyProof = try LogVerifier.hashes(
+                try await http.getJSON(LogProofResponse.self, LatchRoutes.logConsistency(from: state.treeSize, to: size)), what: "consistency")
+            consistencyVerified = true
+        }
+        try LogVerifier.checkConsistency(from: state, to: head, proof: consistencyProof)
+
+        var checked: [Int64: (LogEntry, MerkleHash)] = [:]
+        var toProve: [(entry: LogEntry, index: Int64, leaf: MerkleHash)] = []
+        var cached = 0
+        for e in entries {
+            let index = try LogVerifier.index(of: e, in: head)
+            let leaf = try LogVerifier.leafHash(e)
+            if let (other, h) = checked[index] {
+                guard h == leaf else {
+                    throw LogVerifier.fail("\(e.what) is not in the transparency log: it claims leaf \(index), which holds \(other.what)")
+                }
+                continue
+            }
+            checked[index] = (e, leaf)
+            if reuseVerifiedLeaves, state.verified[String(index)] == leaf.hex { cached += 1; continue }
+            toProve.append((e, index, leaf))
+        }
+        let http = self.http
+        var proofs = [[MerkleHash]](repeating: [], count: toProve.count)
+        try await withThrowingTaskGroup(of: (Int, LogProofResponse).self) { group in
+            var next = 0
+            while next < min(8, toProve.count) {
+                let k = next, index = toProve[k].index
+                group.addTask { (k, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
+                next += 1
+            }
+            while let (k, r) = try await group.next() {
+                proofs[k] = try LogVerifier.hashes(r, what: "inclusion")
+                if next < toProve.count {
+                    let k2 = next, index = toProve[k2].index
+                    group.addTask { (k2, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
+                    next += 1
+                }
+            }
+        }
+        for (k, p) in toProve.enumerated() {
+            try LogVerifier.checkInclusion(p.entry, leafHash: p.leaf, index: p.index, head: head, proof: proofs[k])
+        }
+
+        var next = state
+        next.treeSize = size
+        next.rootHash = head.root.base64
+        next.checkpoint = served.checkpoint
+        let now = Dictionary(uniqueKeysWithValues: checked.map { (String($0.key), $0.value.1.hex) })
+        next.verified = prune ? now : state.verified.merging(now) { $1 }
+        if next != state || pinnedNow { try next.save(path: trustPath) }   // an unchanged head is not rewritten (no fsync)
+        let kinds = checked.values.map(\.0.kind)
+        return LogReport(logKey: state.logKey, pinnedNow: pinnedNow, treeSize: size, rootHash: head.root.base64,
+                         previousTreeSize: state.treeSize > 0 ? state.treeSize : nil, consistencyProofVerified: consistencyVerified,
+                         inclusionProofs: toProve.count, inclusionCached: cached,
+                         vaultSummaries: kinds.filter { $0 == .vaultSummary }.count, itemDetails: kinds.filter { $0 == .itemDetail }.count,
+                         publicKeys: kinds.filter { $0 == .publicKey }.count)
+    }
+
+    /// Checks that a member key this client is about to wrap a vault key to is in the log.
+    func verifyLogged(_ k: MemberKey) async throws {
+        _ = try await verifyLog([.key(tenantId: tenantId, principalId: k.principalId, name: k.name, keyId: k.keyId, index: k.logIndex,
+                                      role: "recipient")], prune: false)
+    }
+
+    /// Pins the log key (first use or `--log-key`) and checks this client's own key is logged.
+    @discardableResult
+    public func pinLog() async throws -> LogReport {
+        let report = try await verifyLog(ownKeyEntries(), prune: false)
+        lastLogReport = report
+        return report
+    }
+
+    /// `latch verify`: a full sync that proves every accepted entry's inclusion afresh (no leaf
+    /// taken from an earlier run), consistency with the last verified head, and every vault.
+    public func verifyEverything() async throws -> LogReport {
+        reuseVerifiedLeaves = false
+        defer { reuseVerifiedLeaves = true }
+        lock.withLock { syncCursor = nil }
+        try await refresh()
+        guard let report = lastLogReport else { throw LatchError(.other, "no transparency log report") }
+        return report
     }
 
     // MARK: raw access

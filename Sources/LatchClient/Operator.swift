@@ -164,6 +164,7 @@ extension Latch {
                   let pk = try? PrincipalPublicKey(pem: entry.publicKey), pk.keyId == active, entry.keyId == active else {
                 throw LatchError(.verification, "the server's public key for \(principal.name) does not match its active key id \(active.prefix(16))…")
             }
+            try await verifyLogged(entry)   // wrap the vault key only to a key the log vouches for
             key = pk
         }
         guard let key else { return }
@@ -189,6 +190,7 @@ extension Latch {
             let dir = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(v.id))
             guard let entry = dir.publicKeys.first(where: { $0.principalId == g.principalId }),
                   let key = try? PrincipalPublicKey(pem: entry.publicKey), key.keyId == entry.keyId else { continue }
+            try await verifyLogged(entry)
             let wrap = try VaultWriter.wrap(v.dek, vaultId: v.id, to: key, signer: privateKey)
             _ = try await http.postJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKeys(v.id), body: ShareRequest(wrappedKeys: [
                 WrappedKeyInput(principalId: g.principalId, recipientKeyId: key.keyId, dekVersion: wrap.dekVersion,

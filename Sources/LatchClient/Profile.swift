@@ -41,6 +41,7 @@ public struct Profile: Codable, Sendable, Equatable {
 /// | `api-secret` | 0600 | the secret half of the API key, no newline |
 /// | `private-key.pem` | 0600 | PKCS#8 PEM private key |
 /// | `seen.json` | 0600 | `SeenState`: last checkpoint versions (no secret) |
+/// | `log.json` | 0600 | `LogTrust`: pinned transparency-log key and last verified tree head (no secret) |
 ///
 /// The profile used when none is named is always the one called `default`; writing another
 /// profile never changes that.
@@ -56,6 +57,7 @@ public struct ProfileStore: Sendable {
     public func apiSecretPath(_ name: String) -> String { directory(for: name) + "/api-secret" }
     public func privateKeyPath(_ name: String) -> String { directory(for: name) + "/private-key.pem" }
     public func seenStatePath(_ name: String) -> String { directory(for: name) + "/seen.json" }
+    public func logTrustPath(_ name: String) -> String { directory(for: name) + "/log.json" }
 
     /// Profile names: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
     public static func validate(name: String) throws {

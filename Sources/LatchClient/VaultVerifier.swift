@@ -8,10 +8,15 @@ public struct DirectoryKey: Sendable {
     public var publicKey: PrincipalPublicKey
     /// `READ`, `WRITE` or `ADMIN`; nil when the server does not say.
     public var accessLevel: String?
-    public init(principalId: String, publicKey: PrincipalPublicKey, accessLevel: String? = nil) {
+    /// The member's name and the key's transparency-log index, as the server says.
+    public var name: String?
+    public var logIndex: Int64?
+    public init(principalId: String, publicKey: PrincipalPublicKey, accessLevel: String? = nil, name: String? = nil, logIndex: Int64? = nil) {
         self.principalId = principalId
         self.publicKey = publicKey
         self.accessLevel = accessLevel
+        self.name = name
+        self.logIndex = logIndex
     }
 }
 

@@ -8,39 +8,12 @@ import LatchLog
 // (appended in the same transaction), with tree heads signed by the server's Ed25519 log key.
 // The maths is LatchLog's; this file only maps leaves and stored hashes onto store rows.
 
-/// What one log leaf records. The leaf's bytes are the canonical JSON (RFC 8785) of this value;
-/// a client rebuilds them from what it was served and checks their inclusion.
-public struct LogLeaf: Codable, Sendable, Equatable {
-    public static let publicKeyType = "latchkey.log.publicKey.v1"
-    public static let checkpointType = "latchkey.log.checkpoint.v1"
-
-    /// `latchkey.log.publicKey.v1` or `latchkey.log.checkpoint.v1`.
-    public var type: String
-    public var tenantId: String
-    /// Public key: the principal. Checkpoint: the vault (summary) or item (detail).
-    public var subjectId: String
-    /// Public key: the key id (SHA-256 of its SPKI). Checkpoint: `vaultSummary` or `itemDetail`.
-    public var name: String
-    /// Checkpoint: lowercase hex SHA-256 of the signed envelope exactly as stored and served; nil for keys.
-    public var envelopeSha256: String?
-
-    public init(type: String, tenantId: String, subjectId: String, name: String, envelopeSha256: String?) {
-        self.type = type; self.tenantId = tenantId; self.subjectId = subjectId; self.name = name; self.envelopeSha256 = envelopeSha256
-    }
-
+// `LogLeaf` (the leaf's fields and bytes) is LatchCrypto's, shared with the client.
+extension LogLeaf {
     public static func publicKey(_ k: PublicKeyRecord) -> LogLeaf {
-        LogLeaf(type: publicKeyType, tenantId: k.tenantId, subjectId: k.principalId, name: k.keyId, envelopeSha256: nil)
+        publicKey(tenantId: k.tenantId, principalId: k.principalId, keyId: k.keyId)
     }
 
-    public enum CheckpointKind: String, Sendable { case vaultSummary, itemDetail }
-
-    public static func checkpoint(_ kind: CheckpointKind, tenantId: String, subjectId: String, envelope: String) -> LogLeaf {
-        LogLeaf(type: checkpointType, tenantId: tenantId, subjectId: subjectId, name: kind.rawValue,
-                envelopeSha256: Hashing.sha256Hex(envelope))
-    }
-
-    /// The bytes the leaf hash covers.
-    public func leafData() throws -> Data { try CanonicalJSON.encode(self) }
     public func leafHash() throws -> MerkleHash { MerkleHash.leaf(try leafData()) }
 }
 

@@ -121,7 +121,8 @@ struct MachineRoutes: Sendable {
             }
             m.get("\(base)/:id/items") { _, c in
                 let (v, items) = try await service.listItems(try c.caller(), vaultId: try c.param("id"))
-                return try jsonResponse(VaultItemsResponse(vaultId: v.id, items: items.map(info), summaryCheckpoint: v.summaryCheckpoint))
+                return try jsonResponse(VaultItemsResponse(vaultId: v.id, items: items.map(info), summaryCheckpoint: v.summaryCheckpoint,
+                                                          summaryLogIndex: v.summaryLogIndex))
             }
             m.get("\(base)/:id/items/:itemId") { _, c in
                 let (i, fs) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
@@ -146,7 +147,7 @@ struct MachineRoutes: Sendable {
                 let ms = try await service.memberKeys(try c.caller(), vaultId: id)
                 return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: ms.map {
                     MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
-                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem)
+                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex)
                 }))
             }
         }
@@ -339,16 +340,18 @@ func info(_ p: Principal, _ k: PublicKeyRecord?) -> PrincipalInfo {
                   activeKeyId: k?.keyId, createdAt: p.createdAt)
 }
 func info(_ k: PublicKeyRecord) -> PublicKeyInfo {
-    PublicKeyInfo(keyId: k.keyId, publicKey: k.pem, principalId: k.principalId, status: k.status.rawValue, createdAt: k.createdAt)
+    PublicKeyInfo(keyId: k.keyId, publicKey: k.pem, principalId: k.principalId, status: k.status.rawValue, createdAt: k.createdAt,
+                  logIndex: k.logIndex)
 }
 func info(_ v: Vault) -> VaultInfo {
     VaultInfo(id: v.id, name: v.name, dataClassification: v.dataClassification, projectId: v.projectId,
               currentDekVersion: v.currentDekVersion, summaryVersion: v.summaryVersion, archived: v.archived,
-              createdAt: v.createdAt, updatedAt: v.updatedAt)
+              createdAt: v.createdAt, updatedAt: v.updatedAt, summaryLogIndex: v.summaryLogIndex)
 }
 func info(_ i: Item) -> ItemInfo {
     ItemInfo(id: i.id, vaultId: i.vaultId, name: i.name, type: i.type, websites: i.websites, groupId: i.groupId,
-             detailVersion: i.detailVersion, detailHash: i.detailHash, createdAt: i.createdAt, updatedAt: i.updatedAt)
+             detailVersion: i.detailVersion, detailHash: i.detailHash, createdAt: i.createdAt, updatedAt: i.updatedAt,
+             detailLogIndex: i.detailLogIndex)
 }
 func info(_ f: Field) -> FieldInfo {
     FieldInfo(id: f.id, itemId: f.itemId, name: f.name, type: f.type, order: f.order, isEnvironmentVariable: f.isEnvironmentVariable,
@@ -367,7 +370,7 @@ func info(_ g: PendingGrant, _ p: Principal?) -> PendingGrantInfo {
 }
 func detail(_ i: Item, _ fs: [Field]) -> ItemDetailResponse {
     ItemDetailResponse(id: i.id, vaultId: i.vaultId, name: i.name, type: i.type, websites: i.websites, groupId: i.groupId,
-                       fields: fs.map(info), detailCheckpoint: i.detailCheckpoint)
+                       fields: fs.map(info), detailCheckpoint: i.detailCheckpoint, detailLogIndex: i.detailLogIndex)
 }
 func value(_ w: WrappedKeyInput) -> WrappedKeyInputValue {
     WrappedKeyInputValue(principalId: w.principalId, recipientKeyId: w.recipientKeyId, dekVersion: w.dekVersion,

@@ -391,22 +391,21 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     func q(_ query: PostgresQuery) async throws -> [PostgresRow] {
         let (c, logger, timeout, cutOff) = (self.c, self.logger, self.queryTimeout, self.cutOff)
         let outcome = Once()
-        let run = Task { try await c.query(query, logger: logger).collect() }
         return try await withCheckedThrowingContinuation { (k: CheckedContinuation<[PostgresRow], any Error>) in
             let timer = Task {
                 do { try await Task.sleep(for: timeout) } catch { return }
                 guard outcome.first() else { return }
                 cutOff.set()
                 logger.error("PostgreSQL statement still running after \(timeout); closing its connection")
-                run.cancel()
                 k.resume(throwing: StoreError(.unavailable, "PostgreSQL did not answer within \(timeout); the connection was closed"))
                 try? await c.close()
             }
             Task {
-                let r = await run.result
+                let r: Result<[PostgresRow], any Error>
+                do { r = .success(try await c.query(query, logger: logger).collect()) } catch { r = .failure(Self.storeError(error)) }
                 guard outcome.first() else { return }
                 timer.cancel()
-                k.resume(with: r.mapError { Self.storeError($0) })
+                k.resume(with: r)
             }
         }
     }

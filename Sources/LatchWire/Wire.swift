@@ -120,8 +120,11 @@ public struct PublicKeyInfo: Codable, Sendable, Equatable {
     public var principalId: String
     public var status: String
     public var createdAt: Date
-    public init(keyId: String, publicKey: String, principalId: String, status: String, createdAt: Date) {
+    /// Index of the key's registration leaf in the transparency log (nil from servers older than issue 5).
+    public var logIndex: Int64?
+    public init(keyId: String, publicKey: String, principalId: String, status: String, createdAt: Date, logIndex: Int64? = nil) {
         self.keyId = keyId; self.publicKey = publicKey; self.principalId = principalId; self.status = status; self.createdAt = createdAt
+        self.logIndex = logIndex
     }
 }
 
@@ -216,11 +219,13 @@ public struct VaultInfo: Codable, Sendable, Equatable {
     public var archived: Bool
     public var createdAt: Date
     public var updatedAt: Date
+    /// Index of the current summary checkpoint's leaf in the transparency log.
+    public var summaryLogIndex: Int64?
     public init(id: String, name: String, dataClassification: String, projectId: String?, currentDekVersion: Int,
-                summaryVersion: Int, archived: Bool, createdAt: Date, updatedAt: Date) {
+                summaryVersion: Int, archived: Bool, createdAt: Date, updatedAt: Date, summaryLogIndex: Int64? = nil) {
         self.id = id; self.name = name; self.dataClassification = dataClassification; self.projectId = projectId
         self.currentDekVersion = currentDekVersion; self.summaryVersion = summaryVersion; self.archived = archived
-        self.createdAt = createdAt; self.updatedAt = updatedAt
+        self.createdAt = createdAt; self.updatedAt = updatedAt; self.summaryLogIndex = summaryLogIndex
     }
 }
 
@@ -246,11 +251,13 @@ public struct ItemInfo: Codable, Sendable, Equatable {
     public var detailHash: String
     public var createdAt: Date
     public var updatedAt: Date
+    /// Index of the current detail checkpoint's leaf in the transparency log.
+    public var detailLogIndex: Int64?
     public init(id: String, vaultId: String, name: String, type: String, websites: [String], groupId: String?,
-                detailVersion: Int, detailHash: String, createdAt: Date, updatedAt: Date) {
+                detailVersion: Int, detailHash: String, createdAt: Date, updatedAt: Date, detailLogIndex: Int64? = nil) {
         self.id = id; self.vaultId = vaultId; self.name = name; self.type = type; self.websites = websites
         self.groupId = groupId; self.detailVersion = detailVersion; self.detailHash = detailHash
-        self.createdAt = createdAt; self.updatedAt = updatedAt
+        self.createdAt = createdAt; self.updatedAt = updatedAt; self.detailLogIndex = detailLogIndex
     }
 }
 
@@ -258,8 +265,10 @@ public struct VaultItemsResponse: Codable, Sendable {
     public var vaultId: String
     public var items: [ItemInfo]
     public var summaryCheckpoint: String
-    public init(vaultId: String, items: [ItemInfo], summaryCheckpoint: String) {
-        self.vaultId = vaultId; self.items = items; self.summaryCheckpoint = summaryCheckpoint
+    /// Index of `summaryCheckpoint`'s leaf in the transparency log.
+    public var summaryLogIndex: Int64?
+    public init(vaultId: String, items: [ItemInfo], summaryCheckpoint: String, summaryLogIndex: Int64? = nil) {
+        self.vaultId = vaultId; self.items = items; self.summaryCheckpoint = summaryCheckpoint; self.summaryLogIndex = summaryLogIndex
     }
 }
 
@@ -287,10 +296,12 @@ public struct ItemDetailResponse: Codable, Sendable {
     public var groupId: String?
     public var fields: [FieldInfo]
     public var detailCheckpoint: String
+    /// Index of `detailCheckpoint`'s leaf in the transparency log.
+    public var detailLogIndex: Int64?
     public init(id: String, vaultId: String, name: String, type: String, websites: [String], groupId: String?,
-                fields: [FieldInfo], detailCheckpoint: String) {
+                fields: [FieldInfo], detailCheckpoint: String, detailLogIndex: Int64? = nil) {
         self.id = id; self.vaultId = vaultId; self.name = name; self.type = type; self.websites = websites
-        self.groupId = groupId; self.fields = fields; self.detailCheckpoint = detailCheckpoint
+        self.groupId = groupId; self.fields = fields; self.detailCheckpoint = detailCheckpoint; self.detailLogIndex = detailLogIndex
     }
 }
 
@@ -382,9 +393,12 @@ public struct MemberKey: Codable, Sendable, Equatable {
     public var level: String
     public var keyId: String
     public var publicKey: String
-    public init(principalId: String, principalType: String, name: String, level: String, keyId: String, publicKey: String) {
+    /// Index of the key's registration leaf in the transparency log.
+    public var logIndex: Int64?
+    public init(principalId: String, principalType: String, name: String, level: String, keyId: String, publicKey: String,
+                logIndex: Int64? = nil) {
         self.principalId = principalId; self.principalType = principalType; self.name = name; self.level = level
-        self.keyId = keyId; self.publicKey = publicKey
+        self.keyId = keyId; self.publicKey = publicKey; self.logIndex = logIndex
     }
 }
 

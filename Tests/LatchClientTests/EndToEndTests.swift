@@ -21,7 +21,15 @@ struct LatchProcess {
 
     struct Result { var code: Int32; var out: String; var err: String }
 
-    static func run(_ args: [String], env: [String: String], stdin: String? = nil) throws -> Result {
+    /// Runs `latch args…`, waiting on a thread of its own: a test blocked on a child must not
+    /// hold one of the few threads all async tests share.
+    static func run(_ args: [String], env: [String: String], stdin: String? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { k in
+            Thread { k.resume(with: Swift.Result { try runBlocking(args, env: env, stdin: stdin) }) }.start()
+        }
+    }
+
+    static func runBlocking(_ args: [String], env: [String: String], stdin: String? = nil) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try binary())
         p.arguments = args
@@ -59,14 +67,16 @@ final class TestServer: @unchecked Sendable {
     let url: String
     let token: String
 
-    init() throws {
-        dir = NSTemporaryDirectory() + "latch-e2e-\(UUID().uuidString.lowercased())"
+    /// A new server in a new directory, or (`reusing`) a restart on an existing server's
+    /// directory and data; `environment` adds variables (e.g. `LATCH_LOG_KEY_FILE`).
+    init(reusing existing: String? = nil, environment extra: [String: String] = [:]) throws {
+        dir = existing ?? NSTemporaryDirectory() + "latch-e2e-\(UUID().uuidString.lowercased())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let log = dir + "/serve.log"
+        let log = dir + (existing == nil ? "/serve.log" : "/serve-\(UUID().uuidString.lowercased()).log")
         FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
         process.arguments = ["serve", "--data-dir", dir + "/data", "--port", "0", "--rate-limit", "0"]
-        process.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"]
+        process.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"].merging(extra) { $1 }
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
         process.standardOutput = handle
         process.standardError = handle
@@ -82,7 +92,7 @@ final class TestServer: @unchecked Sendable {
             if !process.isRunning { break }
             usleep(50_000)
         }
-        guard let found, let token = try? String(contentsOfFile: dir + "/data/bootstrap-token", encoding: .utf8) else {
+        guard let found, let token = existing != nil ? "" : try? String(contentsOfFile: dir + "/data/bootstrap-token", encoding: .utf8) else {
             process.terminate()
             struct StartFailed: Error, CustomStringConvertible { var description: String }
             throw StartFailed(description: "latch serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
@@ -106,37 +116,37 @@ final class TestServer: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct EndToEndTests {
-    @Test func operatorAndAgentStory() throws {
+    @Test func operatorAndAgentStory() async throws {
         let server = try TestServer()
         defer { server.stop() }
         let home = server.dir + "/home"
         let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": server.dir]
-        func latch(_ args: String..., stdin: String? = nil, extra: [String: String] = [:]) throws -> LatchProcess.Result {
-            try LatchProcess.run(args, env: env.merging(extra) { $1 }, stdin: stdin)
+        func latch(_ args: String..., stdin: String? = nil, extra: [String: String] = [:]) async throws -> LatchProcess.Result {
+            try await LatchProcess.run(args, env: env.merging(extra) { $1 }, stdin: stdin)
         }
 
         // operator
-        let initR = try latch("init", "--server", server.url, "--token", server.token, "--name", "alice")
+        let initR = try await latch("init", "--server", server.url, "--token", server.token, "--name", "alice")
         #expect(initR.code == 0, "\(initR.err)")
-        #expect(try latch("init", "--server", server.url, "--token", server.token).code != 0)   // token is single-use / profile exists
-        let vault = try latch("vault", "create", "prod")
+        #expect(try await latch("init", "--server", server.url, "--token", server.token).code != 0)   // token is single-use / profile exists
+        let vault = try await latch("vault", "create", "prod")
         #expect(vault.code == 0, "\(vault.err)")
-        let set1 = try latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0001\n")
+        let set1 = try await latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0001\n")
         #expect(set1.code == 0, "\(set1.err)")
-        #expect(try latch("secret", "set", "prod", "database", "--field", "username", stdin: "app_user").code == 0)
+        #expect(try await latch("secret", "set", "prod", "database", "--field", "username", stdin: "app_user").code == 0)
         let keyFile = server.dir + "/openai.txt"
         try "sk-openai-abcdef".write(toFile: keyFile, atomically: true, encoding: .utf8)
-        #expect(try latch("secret", "set", "prod", "openai", "--from-file", keyFile).code == 0)
-        let withValue = try latch("secret", "set", "prod", "stripe", "--value", "sk-stripe-999")
+        #expect(try await latch("secret", "set", "prod", "openai", "--from-file", keyFile).code == 0)
+        let withValue = try await latch("secret", "set", "prod", "stripe", "--value", "sk-stripe-999")
         #expect(withValue.code == 0)
         #expect(withValue.err.contains("warning"))
-        let list = try latch("vault", "list", "--json")
+        let list = try await latch("vault", "list", "--json")
         #expect(list.out.contains("\"prod\""))
-        let items = try latch("vault", "items", "prod", "--json")
+        let items = try await latch("vault", "items", "prod", "--json")
         #expect(items.out.contains("database") && !items.out.contains("pg-pass-0001"))
 
         let bot = server.dir + "/bot.json"
-        let create = try latch("agent", "create", "bot", "--vault", "prod", "--out", bot)
+        let create = try await latch("agent", "create", "bot", "--vault", "prod", "--out", bot)
         #expect(create.code == 0, "\(create.err)")
         #expect(create.out.count > 30)
         let attrs = try FileManager.default.attributesOfItem(atPath: bot)
@@ -146,48 +156,48 @@ final class TestServer: @unchecked Sendable {
         try expectOpenSSLLoads(config["privateKey"] ?? "", dir: server.dir)
 
         // agent
-        #expect(try latch("configure", "agent", "--config", bot, "--profile", "bot").code == 0)
-        let whoami = try latch("whoami", "--profile", "bot")
+        #expect(try await latch("configure", "agent", "--config", bot, "--profile", "bot").code == 0)
+        let whoami = try await latch("whoami", "--profile", "bot")
         #expect(whoami.out.contains("bot"))
-        let get = try latch("get", "DATABASE_PASSWORD", "--profile", "bot")
+        let get = try await latch("get", "DATABASE_PASSWORD", "--profile", "bot")
         #expect(get.code == 0, "\(get.err)")
         #expect(get.out == "pg-pass-0001")
-        #expect(try latch("get", "OPENAI", "--profile", "bot").out == "sk-openai-abcdef")
-        let envJSON = try latch("env", "--format", "json", "--profile", "bot")
+        #expect(try await latch("get", "OPENAI", "--profile", "bot").out == "sk-openai-abcdef")
+        let envJSON = try await latch("env", "--format", "json", "--profile", "bot")
         let decoded = try JSONDecoder().decode([String: String].self, from: Data(envJSON.out.utf8))
         #expect(decoded == ["DATABASE_PASSWORD": "pg-pass-0001", "DATABASE_USERNAME": "app_user", "OPENAI": "sk-openai-abcdef", "STRIPE": "sk-stripe-999"])
-        let search = try latch("search", "data", "--profile", "bot", "--json")
+        let search = try await latch("search", "data", "--profile", "bot", "--json")
         #expect(search.out.contains("DATABASE_PASSWORD") && !search.out.contains("pg-pass-0001"))
 
-        let run = try latch("run", "--profile", "bot", "--", "sh", "-c", "echo \"key=$OPENAI\"; echo \"pw=$DATABASE_PASSWORD\" >&2; exit 7")
+        let run = try await latch("run", "--profile", "bot", "--", "sh", "-c", "echo \"key=$OPENAI\"; echo \"pw=$DATABASE_PASSWORD\" >&2; exit 7")
         #expect(run.code == 7)
         #expect(run.out == "key=<concealed by latch>\n")
         #expect(run.err == "pw=<concealed by latch>\n")
-        let plain = try latch("run", "--profile", "bot", "--no-masking", "--prefix", "APP_", "--", "sh", "-c", "printf %s \"$APP_OPENAI\"")
+        let plain = try await latch("run", "--profile", "bot", "--no-masking", "--prefix", "APP_", "--", "sh", "-c", "printf %s \"$APP_OPENAI\"")
         #expect(plain.code == 0)
         #expect(plain.out == "sk-openai-abcdef")
-        let signalled = try latch("run", "--profile", "bot", "--", "sh", "-c", "kill -KILL $$")
+        let signalled = try await latch("run", "--profile", "bot", "--", "sh", "-c", "kill -KILL $$")
         #expect(signalled.code == 128 + 9)
 
         // update: the agent sees the new value
-        #expect(try latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0002").code == 0)
-        #expect(try latch("get", "DATABASE_PASSWORD", "--profile", "bot").out == "pg-pass-0002")
+        #expect(try await latch("secret", "set", "prod", "database", "--field", "password", stdin: "pg-pass-0002").code == 0)
+        #expect(try await latch("get", "DATABASE_PASSWORD", "--profile", "bot").out == "pg-pass-0002")
 
         // second agent: nothing until shared
         let bot2 = server.dir + "/bot2.json"
-        #expect(try latch("agent", "create", "bot2", "--out", bot2).code == 0)
-        #expect(try latch("configure", "agent", "--config", bot2, "--profile", "bot2").code == 0)
-        #expect(try latch("get", "OPENAI", "--profile", "bot2").code == 66)
-        let share = try latch("share", "prod", "--agent", "bot2")
+        #expect(try await latch("agent", "create", "bot2", "--out", bot2).code == 0)
+        #expect(try await latch("configure", "agent", "--config", bot2, "--profile", "bot2").code == 0)
+        #expect(try await latch("get", "OPENAI", "--profile", "bot2").code == 66)
+        let share = try await latch("share", "prod", "--agent", "bot2")
         #expect(share.code == 0, "\(share.err)")
-        #expect(try latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
-        let agents = try latch("agent", "list", "--json")
+        #expect(try await latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
+        let agents = try await latch("agent", "list", "--json")
         #expect(agents.out.contains("bot2"))
 
         // R4 aliases only (no profile, empty LATCH_HOME)
         let keyPath = server.dir + "/bot.pem"
         try (config["privateKey"] ?? "").write(toFile: keyPath, atomically: true, encoding: .utf8)
-        let r4 = try LatchProcess.run(["get", "OPENAI"], env: [
+        let r4 = try await LatchProcess.run(["get", "OPENAI"], env: [
             "PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/empty-home", "HOME": server.dir,
             "R4_API_KEY": (config["accessKey"] ?? "") + "." + (config["accessSecret"] ?? ""),
             "R4_PRIVATE_KEY_PATH": keyPath, "R4_BASE_URL": config["baseUrl"] ?? "",
@@ -196,29 +206,29 @@ final class TestServer: @unchecked Sendable {
         #expect(r4.out == "sk-openai-abcdef")
 
         // exit codes
-        let missing = try latch("get", "NOPE", "--profile", "bot")
+        let missing = try await latch("get", "NOPE", "--profile", "bot")
         #expect(missing.code == 66)
         #expect(missing.err.hasPrefix("latch: error: ") && missing.err.split(separator: "\n").count == 1)
-        #expect(try latch("get", "OPENAI", extra: ["LATCH_API_KEY": "wrong.key"], ).code == 67)
-        #expect(try latch("get").code == 64)
-        #expect(try latch("get", "X", "--profile", "nobody").code == 78)
-        #expect(try latch("get", "X", extra: ["LATCH_BASE_URL": "http://127.0.0.1:1"]).code == 69)
-        let machine = try latch("machine", "request", "GET", "/me", "--profile", "bot")
+        #expect(try await latch("get", "OPENAI", extra: ["LATCH_API_KEY": "wrong.key"], ).code == 67)
+        #expect(try await latch("get").code == 64)
+        #expect(try await latch("get", "X", "--profile", "nobody").code == 78)
+        #expect(try await latch("get", "X", extra: ["LATCH_BASE_URL": "http://127.0.0.1:1"]).code == 69)
+        let machine = try await latch("machine", "request", "GET", "/me", "--profile", "bot")
         #expect(machine.code == 0 && machine.out.contains("\"principal\""))
-        let pending = try latch("pending", "--fulfil", "--json")
+        let pending = try await latch("pending", "--fulfil", "--json")
         #expect(pending.code == 0, "\(pending.err)")
         #expect(pending.out.contains("\"pendingGrants\""))
-        let audit = try latch("audit", "--json")
+        let audit = try await latch("audit", "--json")
         #expect(audit.code == 0, "\(audit.err)")
         #expect(audit.out.contains("\"events\""))
-        let doctor = try latch("doctor", "--profile", "bot")
+        let doctor = try await latch("doctor", "--profile", "bot")
         #expect(doctor.code == 0, "\(doctor.out)\(doctor.err)")
 
         // revoke: the agent can no longer read
-        #expect(try latch("revoke", "prod", "--agent", "bot").code == 0)
-        let after = try latch("get", "OPENAI", "--profile", "bot")
+        #expect(try await latch("revoke", "prod", "--agent", "bot").code == 0)
+        let after = try await latch("get", "OPENAI", "--profile", "bot")
         #expect(after.code != 0)
-        #expect(try latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
+        #expect(try await latch("get", "OPENAI", "--profile", "bot2").out == "sk-openai-abcdef")
 
         // nothing secret on disk in LATCH_HOME besides the key and API-secret files
         for file in FileManager.default.enumerator(atPath: home)?.allObjects as? [String] ?? [] {
@@ -229,12 +239,12 @@ final class TestServer: @unchecked Sendable {
         }
     }
 
-    @Test func runForwardsSignals() throws {
+    @Test func runForwardsSignals() async throws {
         let server = try TestServer()
         defer { server.stop() }
         let home = server.dir + "/home"
         let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": server.dir]
-        #expect(try LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
+        #expect(try await LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
         let marker = server.dir + "/ready"
@@ -250,13 +260,13 @@ final class TestServer: @unchecked Sendable {
 }
 
 extension EndToEndTests {
-    @Test func mcpServerSpeaksJSONRPC() throws {
+    @Test func mcpServerSpeaksJSONRPC() async throws {
         let server = try TestServer()
         defer { server.stop() }
         let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/home", "HOME": server.dir]
-        #expect(try LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
-        #expect(try LatchProcess.run(["vault", "create", "ops"], env: env).code == 0)
-        #expect(try LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-424242").code == 0)
+        #expect(try await LatchProcess.run(["init", "--server", server.url, "--token", server.token], env: env).code == 0)
+        #expect(try await LatchProcess.run(["vault", "create", "ops"], env: env).code == 0)
+        #expect(try await LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-424242").code == 0)
 
         let lines = [
             #"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-03-26","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}"#,
@@ -286,7 +296,7 @@ extension EndToEndTests {
             if answers.count == 5 && !updated {
                 // update the secret, then ask again over the same session (delta sync)
                 updated = true
-                #expect(try LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-777777").code == 0)
+                #expect(try await LatchProcess.run(["secret", "set", "ops", "deploy-token"], env: env, stdin: "tok-mcp-777777").code == 0)
                 let again = #"{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"latch_get_secret","arguments":{"name":"DEPLOY_TOKEN"}}}"#
                 input.fileHandleForWriting.write(Data((again + "\n").utf8))
             }
@@ -349,7 +359,7 @@ func expectOpenSSLLoads(_ pem: String, dir: String) throws {
 
 extension EndToEndTests {
     /// Runs scripts/quickstart.sh (the README quickstart) with the built `latch` on PATH.
-    @Test func readmeQuickstartRunsAsWritten() throws {
+    @Test func readmeQuickstartRunsAsWritten() async throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("scripts/quickstart.sh").path
         #expect(FileManager.default.fileExists(atPath: script), "missing \(script)")

@@ -12,21 +12,21 @@ import Testing
         ("id_ed25519", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3Bl\n-----END OPENSSH PRIVATE KEY-----\n"),
     ]
 
-    func git(_ args: [String], in dir: URL, home: URL) throws -> ProcessResult {
+    func git(_ args: [String], in dir: URL, home: URL) async throws -> ProcessResult {
         guard let git = tool("git") else { throw VectorMissing(name: "git") }
-        return try runProcess(git, args, in: dir, environment: [
+        return try await runProcess(git, args, in: dir, environment: [
             "HOME": home.path, "PATH": ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin",
             "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
         ])
     }
 
-    @Test func blocksPrivateKeysAndChainsToTheExistingHook() throws {
+    @Test func blocksPrivateKeysAndChainsToTheExistingHook() async throws {
         let dir = try temporaryDirectory("gitvault-hook")
         defer { cleanup(dir) }
         let repo = dir.appendingPathComponent("repo"), home = dir.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        #expect(try git(["init", "-q"], in: repo, home: home).status == 0)
+        #expect(try await git(["init", "-q"], in: repo, home: home).status == 0)
         // An existing hook that leaves a mark, and must keep running.
         let hooks = repo.appendingPathComponent(".git/hooks")
         try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
@@ -39,28 +39,28 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: hooks.appendingPathComponent(PreCommitHook.chainedName).path))
 
         try "hello\n".write(to: repo.appendingPathComponent("ok.txt"), atomically: true, encoding: .utf8)
-        #expect(try git(["add", "ok.txt"], in: repo, home: home).status == 0)
-        let ok = try git(["commit", "-q", "-m", "ok"], in: repo, home: home)
+        #expect(try await git(["add", "ok.txt"], in: repo, home: home).status == 0)
+        let ok = try await git(["commit", "-q", "-m", "ok"], in: repo, home: home)
         #expect(ok.status == 0, "\(ok.stderr)")
         #expect(try String(contentsOf: mark, encoding: .utf8) == "ran\n")
 
         for (name, contents) in Self.blocked {
             try contents.write(to: repo.appendingPathComponent(name), atomically: true, encoding: .utf8)
-            #expect(try git(["add", name], in: repo, home: home).status == 0)
-            let result = try git(["commit", "-q", "-m", "leak \(name)"], in: repo, home: home)
+            #expect(try await git(["add", name], in: repo, home: home).status == 0)
+            let result = try await git(["commit", "-q", "-m", "leak \(name)"], in: repo, home: home)
             #expect(result.status != 0, "commit of \(name) was not blocked")
             #expect(result.stderr.contains("commit blocked") && result.stderr.contains(name))
-            #expect(try git(["rm", "-q", "--cached", name], in: repo, home: home).status == 0)
+            #expect(try await git(["rm", "-q", "--cached", name], in: repo, home: home).status == 0)
         }
         // An encrypted age file passes.
         try Data("age-encryption.org/v1\n-> X25519 abc\n".utf8).write(to: repo.appendingPathComponent("x.enc"))
-        #expect(try git(["add", "x.enc"], in: repo, home: home).status == 0)
-        #expect(try git(["commit", "-q", "-m", "enc"], in: repo, home: home).status == 0)
+        #expect(try await git(["add", "x.enc"], in: repo, home: home).status == 0)
+        #expect(try await git(["commit", "-q", "-m", "enc"], in: repo, home: home).status == 0)
 
         // A failing previous hook still blocks the commit.
         try "#!/bin/sh\nexit 3\n".write(to: hooks.appendingPathComponent(PreCommitHook.chainedName), atomically: true, encoding: .utf8)
         chmod(hooks.appendingPathComponent(PreCommitHook.chainedName).path, 0o755)
         try "more\n".write(to: repo.appendingPathComponent("ok.txt"), atomically: true, encoding: .utf8)
-        #expect(try git(["commit", "-q", "-am", "more"], in: repo, home: home).status != 0)
+        #expect(try await git(["commit", "-q", "-am", "more"], in: repo, home: home).status != 0)
     }
 }

@@ -7,16 +7,16 @@ import Testing
 /// `python3 -m venv /tmp/av && /tmp/av/bin/pip install agent-vault-sdk` then
 /// `AGENT_VAULT_PYTHON=/tmp/av/bin/python swift test --filter SDKCompatibilityTests`.
 @Suite struct SDKCompatibilityTests {
-    static let python = ProcessInfo.processInfo.environment["AGENT_VAULT_PYTHON"]
+    static let python = ProcessInfo.processInfo.environment["AGENT_VAULT_PYTHON"].flatMap { $0.isEmpty ? nil : $0 }
 
     @Test(.enabled(if: python != nil, "AGENT_VAULT_PYTHON is not set (it names a Python with agent-vault-sdk installed)"))
-    func pythonSDKReadsOurVault() throws {
+    func pythonSDKReadsOurVault() async throws {
         let s = try CLISessionTests.Session()
         defer { cleanup(s.dir) }
-        #expect(try s.git("init", "-q", "-b", "main").status == 0)
+        #expect(try await s.git("init", "-q", "-b", "main").status == 0)
         for args in [["init"], ["add-agent", "bot1"], ["set", "stripe/api-key", "sk_live_9", "--expires", "2030-01-01"],
                      ["set", "apps/prod/token", "tok"], ["grant", "bot1", "stripe"]] {
-            let r = try runProcess(s.executable, args, in: s.repo, environment: s.environment)
+            let r = try await runProcess(s.executable, args, in: s.repo, environment: s.environment)
             #expect(r.status == 0, "\(args): \(r.stderr)")
         }
         let script = """
@@ -36,7 +36,7 @@ import Testing
             assert o.get("apps/prod/token") == "tok"
             print("ok")
             """
-        let r = try runProcess(URL(fileURLWithPath: Self.python ?? "python3"), ["-c", script], in: s.repo,
+        let r = try await runProcess(URL(fileURLWithPath: Self.python ?? "python3"), ["-c", script], in: s.repo,
                                environment: s.environment)
         #expect(r.status == 0 && r.out == "ok\n", "\(r.stderr)")
     }

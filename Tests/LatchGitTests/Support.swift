@@ -44,8 +44,16 @@ struct ProcessResult {
     var out: String { String(decoding: stdout, as: UTF8.self) }
 }
 
-/// Runs `executable args…` in `directory` with exactly `environment`.
+/// Runs `executable args…` in `directory` with exactly `environment`, waiting on a thread of
+/// its own: a test blocked on a child must not hold one of the few threads all async tests share.
 func runProcess(_ executable: URL, _ args: [String], in directory: URL, environment: [String: String],
+                input: Data? = nil) async throws -> ProcessResult {
+    try await withCheckedThrowingContinuation { k in
+        Thread { k.resume(with: Result { try runProcessBlocking(executable, args, in: directory, environment: environment, input: input) }) }.start()
+    }
+}
+
+func runProcessBlocking(_ executable: URL, _ args: [String], in directory: URL, environment: [String: String],
                 input: Data? = nil) throws -> ProcessResult {
     let process = Process()
     process.executableURL = executable

@@ -15,12 +15,18 @@ struct ReplicaTests {
         let schema = Env.freshSchema()
         let url = Env.url(base, ["schema": schema])
         let a = try ServeProcess(databaseURL: url)
-        let b = try ServeProcess(databaseURL: url)
+        // Replicas share the transparency log key (a makes it in its data dir on first start).
+        let b = try ServeProcess(databaseURL: url, logKeyFile: a.dataDir.appendingPathComponent("log-key").path)
         defer { a.stop(); b.stop() }
         try await a.start()
         let op = try await Operator().bootstrap(a)
         try await b.start()  // after bootstrap: b finds the database bootstrapped and prints no token
         #expect(b.bootstrapToken == nil)
+        // A replica with a log key of its own would sign a different log: it refuses to start.
+        let stranger = try ServeProcess(databaseURL: url)
+        defer { stranger.stop() }
+        await #expect(throws: TestFailure.self) { try await stranger.start() }
+        #expect(stranger.output.get.contains("log_key_mismatch"), "\(stranger.output.get)")
 
         let vaultId = UUID().uuidString.lowercased()
         let created = try await op.createVault(a, id: vaultId, name: "shared")
@@ -51,6 +57,7 @@ struct ReplicaTests {
         // The audit chain (written by both replicas) verifies, and records every race.
         var config = try PostgresStoreConfiguration(url: url)
         config.poolSize = 2
+        config.relaxTimeoutsForSharedTestThreads()
         let store = try await PostgresLatchStore.open(config)
         let count = try await verifyAuditChain(store)
         let updates = try await store.read { tx in try await tx.auditEvents(AuditFilter(action: "vault.update")) }
@@ -141,6 +148,7 @@ struct ReplicaTests {
         #expect((cp?.version ?? 0) >= lastAcked)
         var config = try PostgresStoreConfiguration(url: cluster.url)
         config.poolSize = 1
+        config.relaxTimeoutsForSharedTestThreads()
         let store = try await PostgresLatchStore.open(config)
         #expect(try await verifyAuditChain(store) > t.acked.count)
         let ok = try await store.read { tx in try await tx.auditEvents(AuditFilter(action: "vault.update", outcome: "success", limit: 100_000)) }

@@ -6,6 +6,7 @@ import FoundationNetworking
 import Glibc
 #endif
 import LatchCrypto
+import LatchStorePostgres
 import LatchWire
 import Testing
 
@@ -20,6 +21,14 @@ final class Locked<T>: @unchecked Sendable {
     init(_ v: T) { value = v }
     func with<R>(_ body: (inout T) -> R) -> R { lock.withLock { body(&value) } }
     var get: T { lock.withLock { value } }
+}
+
+extension PostgresStoreConfiguration {
+    /// CPU-bound tests share this process's few threads, so a transaction here can be delayed
+    /// for seconds without anything being wrong; production timeouts would fail spuriously.
+    mutating func relaxTimeoutsForSharedTestThreads() {
+        lockTimeout = .seconds(120); acquireTimeout = .seconds(60); queryTimeout = .seconds(120)
+    }
 }
 
 enum Env {
@@ -58,7 +67,7 @@ final class ServeProcess: @unchecked Sendable {
     private(set) var port = 0
     var base: String { "http://127.0.0.1:\(port)" }
 
-    init(databaseURL: String) throws {
+    init(databaseURL: String, logKeyFile: String? = nil) throws {
         dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-serve-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dataDir, withIntermediateDirectories: true)
         process.executableURL = try LatchBinary.url()
@@ -67,6 +76,7 @@ final class ServeProcess: @unchecked Sendable {
         var env = ProcessInfo.processInfo.environment
         env["LATCH_HOME"] = dataDir.path
         env["LATCH_DATABASE_URL"] = nil
+        env["LATCH_LOG_KEY_FILE"] = logKeyFile
         process.environment = env
         let pipe = Pipe()
         process.standardOutput = pipe

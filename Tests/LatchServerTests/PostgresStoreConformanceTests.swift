@@ -14,6 +14,8 @@ struct PostgresStoreConformanceTests {
         var config = try PostgresStoreConfiguration(url: url)
         config.schema = "latch_srv_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
         config.poolSize = 2
+        // Generous timeouts: CPU-bound tests share this process's few threads (see LatchStoreTests).
+        config.lockTimeout = .seconds(120); config.acquireTimeout = .seconds(60); config.queryTimeout = .seconds(120)
         let s = try await PostgresLatchStore.open(config)
         var failure: (any Error)?
         do {

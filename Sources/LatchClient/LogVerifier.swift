@@ -1,0 +1,215 @@
+import Foundation
+import LatchCrypto
+import LatchLog
+import LatchWire
+
+/// What a profile trusts about the server's transparency log (issue 5): the pinned log key and
+/// the last tree head this client verified. Stored per profile as `log.json` (0600), next to
+/// `seen.json`. Holds public data only — never a secret, value or private key.
+///
+/// ```json
+/// {"version":1,"logKey":"latchkey.log/…+1a2b3c4d+AQ…","treeSize":14,"rootHash":"<base64>",
+///  "checkpoint":"<signed note>","verified":{"3":"<leaf hash hex>"}}
+/// ```
+///
+/// `verified` maps leaf indexes already proven included in a verified tree head to their leaf
+/// hashes: since every later head is checked consistent with the last one, such a leaf stays
+/// in the log, and the same leaf needs no new inclusion proof.
+public struct LogTrust: Codable, Sendable, Equatable {
+    public var version: Int = 1
+    /// The pinned note verifier key (`name+keyid+base64`).
+    public var logKey: String
+    /// The last verified tree head (size 0 and no note when only the key is pinned yet).
+    public var treeSize: Int64
+    public var rootHash: String
+    public var checkpoint: String?
+    public var verified: [String: String]
+
+    public init(logKey: String, treeSize: Int64 = 0, rootHash: String = MerkleHash.emptyRoot.base64, checkpoint: String? = nil,
+                verified: [String: String] = [:]) {
+        self.logKey = logKey; self.treeSize = treeSize; self.rootHash = rootHash; self.checkpoint = checkpoint; self.verified = verified
+    }
+
+    public static func load(path: String) throws -> LogTrust? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        do {
+            return try JSONDecoder().decode(LogTrust.self, from: try SecureFile.read(path))
+        } catch {
+            throw LatchError(.configuration, "transparency-log trust file \(path) is unreadable",
+                             hint: "it holds the pinned log key and the last verified tree head; restore it, or delete it only if you trust the server's current log")
+        }
+    }
+
+    public func save(path: String) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        try SecureFile.write(try encoder.encode(self), to: path, mode: 0o600)
+    }
+}
+
+/// One record the client accepts and checks against the log: the leaf it rebuilds from what
+/// it was served, and the index the server says it has.
+public struct LogEntry: Sendable, Equatable {
+    public enum Kind: String, Sendable, Codable { case vaultSummary, itemDetail, publicKey }
+    public var kind: Kind
+    /// Names the record in errors, e.g. `vault 1f… summary checkpoint v3`.
+    public var what: String
+    public var leaf: LogLeaf
+    public var index: Int64?
+    public init(kind: Kind, what: String, leaf: LogLeaf, index: Int64?) {
+        self.kind = kind; self.what = what; self.leaf = leaf; self.index = index
+    }
+
+    public static func summary(tenantId: String, vaultId: String, version: Int, envelope: String, index: Int64?) -> LogEntry {
+        LogEntry(kind: .vaultSummary, what: "vault \(vaultId) summary checkpoint v\(version)",
+                 leaf: .checkpoint(.vaultSummary, tenantId: tenantId, subjectId: vaultId, envelope: envelope), index: index)
+    }
+    public static func detail(tenantId: String, vaultId: String, itemId: String, version: Int, envelope: String, index: Int64?) -> LogEntry {
+        LogEntry(kind: .itemDetail, what: "item \(itemId) in vault \(vaultId): detail checkpoint v\(version)",
+                 leaf: .checkpoint(.itemDetail, tenantId: tenantId, subjectId: itemId, envelope: envelope), index: index)
+    }
+    public static func key(tenantId: String, principalId: String, name: String, keyId: String, index: Int64?, role: String) -> LogEntry {
+        LogEntry(kind: .publicKey, what: "\(role) key \(keyId.prefix(16))… of \(name) (\(principalId))",
+                 leaf: .publicKey(tenantId: tenantId, principalId: principalId, keyId: keyId), index: index)
+    }
+}
+
+/// What one log verification did (`latch verify` prints it).
+public struct LogReport: Sendable, Codable, Equatable {
+    /// The pinned log key, and whether this run pinned it (first use or `--log-key`).
+    public var logKey: String
+    public var pinnedNow: Bool
+    public var treeSize: Int64
+    public var rootHash: String
+    /// The tree size this profile had verified before; nil when none.
+    public var previousTreeSize: Int64?
+    /// True when a consistency proof from `previousTreeSize` to `treeSize` was fetched and verified.
+    public var consistencyProofVerified: Bool
+    /// Inclusion proofs fetched and verified in this run.
+    public var inclusionProofs: Int
+    /// Entries whose leaf was already proven included under an earlier verified head.
+    public var inclusionCached: Int
+    public var vaultSummaries: Int
+    public var itemDetails: Int
+    public var publicKeys: Int
+}
+
+/// The transparency-log checks, pure: no I/O. The caller fetches the tree head and proofs and
+/// hands them in; every failure is a `LatchError(.verification, …)` that names what failed.
+public enum LogVerifier {
+    static let hint = "the server's transparency log does not vouch for what it served; refusing it"
+
+    static func fail(_ message: String, hint: String = LogVerifier.hint) -> LatchError {
+        LatchError(.verification, message, hint: hint)
+    }
+
+    /// The trust state to verify with: the profile's pinned state, else a new pin of the key
+    /// given with `--log-key`/`LATCH_LOG_KEY` (`explicit`), else nothing yet (the caller pins
+    /// the served key on first use: `pinnedNow` true and `logKey` empty). An explicit key that
+    /// differs from the pinned one is refused.
+    public static func pinned(trust: LogTrust?, explicit: (key: String, source: String)?, trustPath: String) throws -> (LogTrust, pinnedNow: Bool) {
+        if let explicit {
+            do { _ = try NoteVerifier(keyString: explicit.key) } catch {
+                throw LatchError(.usage, "the transparency log key from \(explicit.source) is not a note verifier key (\(error))",
+                                 hint: "give it as name+keyid+base64, e.g. latchkey.log/0a1b2c3d+1a2b3c4d+AQ…, exactly as the server's operator gives it")
+            }
+        }
+        if let trust {
+            if let explicit, explicit.key != trust.logKey {
+                throw fail("the transparency log key from \(explicit.source) (\(explicit.key)) is not the key this profile pinned (\(trust.logKey))",
+                           hint: "if the server's log key was replaced on purpose, confirm the new key with its operator out of band, then delete \(trustPath) and run `latch verify --log-key NEW_KEY`")
+            }
+            return (trust, false)
+        }
+        return (LogTrust(logKey: explicit?.key ?? ""), true)
+    }
+
+    /// The verifier for the pinned key, refusing a served key that differs from it. With
+    /// nothing pinned yet (`state.logKey` empty) the served key is taken: trust on first use.
+    public static func verifier(_ state: inout LogTrust, served: String, pinnedNow: Bool, explicitSource: String?,
+                                trustPath: String) throws -> NoteVerifier {
+        if state.logKey.isEmpty { state.logKey = served }
+        guard served == state.logKey else {
+            let message = pinnedNow
+                ? "the server's transparency log key is \(served), not the key given by \(explicitSource ?? "--log-key") (\(state.logKey))"
+                : "the server's transparency log key changed: this profile pinned \(state.logKey), but the server now serves \(served)"
+            throw fail(message,
+                       hint: "a server with another log key can rewrite its history, so nothing it serves is accepted; if its operator replaced the key on purpose, confirm the new key with them out of band, then delete \(trustPath) and run `latch verify --log-key NEW_KEY`")
+        }
+        do { return try NoteVerifier(keyString: state.logKey) } catch {
+            throw fail("the server's transparency log key \(state.logKey) is not a valid note verifier key (\(error))")
+        }
+    }
+
+    /// Opens the served tree head with the pinned key.
+    public static func openHead(_ r: LogCheckpointResponse, verifier: NoteVerifier) throws -> Checkpoint {
+        let head: Checkpoint
+        do { head = try Checkpoint.open(r.checkpoint, origin: verifier.name, verifiers: [verifier]) } catch {
+            throw fail("the transparency log tree head is not signed by the pinned log key \(verifier.keyString) (\(error))")
+        }
+        guard head.size <= UInt64(MerkleTree.maximumSize), Int64(head.size) == r.treeSize, head.root.base64 == r.rootHash else {
+            throw fail("the transparency log checkpoint response says size \(r.treeSize) root \(r.rootHash), but its signed note says size \(head.size) root \(head.root.base64)")
+        }
+        return head
+    }
+
+    /// Whether moving from `previous` to `head` needs a consistency proof (both non-empty, head larger).
+    public static func needsConsistencyProof(from previous: LogTrust, to head: Checkpoint) -> Bool {
+        previous.treeSize > 0 && Int64(head.size) > previous.treeSize
+    }
+
+    /// Checks that `head` extends the head `previous` verified before: a smaller tree is a
+    /// rollback, the same size with another root or a failing proof is a fork.
+    public static func checkConsistency(from previous: LogTrust, to head: Checkpoint, proof: [MerkleHash]) throws {
+        let size = Int64(head.size)
+        guard previous.treeSize > 0 else { return }
+        guard let oldRoot = MerkleHash(base64: previous.rootHash) else {
+            throw LatchError(.configuration, "the last verified tree head in the trust file has a malformed root hash")
+        }
+        guard size >= previous.treeSize else {
+            throw fail("transparency log rolled back: the server's tree head has \(size) leaves, fewer than the \(previous.treeSize) this profile verified before (rollback or fork)")
+        }
+        if size == previous.treeSize {
+            guard head.root == oldRoot else {
+                throw fail("transparency log forked: tree size \(size) now has root \(head.root.base64), but root \(previous.rootHash) when this profile verified it before")
+            }
+            return
+        }
+        do {
+            let old = try Checkpoint(origin: head.origin, size: UInt64(previous.treeSize), root: oldRoot)
+            try head.verifyConsistency(from: old, proof: proof)
+        } catch {
+            throw fail("transparency log forked: the server cannot prove that tree size \(size) (root \(head.root.base64)) extends tree size \(previous.treeSize) (root \(previous.rootHash)) this profile verified before (consistency proof failed: \(error))")
+        }
+    }
+
+    /// The entry's leaf index, checked present and inside the tree.
+    public static func index(of entry: LogEntry, in head: Checkpoint) throws -> Int64 {
+        guard let index = entry.index else {
+            throw fail("\(entry.what) has no transparency log index: the server did not say where it is logged (a server older than the log, or one hiding it)")
+        }
+        guard index >= 0, UInt64(index) < head.size else {
+            throw fail("\(entry.what) claims transparency log index \(index), outside the tree of size \(head.size)")
+        }
+        return index
+    }
+
+    public static func leafHash(_ entry: LogEntry) throws -> MerkleHash {
+        MerkleHash.leaf(try entry.leaf.leafData())
+    }
+
+    /// Checks that the entry's rebuilt leaf is leaf `index` of `head`.
+    public static func checkInclusion(_ entry: LogEntry, leafHash: MerkleHash, index: Int64, head: Checkpoint, proof: [MerkleHash]) throws {
+        do { try head.verifyInclusion(leafHash: leafHash, index: UInt64(index), proof: proof) } catch {
+            throw fail("\(entry.what) is not in the transparency log: the inclusion proof for leaf \(index) in tree size \(head.size) does not verify (\(error))")
+        }
+    }
+
+    static func hashes(_ r: LogProofResponse, what: String) throws -> [MerkleHash] {
+        try r.proof.map { s in
+            guard let h = MerkleHash(base64: s) else { throw fail("the \(what) proof holds a hash that is not base64 of 32 bytes") }
+            return h
+        }
+    }
+}
