@@ -463,8 +463,42 @@ struct SecretCommand: AsyncParsableCommand {
 }
 
 struct AgentCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Create and list agents.",
-                                                    subcommands: [Create.self, List.self])
+    static let configuration = CommandConfiguration(commandName: "agent", abstract: "Create and list agents; rotate this profile's key.",
+                                                    subcommands: [Create.self, List.self, RotateKey.self])
+    struct RotateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate-key",
+            abstract: "Rotate this profile's key pair (agent or user): new key made here, every vault key re-wrapped, one atomic server change.",
+            discussion: """
+                Generates an RSA-3072 key pair locally, signs a key-rotation statement with the current key, re-wraps                 the current DEK of every vault this key opens (each vault is verified first) to the new key, and sends it                 all in one request; the server applies it all or nothing and retires the old key. The new private key                 replaces the profile's private-key.pem (0600) only after the server accepted; on failure the profile                 keeps the old key. A key that signed checkpoints or wraps other members rely on cannot be rotated yet                 (rotation_orphans_signatures). An operator rotates an agent's key only by issuing a new runtime config.
+                """)
+        @OptionGroup var options: ProfileOption
+        @Flag(help: "JSON output.") var json = false
+
+        struct Out: Encodable {
+            var principalId: String
+            var previousKeyId: String
+            var keyId: String
+            var rewrappedVaults: [String]
+            var verifiedVaults: Int
+        }
+
+        func run() async throws {
+            try await CLI.run {
+                let r = try await Latch.rotateProfileKey(profile: options.profile, environment: options.environment)
+                // Prove the profile works with the new key: a full verified sync.
+                let check = try await Latch.create(profile: options.profile, environment: options.environment)
+                guard check.identity.publicKey?.keyId == r.newKeyId else {
+                    throw LatchError(.verification, "after the rotation the server reports key \(check.identity.publicKey?.keyId.prefix(16) ?? "none"), not \(r.newKeyId.prefix(16))")
+                }
+                let out = Out(principalId: r.principalId, previousKeyId: r.previousKeyId, keyId: r.newKeyId,
+                              rewrappedVaults: r.vaults.map(\.id), verifiedVaults: check.verifiedVaults.count)
+                if json { try CLI.json(out); return }
+                CLI.stdout("rotated key \(r.previousKeyId) -> \(r.newKeyId)\n")
+                CLI.stdout("re-wrapped \(r.vaults.count) vault key(s)\(r.vaults.isEmpty ? "" : ": " + r.vaults.map(\.name).joined(separator: ", "))\n")
+                CLI.stdout("verified \(check.verifiedVaults.count) vault(s) with the new key; the old key is retired\n")
+            }
+        }
+    }
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an agent; its key pair is generated here and the one-time runtime config written to --out (0600).")
         @OptionGroup var options: ProfileOption

@@ -91,7 +91,7 @@ public final class Latch: @unchecked Sendable {
         if let registered = me.publicKey {
             guard registered.keyId == key.publicKey.keyId else {
                 throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.publicKey.keyId.prefix(16))…",
-                                 hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`)")
+                                 hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`; if a rotation was interrupted after the server accepted it, private-key.pem.rotating-<key id prefix> in the profile holds the new key)")
             }
         } else {
             _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: key.publicKey.pem))
@@ -306,7 +306,15 @@ public final class Latch: @unchecked Sendable {
             guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
                 throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
             }
-            directory.append(DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex))
+            var entry = DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex)
+            for link in k.rotations ?? [] {
+                guard let previous = try? PrincipalPublicKey(pem: link.previousPublicKey),
+                      let statement = try? JSONDecoder().decode(SignedEnvelope<KeyRotationStatement>.self, from: Data(link.statement.utf8)) else {
+                    throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a rotation link that does not parse")
+                }
+                entry.rotations.append((previous, statement))
+            }
+            directory.append(entry)
         }
         return directory
     }

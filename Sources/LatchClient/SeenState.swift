@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 
 /// What a client has accepted before: the last summary-checkpoint version per vault and the
 /// last detail-checkpoint version per item, so a server that later serves an older state is
@@ -20,6 +21,9 @@ public struct SeenState: Codable, Sendable, Equatable {
 
     public var version: Int = 1
     public var vaults: [String: Vault] = [:]
+    /// The member key last accepted per principal id (key ids only); a later, different key
+    /// must come with rotation statements chaining it to this one.
+    public var memberKeys: [String: String]? = nil
 
     public init() {}
 
@@ -41,6 +45,36 @@ public struct SeenState: Codable, Sendable, Equatable {
                              hint: "the server or a proxy is replaying old data; do not trust it")
         }
         vaults[vaultId, default: Vault()].items[itemId] = version
+    }
+
+    /// Accept a signer-directory key: the first key seen for a member is pinned; a different
+    /// one later is accepted only through the served rotation chain from the pinned key, each
+    /// step naming this member and signed by the key it replaces.
+    public mutating func acceptMemberKey(_ k: DirectoryKey, vaultLabel: String) throws {
+        let keyId = k.publicKey.keyId
+        guard let pinned = memberKeys?[k.principalId], pinned != keyId else {
+            memberKeys = (memberKeys ?? [:]).merging([k.principalId: keyId]) { _, n in n }
+            return
+        }
+        let who = "\(k.name ?? "member") (\(k.principalId))"
+        guard let start = k.rotations.firstIndex(where: { $0.previous.keyId == pinned }) else {
+            throw LatchError(.verification, "\(vaultLabel): the key of \(who) changed from \(pinned.prefix(16))… to \(keyId.prefix(16))… without a rotation statement signed by \(pinned.prefix(16))…",
+                             hint: "the server swapped a member's key; do not trust it")
+        }
+        let steps = Array(k.rotations[start...])
+        for (i, step) in steps.enumerated() {
+            let next = i + 1 < steps.count ? steps[i + 1].previous : k.publicKey
+            do {
+                try step.statement.verifyRotation(from: step.previous, to: next)
+                guard step.statement.checkpoint.principalId == k.principalId else {
+                    throw LatchError(.verification, "the statement is for principal \(step.statement.checkpoint.principalId)")
+                }
+            } catch {
+                throw LatchError(.verification, "\(vaultLabel): the rotation of \(who)'s key from \(step.previous.keyId.prefix(16))… to \(next.keyId.prefix(16))… does not verify: \(error)",
+                                 hint: "the server swapped a member's key; do not trust it")
+            }
+        }
+        memberKeys?[k.principalId] = keyId
     }
 
     public static func load(path: String) throws -> SeenState {

@@ -11,6 +11,9 @@ public struct DirectoryKey: Sendable {
     /// The member's name and the key's transparency-log index, as the server says.
     public var name: String?
     public var logIndex: Int64?
+    /// The served rotation chain to `publicKey`, oldest first: each retired key and the
+    /// rotation statement it signed.
+    public var rotations: [(previous: PrincipalPublicKey, statement: SignedEnvelope<KeyRotationStatement>)] = []
     public init(principalId: String, publicKey: PrincipalPublicKey, accessLevel: String? = nil, name: String? = nil, logIndex: Int64? = nil) {
         self.principalId = principalId
         self.publicKey = publicKey
@@ -105,6 +108,11 @@ public enum VaultVerifier {
 
     public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState) throws -> VerifiedVault {
         let vaultLabel = "vault \(m.vaultId)"
+        // 0. member keys: a key that differs from the one seen before for that member must be
+        //    reached by rotation statements signed by the earlier key (continuity)
+        //    (pinned only if the whole vault verifies)
+        var keysSeen = seen
+        for k in m.directory { try keysSeen.acceptMemberKey(k, vaultLabel: vaultLabel) }
         // 1. summary checkpoint
         let summary = m.summary.checkpoint
         guard summary.vaultId == m.vaultId else {
@@ -201,6 +209,7 @@ public enum VaultVerifier {
             items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields, detail: detail))
         }
         seen = nextSeen
+        seen.memberKeys = keysSeen.memberKeys
         return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items,
                              summary: summary, dek: dek)
     }

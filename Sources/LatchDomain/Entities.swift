@@ -132,6 +132,9 @@ public struct PublicKeyRecord: Codable, Sendable, Equatable {
     public var retiredAt: Date?
     /// Where the registration is in the transparency log.
     public var logIndex: Int64?
+    /// For a key registered by rotation: the `SignedEnvelope<KeyRotationStatement>` JSON text
+    /// (signed by the previous key), kept as the continuity evidence.
+    public var rotationStatement: String?
 }
 
 public struct APIKeyRecord: Codable, Sendable, Equatable {

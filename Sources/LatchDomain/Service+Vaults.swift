@@ -452,6 +452,8 @@ extension LatchService {
         public var principal: Principal
         public var level: AccessLevel
         public var key: PublicKeyRecord
+        /// The rotation chain to `key`, oldest first: (retired key, rotation statement text).
+        public var rotations: [(previous: PublicKeyRecord, statement: String)] = []
     }
 
     public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> [MemberKeyValue] {
@@ -459,7 +461,9 @@ extension LatchService {
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [MemberKeyValue] = []
             for (p, l) in try await AccessResolver(tx).members(v) {
-                if let k = try await tx.activePublicKey(principalId: p.id) { out.append(MemberKeyValue(principal: p, level: l, key: k)) }
+                if let k = try await tx.activePublicKey(principalId: p.id) {
+                    out.append(MemberKeyValue(principal: p, level: l, key: k, rotations: try await self.rotationChain(tx, to: k)))
+                }
             }
             return (out.sorted { $0.principal.id < $1.principal.id }, nil)
         }
@@ -469,12 +473,14 @@ extension LatchService {
 /// A wrapped key as the caller sends it (the domain's mirror of the wire type).
 public struct WrappedKeyInputValue: Sendable {
     public var principalId: String?
+    /// Set in a rotation batch (elsewhere the route names the vault).
+    public var vaultId: String?
     public var recipientKeyId: String
     public var dekVersion: Int
     public var wrappedKey: String
     public var statement: String
-    public init(principalId: String?, recipientKeyId: String, dekVersion: Int, wrappedKey: String, statement: String) {
-        self.principalId = principalId; self.recipientKeyId = recipientKeyId; self.dekVersion = dekVersion
+    public init(principalId: String?, vaultId: String? = nil, recipientKeyId: String, dekVersion: Int, wrappedKey: String, statement: String) {
+        self.principalId = principalId; self.vaultId = vaultId; self.recipientKeyId = recipientKeyId; self.dekVersion = dekVersion
         self.wrappedKey = wrappedKey; self.statement = statement
     }
 }

@@ -232,8 +232,8 @@ public struct LatchService: Sendable {
         }
     }
 
-    /// Registers the caller's public key. The same key again is a no-op; a different one is a
-    /// rotation, refused until rotation batches are supported.
+    /// Registers the caller's public key. The same key again is a no-op; a different one
+    /// without the rotation fields is refused (see `rotatePublicKey`).
     public func registerPublicKey(_ ctx: AuthContext, pem: String) async throws -> (PublicKeyRecord, created: Bool) {
         try await perform(ctx, "key.register", assetType: ctx.principal.type.rawValue, assetId: ctx.principal.id) { tx in
             let r = try await self.registerKey(tx, principal: ctx.principal, pem: pem)
@@ -246,7 +246,7 @@ public struct LatchService: Sendable {
         if let active = try await tx.activePublicKey(principalId: principal.id) {
             if active.keyId == pk.keyId { return (active, false) }
             throw DomainError(.conflict, code: "key_rotation_required",
-                              "\(principal.type.rawValue.lowercased()) \(principal.id) already has active key \(active.keyId); a different key is a rotation, which needs a continuity signature and a complete re-wrap batch (not supported by this server yet)")
+                              "\(principal.type.rawValue.lowercased()) \(principal.id) already has active key \(active.keyId); a different key is a rotation: send previousEncryptionKeyId, rotationSignature and rewrappedVaultKeys with it (`latch agent rotate-key`)")
         }
         if let other = try await tx.publicKey(keyId: pk.keyId), other.principalId != principal.id || other.status == .retired {
             throw DomainError.conflict("this public key is already registered (keyId \(pk.keyId)); generate a fresh key pair")

@@ -104,6 +104,15 @@ struct MachineRoutes: Sendable {
         }
         m.post("vault/public-key") { r, c in
             let req = try await decodeBody(RegisterPublicKeyRequest.self, r, limit: limit)
+            let rotation = KeyRotationInput(publicKey: req.publicKey, previousKeyId: req.previousEncryptionKeyId,
+                                            rotationSignature: req.rotationSignature, rewraps: req.rewrappedVaultKeys?.map(value))
+            if rotation.isRotation {
+                let r = try await service.rotatePublicKey(try c.caller(), rotation)
+                return try jsonResponse(KeyRotationResponse(keyId: r.key.keyId, publicKey: r.key.pem, principalId: r.key.principalId,
+                                                            status: r.key.status.rawValue, createdAt: r.key.createdAt, logIndex: r.key.logIndex,
+                                                            previousKeyId: r.previous.keyId, rewrappedVaultIds: r.rewrappedVaultIds),
+                                        status: .created)
+            }
             let (rec, created) = try await service.registerPublicKey(try c.caller(), pem: req.publicKey)
             return try jsonResponse(info(rec), status: created ? .created : .ok)
         }
@@ -147,7 +156,8 @@ struct MachineRoutes: Sendable {
                 let ms = try await service.memberKeys(try c.caller(), vaultId: id)
                 return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: ms.map {
                     MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
-                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex)
+                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex,
+                              rotations: $0.rotations.isEmpty ? nil : $0.rotations.map { KeyRotationLink(previousPublicKey: $0.previous.pem, statement: $0.statement) })
                 }))
             }
         }
@@ -373,6 +383,6 @@ func detail(_ i: Item, _ fs: [Field]) -> ItemDetailResponse {
                        fields: fs.map(info), detailCheckpoint: i.detailCheckpoint, detailLogIndex: i.detailLogIndex)
 }
 func value(_ w: WrappedKeyInput) -> WrappedKeyInputValue {
-    WrappedKeyInputValue(principalId: w.principalId, recipientKeyId: w.recipientKeyId, dekVersion: w.dekVersion,
+    WrappedKeyInputValue(principalId: w.principalId, vaultId: w.vaultId, recipientKeyId: w.recipientKeyId, dekVersion: w.dekVersion,
                          wrappedKey: w.wrappedKey, statement: w.statement)
 }

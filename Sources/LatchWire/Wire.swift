@@ -66,6 +66,10 @@ public enum WireErrorCode {
     public static let checkpointMismatch = "checkpoint_mismatch"
     public static let conflict = "conflict"
     public static let keyRotationUnsupported = "key_rotation_required"
+    public static let rotationBatchIncomplete = "rotation_batch_incomplete"
+    public static let rotationBatchInvalid = "rotation_batch_invalid"
+    public static let rotationSignatureInvalid = "rotation_signature_invalid"
+    public static let rotationOrphansSignatures = "rotation_orphans_signatures"
     public static let noPublicKey = "no_public_key"
     public static let invalidPublicKey = "invalid_public_key"
     public static let invalidEnvelope = "invalid_envelope"
@@ -170,11 +174,37 @@ public struct TenantContextResponse: Codable, Sendable {
 
 public struct RegisterPublicKeyRequest: Codable, Sendable {
     public var publicKey: String
-    /// Rotation fields (issue 5). Until rotation lands, a different key is refused.
+    /// Rotation (issue 5): the key id of the caller's current active key. All three rotation
+    /// fields go together; without them, a key different from the active one is refused.
     public var previousEncryptionKeyId: String?
+    /// The `SignedEnvelope<KeyRotationStatement>` JSON text, signed by the previous key.
     public var rotationSignature: String?
-    public init(publicKey: String, previousEncryptionKeyId: String? = nil, rotationSignature: String? = nil) {
+    /// One re-wrap per vault whose current DEK the previous key opens: `vaultId`,
+    /// `recipientKeyId` = the new key id, `dekVersion` = the vault's current one, and the
+    /// wrapped-key statement signed by the new key.
+    public var rewrappedVaultKeys: [WrappedKeyInput]?
+    public init(publicKey: String, previousEncryptionKeyId: String? = nil, rotationSignature: String? = nil,
+                rewrappedVaultKeys: [WrappedKeyInput]? = nil) {
         self.publicKey = publicKey; self.previousEncryptionKeyId = previousEncryptionKeyId; self.rotationSignature = rotationSignature
+        self.rewrappedVaultKeys = rewrappedVaultKeys
+    }
+}
+
+/// The answer to an accepted rotation (`POST /vault/public-key` with the rotation fields):
+/// the new key's info plus what changed.
+public struct KeyRotationResponse: Codable, Sendable {
+    public var keyId: String
+    public var publicKey: String
+    public var principalId: String
+    public var status: String
+    public var createdAt: Date
+    public var logIndex: Int64?
+    public var previousKeyId: String
+    public var rewrappedVaultIds: [String]
+    public init(keyId: String, publicKey: String, principalId: String, status: String, createdAt: Date, logIndex: Int64?,
+                previousKeyId: String, rewrappedVaultIds: [String]) {
+        self.keyId = keyId; self.publicKey = publicKey; self.principalId = principalId; self.status = status
+        self.createdAt = createdAt; self.logIndex = logIndex; self.previousKeyId = previousKeyId; self.rewrappedVaultIds = rewrappedVaultIds
     }
 }
 
@@ -183,12 +213,15 @@ public struct RegisterPublicKeyRequest: Codable, Sendable {
 /// A wrapped DEK for one recipient, with the signed `WrappedKeyStatement` envelope (JSON text).
 public struct WrappedKeyInput: Codable, Sendable {
     public var principalId: String?
+    /// Which vault the wrap is for; needed in a rotation batch (elsewhere the route names it).
+    public var vaultId: String?
     public var recipientKeyId: String
     public var dekVersion: Int
     public var wrappedKey: String      // base64 of the RSA-OAEP ciphertext
     public var statement: String       // SignedEnvelope<WrappedKeyStatement> JSON text
-    public init(principalId: String? = nil, recipientKeyId: String, dekVersion: Int, wrappedKey: String, statement: String) {
-        self.principalId = principalId; self.recipientKeyId = recipientKeyId; self.dekVersion = dekVersion
+    public init(principalId: String? = nil, vaultId: String? = nil, recipientKeyId: String, dekVersion: Int, wrappedKey: String,
+                statement: String) {
+        self.principalId = principalId; self.vaultId = vaultId; self.recipientKeyId = recipientKeyId; self.dekVersion = dekVersion
         self.wrappedKey = wrappedKey; self.statement = statement
     }
 }
@@ -395,11 +428,22 @@ public struct MemberKey: Codable, Sendable, Equatable {
     public var publicKey: String
     /// Index of the key's registration leaf in the transparency log.
     public var logIndex: Int64?
+    /// For a rotated key: the continuity chain from the member's first key to `keyId`, oldest
+    /// first (absent when the key was never rotated).
+    public var rotations: [KeyRotationLink]?
     public init(principalId: String, principalType: String, name: String, level: String, keyId: String, publicKey: String,
-                logIndex: Int64? = nil) {
+                logIndex: Int64? = nil, rotations: [KeyRotationLink]? = nil) {
         self.principalId = principalId; self.principalType = principalType; self.name = name; self.level = level
-        self.keyId = keyId; self.publicKey = publicKey; self.logIndex = logIndex
+        self.keyId = keyId; self.publicKey = publicKey; self.logIndex = logIndex; self.rotations = rotations
     }
+}
+
+/// One rotation step: the retired key (SPKI PEM) and the `SignedEnvelope<KeyRotationStatement>`
+/// JSON text it signed, naming the next key.
+public struct KeyRotationLink: Codable, Sendable, Equatable {
+    public var previousPublicKey: String
+    public var statement: String
+    public init(previousPublicKey: String, statement: String) { self.previousPublicKey = previousPublicKey; self.statement = statement }
 }
 
 public struct PublicKeysResponse: Codable, Sendable {

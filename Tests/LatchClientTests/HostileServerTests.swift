@@ -40,6 +40,17 @@ struct AttackOutcome: Sendable {
     var attack: String
     var detected: Bool
     var error: String
+
+    /// The `attack | detected | error` table a hostile-server suite prints.
+    static func table(_ rows: [AttackOutcome], since start: ContinuousClock.Instant) -> String {
+        let width = max(6, rows.map(\.attack.count).max() ?? 0)
+        var report = "\nattack" + String(repeating: " ", count: width - 6) + " | detected | error\n"
+        for row in rows {
+            report += row.attack.padding(toLength: width, withPad: " ", startingAt: 0)
+                + " | " + (row.detected ? "yes     " : "no      ") + " | " + row.error + "\n"
+        }
+        return report + "(\(rows.count) attacks in \(ContinuousClock.now - start))\n"
+    }
 }
 
 /// The shared `latch serve`, its operator, and the hostile edits of its store.
@@ -439,14 +450,7 @@ final class GhostBox: @unchecked Sendable {
             }
         }
 
-        let width = table.map(\.attack.count).max() ?? 0
-        var report = "\nattack" + String(repeating: " ", count: width - 6) + " | detected | error\n"
-        for row in table {
-            report += row.attack.padding(toLength: width, withPad: " ", startingAt: 0)
-                + " | " + (row.detected ? "yes     " : "no      ") + " | " + row.error + "\n"
-        }
-        report += "(\(table.count) attacks in \(ContinuousClock.now - start))\n"
-        print(report)
+        print(AttackOutcome.table(table, since: start))
         #expect(table.count == 11)
         for row in table where !row.detected {
             Issue.record("not detected: \(row.attack)")
