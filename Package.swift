@@ -135,7 +135,7 @@ targets += [
 // MARK: - Benchmarks
 products += [.executable(name: "latch-bench", targets: ["LatchBench"])]
 targets += [
-    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto"], swiftSettings: swiftSettings),
+    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto", "LatchClient"], swiftSettings: swiftSettings),
 ]
 
 let package = Package(

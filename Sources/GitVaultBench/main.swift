@@ -9,10 +9,11 @@ import LatchGit
 // files to the same recipients, and prints both.
 
 let usage = """
-    usage: GitVaultBench grant-revoke [--secrets N] [--agents M] [--keep]
+    usage: GitVaultBench grant-revoke [--secrets N] [--agents M] [--keep] [--no-baseline]
       --secrets N   secrets in the group (default 1000)
       --agents M    recipients of each secret before the grant, owner included (default 10)
       --keep        keep the temporary vault and print its path
+      --no-baseline skip the age shell loop (for profiling; no speed-up is printed)
     """
 
 func fail(_ message: String) -> Never {
@@ -23,13 +24,14 @@ func fail(_ message: String) -> Never {
 var args = Array(CommandLine.arguments.dropFirst())
 guard args.first == "grant-revoke" else { fail(usage) }
 args.removeFirst()
-var secretCount = 1000, recipientCount = 10, keep = false
+var secretCount = 1000, recipientCount = 10, keep = false, baseline = true
 while let arg = args.first {
     args.removeFirst()
     switch arg {
     case "--secrets": secretCount = args.first.flatMap(Int.init) ?? 0; args = Array(args.dropFirst())
     case "--agents": recipientCount = args.first.flatMap(Int.init) ?? 0; args = Array(args.dropFirst())
     case "--keep": keep = true
+    case "--no-baseline": baseline = false
     default: fail(usage)
     }
 }
@@ -114,6 +116,22 @@ do {
         let yaml = try seconds { for _ in 0..<200 { _ = try SecretMetadata(yaml: metaText).yaml() } }
         let man = try seconds { _ = try VaultManifest(yaml: manifest.yaml()) }
         let commit = try seconds { try git.commit(root: repo, changed: changed, removed: [], message: "bench: noop") }
+        // The steps of one re-encryption, one after another over 200 secrets.
+        var steps = [Double](repeating: 0, count: 6)
+        let ownerRecipients = recipients
+        for i in 0..<200 {
+            let path = "\(group)/secret-\(i)"
+            let enc = vault.layout.url(VaultLayout.secretFile(path)), metaURL = vault.layout.url(VaultLayout.metadataFile(path))
+            var bytes = Data(), plain = Data(), out = Data(), text = "", meta: SecretMetadata? = nil
+            steps[0] += try seconds { bytes = try fs.read(enc) }
+            steps[1] += try seconds { plain = try Age.decrypt(bytes, identities: [owner]) }
+            steps[2] += try seconds { out = try Age.encrypt(plain, to: ownerRecipients) }
+            steps[3] += try seconds { try fs.overwrite(out, at: enc) }
+            steps[4] += try seconds { text = String(decoding: try fs.read(metaURL), as: UTF8.self); meta = try SecretMetadata(yaml: text) }
+            steps[5] += try seconds { try fs.overwrite(Data(try meta!.yaml().utf8), at: metaURL) }
+        }
+        print(String(format: "steps per secret (ms): read %.3f decrypt %.3f encrypt %.3f write %.3f meta read+parse %.3f meta emit+write %.3f",
+                     steps[0] * 5, steps[1] * 5, steps[2] * 5, steps[3] * 5, steps[4] * 5, steps[5] * 5))
         print(String(format: "per secret: decrypt %.3f ms, encrypt to %d %.3f ms, meta parse+emit %.3f ms; manifest %.3f s; commit of %d paths %.3f s",
                      dec * 5, recipients.count, enc * 5, yaml * 5, man, changed.count, commit))
     }
@@ -126,6 +144,13 @@ do {
     let revokeCPU = lastCPU
     guard granted.count == secretCount, revoked.count == secretCount else { fail("unexpected secret count") }
 
+    func fmt(_ value: Double) -> String { String(format: "%.3f s", value) }
+    if !baseline {
+        print("latch grant  (re-encrypt + commit): \(fmt(grantTime)) wall, \(fmt(grantCPU)) CPU")
+        print("latch revoke (re-encrypt + commit): \(fmt(revokeTime)) wall, \(fmt(revokeCPU)) CPU")
+        if keep { print("vault kept at \(repo.path)") } else { try? FileManager.default.removeItem(at: dir) }
+        exit(0)   // skips the deferred removal above
+    }
     // Baseline: the same re-encryption as a shell loop of age -d | age -e (recipients after grant).
     var recipientLines = try [vault.ownerRecipient().string]
     for agent in agents { if let r = try vault.agentRecipient(agent) { recipientLines.append(r.string) } }
@@ -144,7 +169,6 @@ do {
     let loopCPU = lastCPU
     guard status == 0 else { fail("the age shell loop failed (is `age` installed?)") }
 
-    func fmt(_ value: Double) -> String { String(format: "%.3f s", value) }
     print("secrets: \(secretCount), recipients: \(recipientCount) before the grant, \(recipientCount + 1) after")
     print("                                   wall clock   CPU (incl. git/age children)")
     print("latch grant  (re-encrypt + commit): \(fmt(grantTime))    \(fmt(grantCPU))")

@@ -2,6 +2,7 @@
 // `openssl speed` on the same machine in the same run. Build and run in release mode:
 //
 //     swift run -c release latch-bench [--leaves N] [--seconds S] [--no-openssl]
+//     .build/release/latch-bench sync --help      (sync with vs without the log checks: SyncBench.swift)
 //
 // Nothing secret is printed: keys and DEKs stay inside this process.
 import Foundation
@@ -14,6 +15,11 @@ import Darwin
 import LatchLog
 
 // MARK: Options
+
+if CommandLine.arguments.dropFirst().first == "sync" {     // latch-bench sync: see SyncBench.swift
+    await SyncBench.main(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 
 var leafCount = 1_000_000
 var cryptoSeconds = 2.0

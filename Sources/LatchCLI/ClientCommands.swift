@@ -145,9 +145,11 @@ struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "get",
         abstract: "Print one secret value (no newline added when stdout is not a terminal).")
     @OptionGroup var options: ProfileOption
-    @Argument(help: "Env name (ITEM_FIELD or ITEM), or ITEM/FIELD, or VAULT/ITEM/FIELD.") var name: String
+    @Argument(help: "Env name (ITEM_FIELD or ITEM), or ITEM/FIELD, or VAULT/ITEM/FIELD; with --repo, a secret path.") var name: String
+    @OptionGroup var repoOptions: RepoReadOptions
 
     func run() async throws {
+        if let repo = repoOptions.repo { return try RepoClient.get(name, repo: repo, key: repoOptions.key) }
         try await CLI.run {
             let started = Date()
             let latch = try await options.connect()
@@ -185,14 +187,22 @@ struct RunCommand: AsyncParsableCommand {
     @OptionGroup var options: ProfileOption
     @Option(help: "Prefix for every variable name.") var prefix: String = ""
     @Flag(name: .customLong("no-masking"), help: "Do not mask secret values in the command's output.") var noMasking = false
+    @OptionGroup var repoOptions: RepoReadOptions
+    @Option(help: "With --repo: only the secrets of this group.") var group: String?
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
     func run() async throws {
         var code: Int32 = 0
         try await CLI.run {
             guard !command.isEmpty else { throw LatchError(.usage, "no command given", hint: "use `latch run -- CMD ARGS...`") }
-            let latch = try await options.connect()
             var env = ProcessInfo.processInfo.environment
+            if let repo = repoOptions.repo {
+                code = try RepoClient.run(command, repo: repo, key: repoOptions.key, group: group, prefix: prefix,
+                                          masking: !noMasking, environment: env)
+                return
+            }
+            guard group == nil else { throw LatchError(.usage, "--group needs --repo", hint: "use `latch run --repo DIR --group G -- CMD`") }
+            let latch = try await options.connect()
             let secrets = latch.env
             for (k, v) in secrets { env[prefix + k] = v }
             let supervisor = Supervisor(arguments: command, environment: env, maskedValues: Array(secrets.values), masking: !noMasking)
@@ -341,7 +351,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 log key:      \(r.logKey)\(r.pinnedNow ? " (pinned now)" : " (pinned)")
                 tree head:    size \(r.treeSize), root \(r.rootHash), signature verified
                 consistency:  \(consistency)
-                inclusion:    \(r.inclusionProofs) proofs verified (\(r.vaultSummaries) vault summaries, \(r.itemDetails) item details, \(r.publicKeys) public keys)
+                inclusion:    \(r.inclusionProofs) proofs verified (\(r.vaultSummaries) vault summaries, \(r.itemDetails) item details, \(r.publicKeys) public keys, \(r.writerSets) writer sets)
                 vaults:       \(out.vaults.count) verified\(out.unavailableVaults.isEmpty ? "" : ", \(out.unavailableVaults.count) without a key for this profile")
                 items:        \(latch.verifiedVaults.map(\.items.count).reduce(0, +)) verified
                 trust file:   \(out.trustFile)
@@ -464,7 +474,7 @@ struct SecretCommand: AsyncParsableCommand {
 
 struct AgentCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "agent", abstract: "Create and list agents; rotate this profile's key.",
-                                                    subcommands: [Create.self, List.self, RotateKey.self])
+                                                    subcommands: [Create.self, List.self, Remove.self, RotateKey.self])
     struct RotateKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "rotate-key",
             abstract: "Rotate this profile's key pair (agent or user): new key made here, every vault key re-wrapped, one atomic server change.",
@@ -521,6 +531,20 @@ struct AgentCommand: AsyncParsableCommand {
             }
         }
     }
+    struct Remove: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove an agent: its grants and wraps go, its API keys are revoked, and every vault key it could open is rotated.")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "Agent name or id.") var name: String
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let latch = try await options.connect()
+                let report = try await latch.removeAgent(try await latch.principal(named: name, type: "AGENT"))
+                try RevokeCommand.print(report, json: json, verb: "removed; revoked from")
+            }
+        }
+    }
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List agents.")
         @OptionGroup var options: ProfileOption
@@ -571,18 +595,51 @@ struct ShareCommand: AsyncParsableCommand {
 
 struct RevokeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "revoke",
-        abstract: "Remove a principal's grant on a vault (DEK rotation is not done by this build).")
+        abstract: "Revoke a principal's access to a vault: its wraps go at once, the vault key is rotated, and the secrets it could read are listed.",
+        discussion: """
+            Removes the direct grant of --agent, --user or --group on VAULT (the server deletes the wraps it made \
+            useless in the same transaction), then rotates the vault's DEK: a fresh key, every value re-encrypted \
+            with new checkpoints, the new key wrapped to every remaining member whose key the transparency log \
+            vouches for, in one all-or-nothing request. Needs ADMIN on the vault and its current key. Prints the \
+            secrets the principal could read: rotate them where they are used.
+            """)
     @OptionGroup var options: ProfileOption
     @Argument(help: "Vault name or id.") var vault: String
-    @OptionGroup var target: ShareTarget
+    @Option(help: "Agent name or id.") var agent: String?
+    @Option(help: "User name or id.") var user: String?
+    @Option(help: "Security group name or id.") var group: String?
+    @Flag(help: "JSON output.") var json = false
 
     func run() async throws {
         try await CLI.run {
-            let latch = try await options.connect(sync: false)
-            let p = try await target.resolve(latch)
-            try await latch.revoke(vault: vault, principal: p)
-            CLI.stderr("latch: \(p.name) no longer has access to \(vault)")
+            let given = [agent, user, group].compactMap { $0 }
+            guard given.count == 1 else { throw LatchError(.usage, "give exactly one of --agent, --user or --group") }
+            let latch = try await options.connect()
+            let report: RevocationReport
+            if let group {
+                report = try await latch.revoke(vault: vault, group: try await latch.group(named: group))
+            } else if let agent {
+                report = try await latch.revoke(vault: vault, principal: try await latch.principal(named: agent, type: "AGENT"))
+            } else {
+                report = try await latch.revoke(vault: vault, principal: try await latch.principal(named: user ?? "", type: "USER"))
+            }
+            try RevokeCommand.print(report, json: json, verb: "revoked from")
         }
+    }
+
+    static func print(_ r: RevocationReport, json: Bool, verb: String) throws {
+        if json { try CLI.json(r); return }
+        for v in r.vaults {
+            if let dek = v.dekVersion {
+                CLI.stdout("\(r.principalType.lowercased()) \(r.principalName) \(verb) vault \(v.vault): key rotated to DEK v\(dek), re-wrapped to \(v.rewrapped.count) member(s)\(v.pending.isEmpty ? "" : ", \(v.pending.count) pending")\n")
+            } else {
+                CLI.stdout("\(r.principalType.lowercased()) \(r.principalName) \(verb) vault \(v.vault): key NOT rotated: \(v.notRotated ?? "")\n")
+            }
+        }
+        if r.exposedSecrets.isEmpty { CLI.stdout("no secrets were exposed\n"); return }
+        CLI.stdout("\(r.principalName) could read these secrets; rotate them where they are used:\n")
+        CLI.stdout(CLI.table(r.exposedSecrets.map { [$0.vault, $0.item, $0.fields.joined(separator: ","), $0.envNames.joined(separator: ",")] },
+                             header: ["VAULT", "ITEM", "FIELDS", "ENV"]))
     }
 }
 

@@ -11,14 +11,18 @@ struct MCPCommand: AsyncParsableCommand {
         abstract: "Run a stdio MCP server exposing Latchkey tools (read-only unless --allow-writes).")
     @OptionGroup var options: ProfileOption
     @Flag(name: .customLong("allow-writes"), help: "Also offer latch_machine_request (any machine API call).") var allowWrites = false
+    @OptionGroup var repoOptions: RepoReadOptions
 
     func run() async throws {
         let session = MCPSession(profile: options.profile, environment: options.environment)
         let server = Server(name: "latch", version: LatchVersion.string, capabilities: .init(tools: .init(listChanged: false)))
-        let tools = MCPTools.definitions(allowWrites: allowWrites)
+        // --repo: also agent_vault_get/agent_vault_list on that git-mode vault (RepoMCP.swift).
+        let repoAccess = try RepoMCP.open(repoOptions)
+        let tools = MCPTools.definitions(allowWrites: allowWrites) + (repoAccess == nil ? [] : RepoMCP.definitions)
         let allowWrites = self.allowWrites
         await server.withMethodHandler(ListTools.self) { _ in .init(tools: tools) }
         await server.withMethodHandler(CallTool.self) { params in
+            if let repoAccess, let result = RepoMCP.call(params.name, params.arguments ?? [:], access: repoAccess) { return result }
             do {
                 let text = try await MCPTools.call(params.name, params.arguments ?? [:], session: session, allowWrites: allowWrites)
                 return .init(content: [.text(text: text, annotations: nil, _meta: nil)], isError: false)

@@ -37,6 +37,11 @@ public final class Latch: @unchecked Sendable {
     /// When false, every entry's inclusion is proven again even if an earlier verified head
     /// already covered the same leaf (`latch verify`).
     var reuseVerifiedLeaves = true
+    /// BENCHMARK ONLY (`latch-bench sync`, through `@_spi(Benchmark) import LatchClient`): when
+    /// true, syncs skip every transparency-log check, so a hostile server's log attacks go
+    /// unnoticed. It exists to measure what the log checks cost; never set it anywhere else
+    /// (the CLI, MCP server and SDK users cannot reach it without the SPI import).
+    @_spi(Benchmark) public var unsafeSkipTransparencyLogForBenchmark = false
     private let lock = NSLock()
     private var vaults: [String: VerifiedVault] = [:]
     private var vaultInfos: [String: VaultInfo] = [:]
@@ -258,6 +263,7 @@ public final class Latch: @unchecked Sendable {
                 unavailable[id] = e.message
                 continue
             }
+            if unsafeSkipTransparencyLogForBenchmark { continue }
             entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
                                   details: cache.items.values.filter { $0.item.vaultId == id }.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
         }
@@ -296,11 +302,27 @@ public final class Latch: @unchecked Sendable {
                                envelopes: envelopesByItem[i.item.id] ?? [:]))
         }
         return VaultMaterial(vaultId: vaultId, summary: try Self.envelope(v.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint"),
-                             wrappedKeys: wraps, items: items, directory: directory)
+                             wrappedKeys: wraps, items: items, directory: directory.keys, writers: directory.writers,
+                             writersLogIndex: directory.writersLogIndex)
     }
 
-    func fetchDirectory(_ vaultId: String) async throws -> [DirectoryKey] {
+    /// The signer directory and the writer set chain served with it.
+    struct ServedDirectory {
+        var keys: [DirectoryKey]
+        var writers: [WritersLinkMaterial]
+        var writersLogIndex: Int64?
+    }
+
+    func fetchDirectory(_ vaultId: String) async throws -> ServedDirectory {
         let keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId))
+        var writers: [WritersLinkMaterial] = []
+        for link in keys.writers ?? [] {
+            guard let pk = try? PrincipalPublicKey(pem: link.signerPublicKey) else {
+                throw VaultVerifier.fail("vault \(vaultId): a writer set link is served with a key that does not parse")
+            }
+            writers.append(WritersLinkMaterial(envelope: try Self.envelope(link.statement, what: "vault \(vaultId) writer set"), text: link.statement,
+                                               signerId: link.signerId, signerKey: pk, signerKeyLogIndex: link.signerKeyLogIndex))
+        }
         var directory: [DirectoryKey] = []
         for k in keys.publicKeys {
             guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
@@ -316,7 +338,7 @@ public final class Latch: @unchecked Sendable {
             }
             directory.append(entry)
         }
-        return directory
+        return ServedDirectory(keys: directory, writers: writers, writersLogIndex: keys.writersLogIndex)
     }
 
     static func plan(for vaults: [String: VerifiedVault]) -> EnvNames.Plan {
@@ -413,7 +435,8 @@ public final class Latch: @unchecked Sendable {
             items.append(.init(id: detail.id, detail: env, envelopes: envelopes))
             served.details.append((detail.id, detail.detailCheckpoint, detail.detailLogIndex))
         }
-        return (VaultMaterial(vaultId: vaultId, summary: summary, wrappedKeys: wraps, items: items, directory: directory), served)
+        return (VaultMaterial(vaultId: vaultId, summary: summary, wrappedKeys: wraps, items: items, directory: directory.keys,
+                              writers: directory.writers, writersLogIndex: directory.writersLogIndex), served)
     }
 
     static func envelope<S: SignedStatement>(_ text: String, what: String) throws -> SignedEnvelope<S> {
@@ -441,13 +464,33 @@ public final class Latch: @unchecked Sendable {
         var out: [LogEntry] = [.summary(tenantId: tenantId, vaultId: m.vaultId, version: m.summary.checkpoint.version,
                                         envelope: summary, index: summaryIndex)]
         let versions = Dictionary(m.items.map { ($0.id, $0.detail.checkpoint.version) }, uniquingKeysWith: { a, _ in a })
+        var memo = lock.withLock { detailEntryMemo }
         for d in details.sorted(by: { $0.itemId < $1.itemId }) {
-            out.append(.detail(tenantId: tenantId, vaultId: m.vaultId, itemId: d.itemId, version: versions[d.itemId] ?? 0,
-                               envelope: d.envelope, index: d.index))
+            let version = versions[d.itemId] ?? 0
+            // Memo of a pure function (same envelope text → same leaf): a delta sync does not
+            // re-hash the unchanged details of a large vault.
+            if let hit = memo[d.itemId], hit.envelope == d.envelope, hit.entry.index == d.index, hit.version == version,
+               hit.entry.leaf.tenantId == tenantId, hit.vaultId == m.vaultId {
+                out.append(hit.entry)
+                continue
+            }
+            let entry = LogEntry.detail(tenantId: tenantId, vaultId: m.vaultId, itemId: d.itemId, version: version, envelope: d.envelope, index: d.index)
+            memo[d.itemId] = (m.vaultId, version, d.envelope, entry)
+            out.append(entry)
         }
+        lock.withLock { detailEntryMemo = memo }
         for k in m.directory {
             out.append(.key(tenantId: tenantId, principalId: k.principalId, name: k.name ?? k.principalId, keyId: k.publicKey.keyId,
                             index: k.logIndex, role: "vault \(m.vaultId) signer directory"))
+        }
+        // The writer set: its newest version, and each link's signer key bound to its signer.
+        if let newest = m.writers.last {
+            out.append(.writers(tenantId: tenantId, vaultId: m.vaultId, version: newest.envelope.checkpoint.version,
+                                envelope: newest.text, index: m.writersLogIndex))
+        }
+        for link in m.writers where !out.contains(where: { $0.leaf == .publicKey(tenantId: tenantId, principalId: link.signerId, keyId: link.signerKey.keyId) }) {
+            out.append(.key(tenantId: tenantId, principalId: link.signerId, name: link.signerId, keyId: link.signerKey.keyId,
+                            index: link.signerKeyLogIndex, role: "vault \(m.vaultId) writer set signer"))
         }
         return out
     }
@@ -456,10 +499,14 @@ public final class Latch: @unchecked Sendable {
     /// fetches the signed tree head (1 request) and opens it with the pinned key (pinning the
     /// served key on first use, or the `--log-key`/`LATCH_LOG_KEY` one); proves it extends the
     /// last verified head (1 request when the tree grew; a smaller tree or a failed proof is a
-    /// rollback or fork); proves each entry's rebuilt leaf included (1 request per leaf not
-    /// already proven under an earlier verified head, at most 8 at a time). Any failure throws
+    /// rollback or fork); proves each entry's rebuilt leaf included (1 batch request for
+    /// every leaf not already proven under an earlier verified head, `inclusionProofs`). Any failure throws
     /// before the new head is saved. `prune` keeps only these entries' leaves in the trust file.
     func verifyLog(_ entries: [LogEntry], prune: Bool) async throws -> LogReport {
+        if unsafeSkipTransparencyLogForBenchmark {
+            return LogReport(logKey: "", pinnedNow: false, treeSize: 0, rootHash: "", previousTreeSize: nil, consistencyProofVerified: false,
+                             inclusionProofs: 0, inclusionCached: 0, vaultSummaries: 0, itemDetails: 0, publicKeys: 0)
+        }
         let started = DispatchTime.now().uptimeNanoseconds
         defer { timings.add("log", since: started) }
         let served: LogCheckpointResponse
@@ -477,6 +524,7 @@ public final class Latch: @unchecked Sendable {
         let head = try LogVerifier.openHead(served, verifier: verifier)
         if pinnedNow, explicit == nil { try state.save(path: trustPath) }   // trust on first use: the key whose signature verified
         let size = Int64(head.size)
+        timings.add("log.head", since: started)   // sub-phases of "log", for latch-bench sync
 
         var consistencyVerified = false
         var consistencyProof: [MerkleHash] = []
@@ -487,12 +535,19 @@ public final class Latch: @unchecked Sendable {
         }
         try LogVerifier.checkConsistency(from: state, to: head, proof: consistencyProof)
 
+        let leavesStarted = DispatchTime.now().uptimeNanoseconds
+        var leafMemo = prune ? [:] : lock.withLock { leafHashMemo }
+        defer { lock.withLock { leafHashMemo = leafMemo } }
         var checked: [Int64: (LogEntry, MerkleHash)] = [:]
         var toProve: [(entry: LogEntry, index: Int64, leaf: MerkleHash)] = []
         var cached = 0
         for e in entries {
             let index = try LogVerifier.index(of: e, in: head)
-            let leaf = try LogVerifier.leafHash(e)
+            let leaf: MerkleHash
+            if let hit = leafMemo[index], hit.leaf == e.leaf { leaf = hit.hash } else {
+                leaf = try LogVerifier.leafHash(e)
+                leafMemo[index] = (e.leaf, leaf)
+            }
             if let (other, h) = checked[index] {
                 guard h == leaf else {
                     throw LogVerifier.fail("\(e.what) is not in the transparency log: it claims leaf \(index), which holds \(other.what)")
@@ -503,27 +558,13 @@ public final class Latch: @unchecked Sendable {
             if reuseVerifiedLeaves, state.verified[String(index)] == leaf.hex { cached += 1; continue }
             toProve.append((e, index, leaf))
         }
-        let http = self.http
-        var proofs = [[MerkleHash]](repeating: [], count: toProve.count)
-        try await withThrowingTaskGroup(of: (Int, LogProofResponse).self) { group in
-            var next = 0
-            while next < min(8, toProve.count) {
-                let k = next, index = toProve[k].index
-                group.addTask { (k, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
-                next += 1
-            }
-            while let (k, r) = try await group.next() {
-                proofs[k] = try LogVerifier.hashes(r, what: "inclusion")
-                if next < toProve.count {
-                    let k2 = next, index = toProve[k2].index
-                    group.addTask { (k2, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
-                    next += 1
-                }
-            }
-        }
+        let proofsStarted = DispatchTime.now().uptimeNanoseconds
+        timings.add("log.leaves", since: leavesStarted)
+        let proofs = try await inclusionProofs(toProve.map(\.index), treeSize: size)
         for (k, p) in toProve.enumerated() {
             try LogVerifier.checkInclusion(p.entry, leafHash: p.leaf, index: p.index, head: head, proof: proofs[k])
         }
+        timings.add("log.proofs", since: proofsStarted)
 
         var next = state
         next.treeSize = size
@@ -531,13 +572,70 @@ public final class Latch: @unchecked Sendable {
         next.checkpoint = served.checkpoint
         let now = Dictionary(uniqueKeysWithValues: checked.map { (String($0.key), $0.value.1.hex) })
         next.verified = prune ? now : state.verified.merging(now) { $1 }
+        let saveStarted = DispatchTime.now().uptimeNanoseconds
         if next != state || pinnedNow { try next.save(path: trustPath) }   // an unchanged head is not rewritten (no fsync)
+        timings.add("log.save", since: saveStarted)
         let kinds = checked.values.map(\.0.kind)
         return LogReport(logKey: state.logKey, pinnedNow: pinnedNow, treeSize: size, rootHash: head.root.base64,
                          previousTreeSize: state.treeSize > 0 ? state.treeSize : nil, consistencyProofVerified: consistencyVerified,
                          inclusionProofs: toProve.count, inclusionCached: cached,
                          vaultSummaries: kinds.filter { $0 == .vaultSummary }.count, itemDetails: kinds.filter { $0 == .itemDetail }.count,
-                         publicKeys: kinds.filter { $0 == .publicKey }.count)
+                         publicKeys: kinds.filter { $0 == .publicKey }.count, writerSets: kinds.filter { $0 == .vaultWriters }.count)
+    }
+
+    /// Memos of pure functions over what was served (issue 5, performance): a detail's log entry
+    /// by item (reused only for the identical envelope text, index and version), and a leaf's
+    /// hash by index (reused only for an equal leaf). Never a record of what was verified.
+    private var detailEntryMemo: [String: (vaultId: String, version: Int, envelope: String, entry: LogEntry)] = [:]
+    private var leafHashMemo: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
+
+    /// Set when the server has no batch route (`POST …/transparency/proof/inclusion`): proofs are
+    /// then fetched one leaf at a time.
+    private var batchProofsUnsupported: Bool {
+        get { lock.withLock { _batchProofsUnsupported } }
+        set { lock.withLock { _batchProofsUnsupported = newValue } }
+    }
+    private var _batchProofsUnsupported = false
+
+    /// The inclusion proofs of `indexes` in the tree of `treeSize` leaves, in order: one
+    /// `POST …/transparency/proof/inclusion` per `LogInclusionBatchRequest.maxLeaves` leaves;
+    /// from a server without that route, one `GET` per leaf (at most 8 at a time).
+    func inclusionProofs(_ indexes: [Int64], treeSize size: Int64) async throws -> [[MerkleHash]] {
+        if indexes.isEmpty { return [] }
+        if !batchProofsUnsupported {
+            var out: [[MerkleHash]] = []
+            out.reserveCapacity(indexes.count)
+            do {
+                for start in stride(from: 0, to: indexes.count, by: LogInclusionBatchRequest.maxLeaves) {
+                    let chunk = Array(indexes[start..<min(indexes.count, start + LogInclusionBatchRequest.maxLeaves)])
+                    let r = try await http.postJSON(LogInclusionBatchResponse.self, LatchRoutes.logInclusionBatch,
+                                                    body: LogInclusionBatchRequest(treeSize: size, leafIndexes: chunk))
+                    out += try LogVerifier.batchProofs(r, asked: chunk, treeSize: size)
+                }
+                return out
+            } catch let e as LatchError where out.isEmpty && (e.status == 404 || e.status == 405) {
+                batchProofsUnsupported = true   // an older server: fall back to one proof per request
+            }
+        }
+        let http = self.http
+        var proofs = [[MerkleHash]](repeating: [], count: indexes.count)
+        try await withThrowingTaskGroup(of: (Int, LogProofResponse).self) { group in
+            var next = 0
+            while next < min(8, indexes.count) {
+                let k = next, index = indexes[k]
+                group.addTask { (k, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
+                next += 1
+            }
+            while let (k, r) = try await group.next() {
+                proofs[k] = try LogVerifier.hashes(r, what: "inclusion")
+                if next < indexes.count {
+                    let k2 = next, index = indexes[k2]
+                    group.addTask { (k2, try await http.getJSON(LogProofResponse.self, LatchRoutes.logInclusion(leafIndex: index, treeSize: size))) }
+                    next += 1
+                }
+            }
+        }
+        return proofs
     }
 
     /// Checks that a member key this client is about to wrap a vault key to is in the log.

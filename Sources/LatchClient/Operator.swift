@@ -63,12 +63,14 @@ extension Latch {
     /// Create a vault: client-chosen id, a fresh DEK, the version-1 summary and our own wrap.
     public func createVault(name: String, projectId: String? = nil, dataClassification: String = "CONFIDENTIAL") async throws -> VaultInfo {
         let id = UUID().uuidString.lowercased()
-        let made = try VaultWriter.newVault(id: id, name: name, dataClassification: dataClassification, creator: privateKey)
+        let made = try VaultWriter.newVault(id: id, name: name, dataClassification: dataClassification, creator: privateKey,
+                                            creatorId: identity.principal.id)
         let request = CreateVaultRequest(
             id: id, projectId: projectId, summaryCheckpoint: try Self.text(made.summary),
             wrappedKey: WrappedKeyInput(principalId: identity.principal.id, recipientKeyId: privateKey.publicKey.keyId,
                                         dekVersion: made.creatorWrap.dekVersion, wrappedKey: made.creatorWrap.wrappedKey.base64EncodedString(),
-                                        statement: try Self.text(made.creatorWrap.statement)))
+                                        statement: try Self.text(made.creatorWrap.statement)),
+            writersStatement: try Self.text(made.writers))
         let response = try await http.postJSON(VaultResponse.self, LatchRoutes.vaults, body: request)
         try await refresh()
         return response.vault
@@ -156,6 +158,7 @@ extension Latch {
         var entries = current.permissions.filter { !($0.granteeId == principal.id && $0.granteeType == principal.type) }
         entries.append(PermissionEntry(granteeType: principal.type, granteeId: principal.id, level: level.uppercased()))
         _ = try await http.postJSON(PermissionsResponse.self, LatchRoutes.setPermissions("VAULT", v.id), body: SetPermissionsRequest(permissions: entries))
+        try await signWriter(principal.id, level: VaultWritersStatement.Level(rawValue: level.uppercased()), in: v)
         var key = recipientKey
         if key == nil {
             guard let active = principal.activeKeyId else { return }   // pending until the principal registers a key
@@ -173,6 +176,18 @@ extension Latch {
             WrappedKeyInput(principalId: principal.id, recipientKeyId: key.keyId, dekVersion: wrap.dekVersion,
                             wrappedKey: wrap.wrappedKey.base64EncodedString(), statement: try Self.text(wrap.statement)),
         ]))
+    }
+
+    /// Sign the next writer set version when `principalId`'s writer level there is not
+    /// `level` (nil: not a writer). Only an ADMIN of the current signed set can.
+    func signWriter(_ principalId: String, level: VaultWritersStatement.Level?, in v: VerifiedVault) async throws {
+        guard v.writers.level(of: principalId) != level else { return }
+        guard v.writers.level(of: identity.principal.id) == .admin else {
+            throw LatchError(.forbidden, "only an ADMIN in vault \(v.name)'s signed writer set can change who may write to it",
+                             hint: "ask one of its ADMINs: \(v.writers.writers.filter { $0.accessLevel == .admin }.map(\.principalId).joined(separator: ", "))")
+        }
+        let next = try SignedEnvelope.sign(v.writers.setting(principalId, to: level), with: privateKey)
+        _ = try await http.postJSON(VaultResponse.self, LatchRoutes.vaultWriters(v.id), body: UpdateWritersRequest(statement: try Self.text(next)))
     }
 
     /// Pending grants this caller can see (members without a wrap of the current DEK).

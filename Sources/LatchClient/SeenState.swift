@@ -3,7 +3,7 @@ import LatchCrypto
 
 /// What a client has accepted before: the last summary-checkpoint version per vault and the
 /// last detail-checkpoint version per item, so a server that later serves an older state is
-/// caught. Stored per profile as `seen.json` (0600). Holds ids and integers only — never a
+/// caught. Stored per profile as `seen.json` (0600). Holds ids, integers and hashes only — never a
 /// name, value or key.
 ///
 /// ```json
@@ -24,8 +24,33 @@ public struct SeenState: Codable, Sendable, Equatable {
     /// The member key last accepted per principal id (key ids only); a later, different key
     /// must come with rotation statements chaining it to this one.
     public var memberKeys: [String: String]? = nil
+    /// The newest writer set accepted per vault id; a later chain must pass through it.
+    public var writers: [String: PinnedWriters]? = nil
+
+    public struct PinnedWriters: Codable, Sendable, Equatable {
+        public var version: Int
+        public var hash: String
+    }
 
     public init() {}
+
+    /// Accept a vault's writer set chain (already checked link by link), or throw when it does
+    /// not pass through the version pinned before: an older newest version is a rollback, a
+    /// different hash at the pinned version a fork.
+    public mutating func acceptWriters(vaultId: String, chain: [VaultWritersStatement]) throws {
+        guard let newest = chain.last else { return }
+        if let pinned = writers?[vaultId] {
+            guard newest.version >= pinned.version else {
+                throw LatchError(.verification, "vault \(vaultId): server sent writer set version \(newest.version), older than version \(pinned.version) seen before (rollback)",
+                                 hint: "the server or a proxy is replaying old data; do not trust it")
+            }
+            guard let same = chain.first(where: { $0.version == pinned.version }), same.hash == pinned.hash else {
+                throw LatchError(.verification, "vault \(vaultId): server sent a writer set history that differs from the one seen before at version \(pinned.version) (fork)",
+                                 hint: "the server is showing different histories to different clients; do not trust it")
+            }
+        }
+        writers = (writers ?? [:]).merging([vaultId: PinnedWriters(version: newest.version, hash: newest.hash)]) { _, n in n }
+    }
 
     /// Accept a summary version for a vault, or throw when it is older than one seen before.
     public mutating func acceptSummary(vaultId: String, version: Int) throws {

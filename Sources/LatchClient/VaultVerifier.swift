@@ -23,6 +23,21 @@ public struct DirectoryKey: Sendable {
     }
 }
 
+/// One served version of a vault's writer set, with its signer and the signer's key.
+public struct WritersLinkMaterial: Sendable {
+    public var envelope: SignedEnvelope<VaultWritersStatement>
+    /// The envelope's JSON text exactly as served (its log leaf hashes these bytes).
+    public var text: String
+    public var signerId: String
+    public var signerKey: PrincipalPublicKey
+    public var signerKeyLogIndex: Int64?
+    public init(envelope: SignedEnvelope<VaultWritersStatement>, text: String, signerId: String, signerKey: PrincipalPublicKey,
+                signerKeyLogIndex: Int64?) {
+        self.envelope = envelope; self.text = text; self.signerId = signerId; self.signerKey = signerKey
+        self.signerKeyLogIndex = signerKeyLogIndex
+    }
+}
+
 /// Everything the server served for one vault, before any check.
 public struct VaultMaterial: Sendable {
     public struct WrappedKey: Sendable {
@@ -47,10 +62,13 @@ public struct VaultMaterial: Sendable {
     public var wrappedKeys: [WrappedKey]
     public var items: [Item]
     public var directory: [DirectoryKey]
+    /// The writer set chain, oldest first, and the newest version's log index.
+    public var writers: [WritersLinkMaterial]
+    public var writersLogIndex: Int64?
     public init(vaultId: String, summary: SignedEnvelope<VaultSummaryCheckpoint>, wrappedKeys: [WrappedKey],
-                items: [Item], directory: [DirectoryKey]) {
+                items: [Item], directory: [DirectoryKey], writers: [WritersLinkMaterial] = [], writersLogIndex: Int64? = nil) {
         self.vaultId = vaultId; self.summary = summary; self.wrappedKeys = wrappedKeys
-        self.items = items; self.directory = directory
+        self.items = items; self.directory = directory; self.writers = writers; self.writersLogIndex = writersLogIndex
     }
 }
 
@@ -83,6 +101,8 @@ public struct VerifiedVault: Sendable {
     public var items: [VerifiedItem]
     /// The verified summary checkpoint (what the next version must follow).
     public var summary: VaultSummaryCheckpoint
+    /// The verified newest writer set (what the next version must follow).
+    public var writers: VaultWritersStatement
     /// The unwrapped DEK; kept in memory only.
     var dek: DataEncryptionKey
 }
@@ -96,14 +116,49 @@ public enum VaultVerifier {
         LatchError(.verification, message, hint: "the server sent data no authorised member signed; refusing it")
     }
 
-    static func signer(_ keyId: String, in directory: [DirectoryKey], what: String, needsWrite: Bool) throws -> DirectoryKey {
+    /// The directory entry whose key signed `what`. With `writers`, the signer must also be
+    /// a writer (WRITE or ADMIN) in that verified writer set; the directory's own access levels
+    /// are the server's word and are never used for this.
+    static func signer(_ keyId: String, in directory: [DirectoryKey], what: String, writers: VaultWritersStatement? = nil) throws -> DirectoryKey {
         guard let entry = directory.first(where: { $0.publicKey.keyId == keyId }) else {
             throw fail("\(what) is signed by key \(keyId.prefix(16))…, which is not a member key in the vault's signer directory")
         }
-        if needsWrite, let level = entry.accessLevel?.uppercased(), level == "READ" {
-            throw fail("\(what) is signed by \(entry.principalId), a READ-only member")
+        if let writers, writers.level(of: entry.principalId) == nil {
+            let level = entry.accessLevel.map { "; the server's records say \($0), but only an ADMIN's signature makes a writer" } ?? ""
+            throw fail("\(what) is signed by \(entry.name ?? "member") (\(entry.principalId)), which the vault's signed writer set v\(writers.version) does not list as a writer (WRITE or ADMIN)\(level)")
         }
         return entry
+    }
+
+    /// Checks the writer set chain from version 1: each link signed by the key served with it,
+    /// by a principal the version before lists as ADMIN (the first by an ADMIN it lists), hash-
+    /// linked, and passing through the version this client saw last (no rollback or fork).
+    /// Returns the newest version. Binding each signer's key to its principal is the
+    /// transparency log's job (`Latch.logEntries`).
+    static func verifyWriters(_ m: VaultMaterial, seen: inout SeenState) throws -> VaultWritersStatement {
+        let vaultLabel = "vault \(m.vaultId)"
+        guard !m.writers.isEmpty else {
+            throw fail("\(vaultLabel) has no signed writer set, so no checkpoint in it can be trusted; an ADMIN of the vault must sign one (any write by an ADMIN's `latch` does)")
+        }
+        var previous: VaultWritersStatement?
+        for link in m.writers {
+            let st = link.envelope.checkpoint
+            let label = "\(vaultLabel) writer set v\(st.version)"
+            guard st.vaultId == m.vaultId else { throw fail("\(label) is for vault \(st.vaultId)") }
+            guard link.envelope.signerKeyId == link.signerKey.keyId else {
+                throw fail("\(label) is served with key \(link.signerKey.keyId.prefix(16))…, not the key \(link.envelope.signerKeyId.prefix(16))… that signed it")
+            }
+            do { try link.envelope.verify(with: link.signerKey) } catch {
+                throw fail("\(label): signature is invalid (\(error))")
+            }
+            do { try VaultWritersStatement.checkLink(st, follows: previous, signerId: link.signerId) } catch {
+                throw fail("\(label): \(error)")
+            }
+            previous = st
+        }
+        let newest = previous!
+        try seen.acceptWriters(vaultId: m.vaultId, chain: m.writers.map(\.envelope.checkpoint))
+        return newest
     }
 
     public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState) throws -> VerifiedVault {
@@ -113,12 +168,13 @@ public enum VaultVerifier {
         //    (pinned only if the whole vault verifies)
         var keysSeen = seen
         for k in m.directory { try keysSeen.acceptMemberKey(k, vaultLabel: vaultLabel) }
+        let writers = try verifyWriters(m, seen: &keysSeen)
         // 1. summary checkpoint
         let summary = m.summary.checkpoint
         guard summary.vaultId == m.vaultId else {
             throw fail("\(vaultLabel): summary checkpoint is for vault \(summary.vaultId)")
         }
-        let summarySigner = try signer(m.summary.signerKeyId, in: m.directory, what: "\(vaultLabel) summary checkpoint v\(summary.version)", needsWrite: true)
+        let summarySigner = try signer(m.summary.signerKeyId, in: m.directory, what: "\(vaultLabel) summary checkpoint v\(summary.version)", writers: writers)
         do { try m.summary.verify(with: summarySigner.publicKey) } catch {
             throw fail("\(vaultLabel): summary checkpoint signature is invalid (\(error))")
         }
@@ -133,7 +189,7 @@ public enum VaultVerifier {
         guard st.vaultId == m.vaultId, st.dekVersion == dekVersion else {
             throw fail("\(vaultLabel): wrapped-key statement is for vault \(st.vaultId) DEK v\(st.dekVersion)")
         }
-        let wrapSigner = try signer(wrapped.statement.signerKeyId, in: m.directory, what: "\(vaultLabel) wrapped key v\(dekVersion)", needsWrite: false)
+        let wrapSigner = try signer(wrapped.statement.signerKeyId, in: m.directory, what: "\(vaultLabel) wrapped key v\(dekVersion)")
         do { try wrapped.statement.verify(with: wrapSigner.publicKey) } catch {
             throw fail("\(vaultLabel): wrapped-key statement signature is invalid (\(error))")
         }
@@ -171,7 +227,7 @@ public enum VaultVerifier {
             guard detail.name == entry.name, detail.type == entry.type else {
                 throw fail("\(label): detail checkpoint names it \"\(detail.name)\" (\(detail.type))")
             }
-            let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", needsWrite: true)
+            let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", writers: writers)
             do { try item.detail.verify(with: detailSigner.publicKey) } catch {
                 throw fail("\(label): detail checkpoint signature is invalid (\(error))")
             }
@@ -210,7 +266,8 @@ public enum VaultVerifier {
         }
         seen = nextSeen
         seen.memberKeys = keysSeen.memberKeys
+        seen.writers = keysSeen.writers
         return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items,
-                             summary: summary, dek: dek)
+                             summary: summary, writers: writers, dek: dek)
     }
 }

@@ -15,6 +15,8 @@ public enum VaultWriter {
         public var dek: DataEncryptionKey
         public var summary: SignedEnvelope<VaultSummaryCheckpoint>
         public var creatorWrap: Wrap
+        /// Writer set version 1: the creator as ADMIN.
+        public var writers: SignedEnvelope<VaultWritersStatement>
     }
 
     /// A field to write. `id` is kept when updating an existing field.
@@ -46,18 +48,19 @@ public enum VaultWriter {
     }
 
     public static func newVault(id: String, name: String, dataClassification: String = "CONFIDENTIAL",
-                                creator: PrincipalPrivateKey, using rng: inout some RandomNumberGenerator) throws -> NewVault {
+                                creator: PrincipalPrivateKey, creatorId: String, using rng: inout some RandomNumberGenerator) throws -> NewVault {
         let dek = DataEncryptionKey.generate(version: 1, using: &rng)
         let summary = VaultSummaryCheckpoint(vaultId: id, version: 1, name: name, dataClassification: dataClassification,
                                              currentDekVersion: 1, items: [])
         return NewVault(dek: dek, summary: try .sign(summary, with: creator),
-                        creatorWrap: try wrap(dek, vaultId: id, to: creator.publicKey, signer: creator))
+                        creatorWrap: try wrap(dek, vaultId: id, to: creator.publicKey, signer: creator),
+                        writers: try .sign(.genesis(vaultId: id, creatorId: creatorId), with: creator))
     }
 
     public static func newVault(id: String, name: String, dataClassification: String = "CONFIDENTIAL",
-                                creator: PrincipalPrivateKey) throws -> NewVault {
+                                creator: PrincipalPrivateKey, creatorId: String) throws -> NewVault {
         var rng = SystemRandomNumberGenerator()
-        return try newVault(id: id, name: name, dataClassification: dataClassification, creator: creator, using: &rng)
+        return try newVault(id: id, name: name, dataClassification: dataClassification, creator: creator, creatorId: creatorId, using: &rng)
     }
 
     /// Write an item (new, or a new version of `previousDetail`'s item) with exactly `fields`,

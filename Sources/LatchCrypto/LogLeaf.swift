@@ -14,7 +14,7 @@ public struct LogLeaf: Codable, Sendable, Equatable {
     public var tenantId: String
     /// Public key: the principal. Checkpoint: the vault (summary) or item (detail).
     public var subjectId: String
-    /// Public key: the key id (SHA-256 of its SPKI). Checkpoint: `vaultSummary` or `itemDetail`.
+    /// Public key: the key id (SHA-256 of its SPKI). Checkpoint: `vaultSummary`, `itemDetail` or `vaultWriters`.
     public var name: String
     /// Checkpoint: lowercase hex SHA-256 of the signed envelope exactly as stored and served; nil for keys.
     public var envelopeSha256: String?
@@ -28,7 +28,7 @@ public struct LogLeaf: Codable, Sendable, Equatable {
         LogLeaf(type: publicKeyType, tenantId: tenantId, subjectId: principalId, name: keyId, envelopeSha256: nil)
     }
 
-    public enum CheckpointKind: String, Sendable { case vaultSummary, itemDetail }
+    public enum CheckpointKind: String, Sendable { case vaultSummary, itemDetail, vaultWriters }
 
     /// An accepted checkpoint: `envelope` is the signed envelope's JSON text exactly as served.
     public static func checkpoint(_ kind: CheckpointKind, tenantId: String, subjectId: String, envelope: String) -> LogLeaf {

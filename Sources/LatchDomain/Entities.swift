@@ -182,6 +182,11 @@ public struct Vault: Codable, Sendable, Equatable {
     public var summaryCheckpoint: String
     /// Where the current summary checkpoint is in the transparency log.
     public var summaryLogIndex: Int64?
+    /// The signed writer set (`latchkey.vault-writers.v1`), every version oldest first; nil
+    /// for a vault made before writer sets existed (an ADMIN may then post a version 1).
+    public var writers: [WritersLink]?
+    /// Where the newest writer set is in the transparency log.
+    public var writersLogIndex: Int64?
     public var createdBy: String
     public var createdAt: Date
     public var updatedAt: Date
@@ -192,6 +197,17 @@ public struct Vault: Codable, Sendable, Equatable {
         self.dataClassification = dataClassification; self.currentDekVersion = currentDekVersion; self.summaryVersion = summaryVersion
         self.summaryCheckpoint = summaryCheckpoint; self.createdBy = createdBy; self.createdAt = createdAt; self.updatedAt = updatedAt
         self.archived = archived
+    }
+}
+
+/// One version of a vault's writer set: the envelope exactly as received, and who signed it
+/// with which key (so a client can check a link whose signer has since left or rotated).
+public struct WritersLink: Codable, Sendable, Equatable {
+    public var statement: String
+    public var signerId: String
+    public var signerKeyId: String
+    public init(statement: String, signerId: String, signerKeyId: String) {
+        self.statement = statement; self.signerId = signerId; self.signerKeyId = signerKeyId
     }
 }
 

@@ -147,8 +147,13 @@ extension LatchService {
                 try await self.change(tx, ctx.tenant.id, .grant, g.id, vault: type == .vault ? assetId : nil)
             }
             var pending: [PendingGrant] = []
-            for v in vaults { pending += try await self.recomputePending(tx, v) }
-            return ((new.values.sorted { $0.id < $1.id }, pending), "grants=\(new.count) pending=\(pending.count)")
+            var dropped: [String] = []
+            for v in vaults {
+                dropped += try await self.dropNonMemberWraps(tx, v)   // removed access loses its wraps at once
+                pending += try await self.recomputePending(tx, v)
+            }
+            return ((new.values.sorted { $0.id < $1.id }, pending),
+                    "grants=\(new.count) pending=\(pending.count)" + (dropped.isEmpty ? "" : " droppedWraps=\(dropped.joined(separator: ","))"))
         }
     }
 

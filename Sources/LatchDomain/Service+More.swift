@@ -176,6 +176,7 @@ extension LatchService {
                 if grant.assetType == .vault, let v = try await tx.vault(grant.assetId) { vaults = [v] }
                 if grant.assetType == .project { vaults = try await tx.vaults(tenantId: ctx.tenant.id).filter { $0.projectId == grant.assetId } }
                 for v in vaults where !v.archived {
+                    try await self.dropNonMemberWraps(tx, v)   // members who left the group lose their wraps at once
                     pending += try await self.recomputePending(tx, v)
                     try await self.change(tx, ctx.tenant.id, .grant, grant.id, vault: v.id)
                 }

@@ -114,7 +114,7 @@ extension LatchService {
     // MARK: vault use cases
 
     public func createVault(_ ctx: AuthContext, id: String, projectId: String?, summaryCheckpoint: String,
-                            wrappedKey: WrappedKeyInputValue) async throws -> Vault {
+                            wrappedKey: WrappedKeyInputValue, writersStatement: String? = nil) async throws -> Vault {
         return try await perform(ctx, require: "machine.vault.write", "vault.create", assetType: "VAULT", assetId: id) { tx in
             try Self.checkId(id, "vault id")
             if let p = projectId {
@@ -138,6 +138,7 @@ extension LatchService {
                           currentDekVersion: 1, summaryVersion: s.version, summaryCheckpoint: summaryCheckpoint,
                           createdBy: ctx.principal.id, createdAt: now, updatedAt: now, archived: false)
             v.summaryLogIndex = try await self.logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: summaryCheckpoint)
+            if let writersStatement { try await self.acceptWriters(tx, ctx, &v, statement: writersStatement) }
             guard try await tx.insertVault(v) else { throw DomainError.conflict("vault id \(id) is already taken; choose a new UUID") }
             let grant = PermissionGrant(tenantId: ctx.tenant.id, assetType: .vault, assetId: id, granteeType: GranteeType(rawValue: ctx.principal.type.rawValue) ?? .user,
                                         granteeId: ctx.principal.id, level: .admin, createdAt: now)
@@ -456,7 +457,15 @@ extension LatchService {
         public var rotations: [(previous: PublicKeyRecord, statement: String)] = []
     }
 
-    public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> [MemberKeyValue] {
+    /// The signer directory: each member's active key (with its rotation chain) and the
+    /// vault's signed writer set chain.
+    public struct VaultDirectory: Sendable {
+        public var members: [MemberKeyValue]
+        public var writers: [WritersLinkValue]
+        public var writersLogIndex: Int64?
+    }
+
+    public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> VaultDirectory {
         return try await perform(ctx, require: "machine.vault.read", "vault.public_keys", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
             var out: [MemberKeyValue] = []
@@ -465,7 +474,8 @@ extension LatchService {
                     out.append(MemberKeyValue(principal: p, level: l, key: k, rotations: try await self.rotationChain(tx, to: k)))
                 }
             }
-            return (out.sorted { $0.principal.id < $1.principal.id }, nil)
+            return (VaultDirectory(members: out.sorted { $0.principal.id < $1.principal.id },
+                                   writers: try await self.writersChain(tx, v), writersLogIndex: v.writersLogIndex), nil)
         }
     }
 }

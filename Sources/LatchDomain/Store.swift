@@ -72,6 +72,9 @@ public protocol StoreTransaction: Sendable {
     /// Inserts or replaces a row.
     func put(_ table: StoreTable, _ row: StoreRow) async throws
     func get(_ table: StoreTable, id: String) async throws -> StoreRow?
+    /// The rows with these ids, in any order; ids with no row are left out. The default asks
+    /// `get` for each; a store may answer in one query (the transparency log's batch proofs).
+    func getMany(_ table: StoreTable, ids: [String]) async throws -> [StoreRow]
     /// Rows whose `column` equals `value`, ordered by id.
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow]
     func delete(_ table: StoreTable, id: String) async throws
@@ -103,6 +106,12 @@ private let docEncoder = JSONEncoder()
 private let docDecoder = JSONDecoder()
 
 extension StoreTransaction {
+    public func getMany(_ table: StoreTable, ids: [String]) async throws -> [StoreRow] {
+        var out: [StoreRow] = []
+        for id in ids { if let r = try await get(table, id: id) { out.append(r) } }
+        return out
+    }
+
     func encode<T: Encodable>(_ v: T) throws -> String {
         String(decoding: try docEncoder.encode(v), as: UTF8.self)
     }

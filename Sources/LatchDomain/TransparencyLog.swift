@@ -30,16 +30,19 @@ enum LogRows {
 /// Reads stored hashes from the store, for LatchLog's tree maths.
 struct StoreHashReader: AsyncHashReader {
     let tx: any StoreTransaction
+    /// One `getMany` for the distinct indexes (a batch of proofs asks for many).
     func readHashes(_ indexes: [Int64]) async throws -> [MerkleHash] {
-        var out: [MerkleHash] = []
-        out.reserveCapacity(indexes.count)
-        for i in indexes {
-            guard let row = try await tx.get(.logHashes, id: LogRows.id(i)), let h = MerkleHash(hex: row.doc) else {
+        let distinct = Array(Set(indexes))
+        var found: [String: MerkleHash] = [:]
+        for row in try await tx.getMany(.logHashes, ids: distinct.map(LogRows.id)) {
+            if let h = MerkleHash(hex: row.doc) { found[row.id] = h }
+        }
+        return try indexes.map { i in
+            guard let h = found[LogRows.id(i)] else {
                 throw StoreError(.corrupt, "transparency log hash \(i) is missing or malformed")
             }
-            out.append(h)
+            return h
         }
-        return out
     }
 }
 
@@ -82,6 +85,10 @@ extension StoreTransaction {
     }
     public func logConsistencyProof(from: Int64, to: Int64) async throws -> [MerkleHash] {
         try await MerkleTree.consistencyProof(from: from, to: to, reader: StoreHashReader(tx: self))
+    }
+    /// Inclusion proofs of several leaves, in `indexes` order, from one read of the distinct hashes they need.
+    public func logInclusionProofs(indexes: [Int64], size: Int64) async throws -> [[MerkleHash]] {
+        try await MerkleTree.inclusionProofs(indexes: indexes, size: size, reader: StoreHashReader(tx: self))
     }
 }
 
@@ -145,6 +152,28 @@ extension LatchService {
                 throw DomainError.invalid("need 0 <= leafIndex < treeSize <= \(size) (the log's size); got leafIndex \(leafIndex), treeSize \(treeSize)")
             }
             return (try await tx.logInclusionProof(index: leafIndex, size: treeSize), nil)
+        }
+    }
+
+    /// The most leaf indexes one batch inclusion-proof request may name.
+    public static let maxInclusionBatch = 2048
+
+    /// Inclusion proofs of up to ``maxInclusionBatch`` leaves in the tree of `treeSize` leaves,
+    /// in the order asked (a repeated index gets its proof again).
+    public func logInclusionProofs(_ ctx: AuthContext, leafIndexes: [Int64], treeSize: Int64) async throws -> [[MerkleHash]] {
+        try await perform(ctx, "transparency.proof", read: true) { tx in
+            guard !leafIndexes.isEmpty else { throw DomainError.invalid("leafIndexes must name at least one leaf") }
+            guard leafIndexes.count <= Self.maxInclusionBatch else {
+                throw DomainError.invalid("leafIndexes names \(leafIndexes.count) leaves; at most \(Self.maxInclusionBatch) per request (split the batch)")
+            }
+            let size = try await tx.logSize()
+            guard treeSize > 0, treeSize <= size else {
+                throw DomainError.invalid("need 0 < treeSize <= \(size) (the log's size); got treeSize \(treeSize)")
+            }
+            if let bad = leafIndexes.first(where: { $0 < 0 || $0 >= treeSize }) {
+                throw DomainError.invalid("need 0 <= leafIndex < treeSize (\(treeSize)) for every entry of leafIndexes; got \(bad)")
+            }
+            return (try await tx.logInclusionProofs(indexes: leafIndexes, size: treeSize), "leaves=\(leafIndexes.count)")
         }
     }
 

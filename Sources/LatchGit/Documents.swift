@@ -135,6 +135,22 @@ public struct VaultManifest: Sendable, Equatable {
         return Array(Set(agents.filter { !holding.isDisjoint(with: $0.groups) }.map(\.name))).sorted()
     }
 
+    /// `authorizedAgents(forSecret:)` for many secrets at once: one pass over the manifest
+    /// instead of one per secret (a grant on a group of N secrets was O(N²)).
+    public func authorizedAgentsIndex() -> (String) -> [String] {
+        var groupsOfSecret: [String: Set<String>] = [:]
+        for group in groups { for secret in group.secrets { groupsOfSecret[secret, default: []].insert(group.name) } }
+        var cache: [Set<String>: [String]] = [:]
+        var result: [String: [String]] = [:]
+        for (secret, holding) in groupsOfSecret {
+            if let known = cache[holding] { result[secret] = known; continue }
+            let agents = Array(Set(agents.filter { !holding.isDisjoint(with: $0.groups) }.map(\.name))).sorted()
+            cache[holding] = agents
+            result[secret] = agents
+        }
+        return { result[$0] ?? [] }
+    }
+
     // MARK: edits (agent-vault's semantics)
 
     public mutating func addAgent(_ name: String) throws {
@@ -198,6 +214,15 @@ public struct SecretMetadata: Sendable, Equatable {
     }
 
     public init(yaml: String, file: String = ".meta file") throws {
+        if let fast = Self.fastParse(yaml) {   // canonical text: MetadataFastPath.swift
+            self = fast
+            return
+        }
+        try self.init(yamsYAML: yaml, file: file)
+    }
+
+    /// The general reader (Yams), for any YAML.
+    init(yamsYAML yaml: String, file: String = ".meta file") throws {
         let reader = YAMLReader(file: file)
         let root = try reader.mapping(reader.compose(yaml), file)
         name = try reader.string(root, "name")
@@ -209,6 +234,12 @@ public struct SecretMetadata: Sendable, Equatable {
     }
 
     public func yaml() throws -> String {
+        if let fast = fastYAML() { return fast }   // plain-safe values: MetadataFastPath.swift
+        return try yamsYAML()
+    }
+
+    /// The general writer (Yams), for any values.
+    func yamsYAML() throws -> String {
         typealias Y = AgentVaultYAML
         var pairs: [(String, Node)] = [
             ("name", Y.string(name)),

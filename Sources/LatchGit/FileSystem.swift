@@ -18,6 +18,15 @@ public protocol VaultFileSystem: Sendable {
     /// Regular files below `directory`, as `/`-separated paths relative to it, sorted.
     func regularFiles(under directory: URL) throws -> [String]
     func createDirectory(_ url: URL) throws
+    /// Replaces the contents of an existing file in place (same inode and mode); writes it as
+    /// `write(_:to:privateFile: false)` does when it does not exist. Used for the bulk
+    /// re-encryption of a grant or revoke, whose files are all committed in HEAD, so an
+    /// interrupted run is undone with `git checkout -- .agent-vault`.
+    func overwrite(_ data: Data, at url: URL) throws
+}
+
+extension VaultFileSystem {
+    public func overwrite(_ data: Data, at url: URL) throws { try write(data, to: url, privateFile: false) }
 }
 
 public struct LocalFileSystem: VaultFileSystem {
@@ -58,6 +67,36 @@ public struct LocalFileSystem: VaultFileSystem {
             let reason = String(cString: strerror(errno))
             unlink(temporary.path)
             throw GitVaultError.io(path: url.path, reason: reason)
+        }
+    }
+
+    public func overwrite(_ data: Data, at url: URL) throws {
+        // No O_TRUNC: writing over the old blocks and then cutting the file to length keeps
+        // the file system from freeing and reallocating them.
+        let fd = open(url.path, O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return try write(data, to: url, privateFile: false) }
+            throw GitVaultError.io(path: url.path, reason: String(cString: strerror(errno)))
+        }
+        var failure = Self.writeAll(fd, data)
+        if failure == nil && ftruncate(fd, off_t(data.count)) != 0 { failure = String(cString: strerror(errno)) }
+        if close(fd) != 0, failure == nil { throw GitVaultError.io(path: url.path, reason: String(cString: strerror(errno))) }
+        if let failure { throw GitVaultError.io(path: url.path, reason: failure) }
+    }
+
+    static func writeAll(_ fd: Int32, _ data: Data) -> String? {
+        data.withUnsafeBytes { raw -> String? in
+            guard let base = raw.baseAddress else { return nil }
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc_write(fd, base + offset, raw.count - offset)
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return String(cString: strerror(errno))
+                }
+                offset += written
+            }
+            return nil
         }
     }
 

@@ -15,6 +15,26 @@ public protocol VaultGit: Sendable {
     func fastForward(root: URL) -> String?
     /// The directory git runs hooks from (respects `core.hooksPath`).
     func hooksDirectory(root: URL) throws -> URL
+    /// Starts staging files in the background while the caller is still writing others (a
+    /// grant re-encrypting a whole group); nil when this git cannot. The caller stages each
+    /// file once it is complete and then passes them to `commit` as `alreadyStaged`.
+    func startStaging(root: URL) throws -> (any VaultStager)?
+    /// `commit(root:changed:removed:message:)` where `alreadyStaged` went through a stager.
+    func commit(root: URL, changed: [String], removed: [String], message: String, alreadyStaged: [String]) throws
+}
+
+/// Stages files as they are finished. `stage` may be called from several threads.
+public protocol VaultStager: Sendable {
+    func stage(_ paths: [String])
+    /// Waits until everything given to `stage` is in the index; throws when staging failed.
+    func finish() throws
+}
+
+extension VaultGit {
+    public func startStaging(root: URL) throws -> (any VaultStager)? { nil }
+    public func commit(root: URL, changed: [String], removed: [String], message: String, alreadyStaged: [String]) throws {
+        try commit(root: root, changed: alreadyStaged + changed, removed: removed, message: message)
+    }
 }
 
 /// Runs `git` found on `PATH`.
@@ -62,6 +82,10 @@ public struct SystemGit: VaultGit {
         process.standardOutput = out
         process.standardError = err
         process.standardInput = input == nil ? FileHandle.nullDevice : inPipe
+        // waitUntilExit polls a run loop in 50 ms steps on Linux; a vault command runs up to
+        // seven git commands, so wait for the termination handler instead.
+        let exited = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in exited.signal() }
         do { try process.run() } catch {
             throw GitVaultError.git(command: args.first ?? "", status: 127, message: "cannot run \(executable.path): \(error)")
         }
@@ -82,7 +106,7 @@ public struct SystemGit: VaultGit {
         }
         let outData = out.fileHandleForReading.readDataToEndOfFile()
         group.wait()
-        process.waitUntilExit()
+        exited.wait()
         return Result(status: process.terminationStatus,
                       stdout: String(decoding: outData, as: UTF8.self),
                       stderr: String(decoding: errData.get(), as: UTF8.self))
@@ -117,20 +141,30 @@ public struct SystemGit: VaultGit {
     }
 
     public func commit(root: URL, changed: [String], removed: [String], message: String) throws {
+        try commit(root: root, changed: changed, removed: removed, message: message, alreadyStaged: [])
+    }
+
+    static let updateIndex = ["-c", "core.bigFileThreshold=1", "update-index", "--add", "--remove", "-z", "--stdin"]
+
+    /// One `git update-index --stdin` fed while the files are being written.
+    public func startStaging(root: URL) throws -> (any VaultStager)? {
+        try SystemGitStager(executable: executable, root: root, environment: baseEnvironment)
+    }
+
+    public func commit(root: URL, changed: [String], removed: [String], message: String, alreadyStaged: [String]) throws {
         if !changed.isEmpty {
             // update-index takes exact paths (no pathspec matching, which is quadratic in git
             // add) and ignores .gitignore, like `git add -f`. A big-file threshold of 1 byte
             // streams the blobs into one pack instead of one loose object file each (about 9x
             // faster for a grant touching 2,000 files); only this invocation is affected.
-            try check(["-c", "core.bigFileThreshold=1", "update-index", "--add", "--remove", "-z", "--stdin"], in: root,
-                      input: Self.pathspec(changed))
+            try check(Self.updateIndex, in: root, input: Self.pathspec(changed))
         }
         if !removed.isEmpty {
             try check(["rm", "-r", "-q", "--cached", "--ignore-unmatch", "--pathspec-from-file=-", "--pathspec-file-nul"],
                       in: root, input: Self.pathspec(removed))
         }
         // Only the paths that git knows (in HEAD or the index) can be named to `commit --only`.
-        var known = Set(changed)
+        var known = Set(changed).union(alreadyStaged)
         if !removed.isEmpty {
             let tracked = try run(["ls-tree", "-r", "-z", "--name-only", "--full-tree", "HEAD"], in: root)
             let inHead = tracked.status == 0 ? tracked.stdout.split(separator: "\0").map(String.init) : []
@@ -194,4 +228,54 @@ final class LockedData: @unchecked Sendable {
     private var data = Data()
     func set(_ value: Data) { lock.lock(); data = value; lock.unlock() }
     func get() -> Data { lock.lock(); defer { lock.unlock() }; return data }
+}
+
+/// A running `git update-index --add --remove -z --stdin`: paths are written to its stdin as
+/// they come; `finish` closes it and checks the exit status.
+final class SystemGitStager: VaultStager, @unchecked Sendable {
+    private let process = Process()
+    private let input = Pipe()
+    private let lock = NSLock()
+    private let errorOutput = LockedData()
+    private let drained = DispatchGroup()
+    private let exited = DispatchSemaphore(value: 0)
+    private var broken = false
+
+    init(executable: URL, root: URL, environment: [String: String]) throws {
+        process.executableURL = executable
+        process.arguments = ["-C", root.path] + SystemGit.updateIndex
+        process.environment = environment
+        process.standardInput = input
+        process.standardOutput = FileHandle.nullDevice
+        let err = Pipe()
+        process.standardError = err
+        process.terminationHandler = { [exited] _ in exited.signal() }
+        do { try process.run() } catch {
+            throw GitVaultError.git(command: "update-index", status: 127, message: "cannot run \(executable.path): \(error)")
+        }
+        drained.enter()
+        DispatchQueue.global().async { [errorOutput, drained] in
+            errorOutput.set(err.fileHandleForReading.readDataToEndOfFile())
+            drained.leave()
+        }
+    }
+
+    func stage(_ paths: [String]) {
+        let data = SystemGit.pathspec(paths)
+        lock.lock(); defer { lock.unlock() }
+        guard !broken else { return }
+        do { try input.fileHandleForWriting.write(contentsOf: data) } catch { broken = true }
+    }
+
+    func finish() throws {
+        lock.lock()
+        try? input.fileHandleForWriting.close()
+        lock.unlock()
+        drained.wait()
+        exited.wait()
+        guard process.terminationStatus == 0, !broken else {
+            throw GitVaultError.git(command: "update-index", status: process.terminationStatus,
+                                    message: String(decoding: errorOutput.get(), as: UTF8.self))
+        }
+    }
 }

@@ -74,6 +74,12 @@ public struct GitVault: Sendable {
         try git.commit(root: layout.root, changed: changed, removed: removed, message: message)
     }
 
+    /// Commits `changed` plus the files of a re-encryption, some of which may be staged already.
+    func commit(changed: [String], reencrypted: Reencrypted, removed: [String] = [], message: String) throws {
+        try git.commit(root: layout.root, changed: changed + reencrypted.unstaged, removed: removed, message: message,
+                       alreadyStaged: reencrypted.staged)
+    }
+
     // MARK: - init
 
     /// Creates `.agent-vault/` in `directory` (running `git init` first when it is not in a
@@ -172,7 +178,7 @@ public struct GitVault: Sendable {
         let changed = try reencrypt(secrets, manifest: manifest, using: &rng)
         try saveManifest(manifest)
         try fileSystem.remove(layout.url(VaultLayout.agentDirectory(name)))
-        try commit(changed: [VaultLayout.manifestFile] + changed, removed: [VaultLayout.agentDirectory(name)],
+        try commit(changed: [VaultLayout.manifestFile], reencrypted: changed, removed: [VaultLayout.agentDirectory(name)],
                    message: "agent-vault: remove agent '\(name)'")
         return AccessChange(groups: groups, secrets: secrets)
     }
@@ -197,7 +203,7 @@ public struct GitVault: Sendable {
             for secret in manifest.secrets(inGroup: group) where !secrets.contains(secret) { secrets.append(secret) }
         }
         let changed = try reencrypt(secrets, manifest: manifest, ownerIdentity: ownerIdentity, using: &rng)
-        try commit(changed: [VaultLayout.agentPublicKeyFile(name), VaultLayout.agentEscrowFile(name)] + changed,
+        try commit(changed: [VaultLayout.agentPublicKeyFile(name), VaultLayout.agentEscrowFile(name)], reencrypted: changed,
                    message: "agent-vault: recover agent '\(name)' with new keypair")
         return keyURL
     }
@@ -321,7 +327,7 @@ public struct GitVault: Sendable {
         let secrets = manifest.secrets(inGroup: group)
         let changed = try reencrypt(secrets, manifest: manifest, using: &rng)
         try saveManifest(manifest)
-        try commit(changed: [VaultLayout.manifestFile] + changed,
+        try commit(changed: [VaultLayout.manifestFile], reencrypted: changed,
                    message: "agent-vault: grant '\(agent)' access to '\(group)'")
         return secrets
     }
@@ -336,14 +342,21 @@ public struct GitVault: Sendable {
         let secrets = manifest.secrets(inGroup: group)
         let changed = try reencrypt(secrets, manifest: manifest, using: &rng)
         try saveManifest(manifest)
-        try commit(changed: [VaultLayout.manifestFile] + changed,
+        try commit(changed: [VaultLayout.manifestFile], reencrypted: changed,
                    message: "agent-vault: revoke '\(agent)' access to '\(group)'")
         return secrets
     }
 
+    /// The files a re-encryption wrote: those a background `git update-index` already staged
+    /// while the others were being encrypted, and those still to stage.
+    struct Reencrypted {
+        var staged: [String] = []
+        var unstaged: [String] = []
+    }
+
     func reencrypt(_ secrets: [String], manifest: VaultManifest,
-                   using rng: inout some RandomNumberGenerator) throws -> [String] {
-        guard !secrets.isEmpty else { return [] }
+                   using rng: inout some RandomNumberGenerator) throws -> Reencrypted {
+        guard !secrets.isEmpty else { return Reencrypted() }
         return try reencrypt(secrets, manifest: manifest, ownerIdentity: resolver.ownerIdentity(), using: &rng)
     }
 
@@ -353,13 +366,14 @@ public struct GitVault: Sendable {
     /// secrets are processed on all cores (each worker draws from the system generator);
     /// with any other generator, one after another in order.
     func reencrypt(_ secrets: [String], manifest: VaultManifest, ownerIdentity: AgeX25519Identity,
-                   using rng: inout some RandomNumberGenerator) throws -> [String] {
+                   using rng: inout some RandomNumberGenerator) throws -> Reencrypted {
         let owner = try ownerRecipient()
         var agentKeys: [String: AgeX25519Recipient] = [:]
         var pending: [(secret: String, agents: [String], recipients: [AgeX25519Recipient])] = []
+        let authorizedAgents = manifest.authorizedAgentsIndex()
         for secret in secrets {
             try VaultIdentifier.validateSecretPath(secret)
-            let agents = manifest.authorizedAgents(forSecret: secret)
+            let agents = authorizedAgents(secret)
             var recipients: [AgeX25519Recipient] = [owner]
             for agent in agents {
                 if agentKeys[agent] == nil, let recipient = try agentRecipient(agent) { agentKeys[agent] = recipient }
@@ -370,23 +384,30 @@ public struct GitVault: Sendable {
         let jobs = pending
         let now = clock.now()
         if rng is SystemRandomNumberGenerator && jobs.count > 1 {
+            // Git hashes and packs each finished file while the workers encrypt the next ones.
+            let stager = try git.startStaging(root: layout.root)
             let results = ReencryptResults(count: jobs.count)
             DispatchQueue.concurrentPerform(iterations: jobs.count) { index in
                 var local = SystemRandomNumberGenerator()
                 let job = jobs[index]
-                results.set(index, Result {
+                let result = Result {
                     try reencryptOne(job.secret, agents: job.agents, recipients: job.recipients,
                                      ownerIdentity: ownerIdentity, now: now, using: &local)
-                })
+                }
+                if let stager, case .success(let files) = result { stager.stage(files) }
+                results.set(index, result)
             }
-            return try results.all().flatMap { try $0.get() }
+            let staging = Result { try stager?.finish() }
+            let files = try results.all().flatMap { try $0.get() }
+            try staging.get()
+            return stager == nil ? Reencrypted(unstaged: files) : Reencrypted(staged: files)
         }
         var changed: [String] = []
         for job in jobs {
             changed += try reencryptOne(job.secret, agents: job.agents, recipients: job.recipients,
                                         ownerIdentity: ownerIdentity, now: now, using: &rng)
         }
-        return changed
+        return Reencrypted(unstaged: changed)
     }
 
     func reencryptOne(_ secret: String, agents: [String], recipients: [AgeX25519Recipient],
@@ -398,13 +419,16 @@ public struct GitVault: Sendable {
         do { ciphertext = try Age.encrypt(plaintext, to: recipients.map { $0 as any AgeRecipient }, using: &rng) } catch {
             throw GitVaultError.crypto("cannot encrypt '\(secret)': \(error)")
         }
-        try write(ciphertext, file)
+        // Rewritten in place (see VaultFileSystem.overwrite): the previous versions are in HEAD
+        // until the commit, and a new inode per file made the file system the bottleneck.
+        try fileSystem.overwrite(ciphertext, at: layout.url(file))
         let metaFile = VaultLayout.metadataFile(secret)
-        guard exists(metaFile) else { return [file] }
-        var meta = try loadMetadata(secret)
+        let metaURL = layout.url(metaFile)
+        guard fileSystem.fileExists(metaURL) else { return [file] }
+        var meta = try SecretMetadata(yaml: String(decoding: fileSystem.read(metaURL), as: UTF8.self), file: metaFile)
         meta.authorizedAgents = agents
         meta.rotated = now
-        try write(Data(meta.yaml().utf8), metaFile)
+        try fileSystem.overwrite(Data(meta.yaml().utf8), at: metaURL)
         return [file, metaFile]
     }
 }

@@ -359,16 +359,21 @@ public struct RestoreAgentCommand: ParsableCommand {
 
 public struct CompletionsCommand: ParsableCommand {
     public static let configuration = CommandConfiguration(
-        commandName: "completions", abstract: "Print a shell completion script (bash, zsh or fish).")
-    @Argument(help: "Shell: bash, zsh or fish.") var shell: String
+        commandName: "completions", abstract: "Print a shell completion script (bash, zsh, fish, powershell or elvish).")
+    @Argument(help: "Shell: bash, zsh, fish, powershell or elvish.") var shell: String
     public init() {}
 
     public func run() throws {
-        guard let kind = CompletionShell(rawValue: shell.lowercased()) else {
-            Console.error("error: unsupported shell '\(shell)': use bash, zsh or fish")
-            throw ExitCode(GitVaultExitCode.failure)
+        switch shell.lowercased() {
+        case "powershell": Console.out(ExtraCompletions.powershell(command: "agent-vault"))
+        case "elvish": Console.out(ExtraCompletions.elvish(command: "agent-vault"))
+        default:
+            guard let kind = CompletionShell(rawValue: shell.lowercased()) else {
+                Console.error("error: unsupported shell '\(shell)': use bash, zsh, fish, powershell or elvish")
+                throw ExitCode(GitVaultExitCode.failure)
+            }
+            Console.out(AgentVaultCommand.completionScript(for: kind))
         }
-        Console.out(AgentVaultCommand.completionScript(for: kind))
     }
 }
 

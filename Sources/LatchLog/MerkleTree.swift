@@ -151,6 +151,35 @@ public enum MerkleTree {
         return try plan.combine(await plan.read(reader))
     }
 
+    /// The inclusion proofs of several leaves in the tree of `size` leaves, in the order of
+    /// `indexes`, made with a single read of the distinct stored hashes they need (proofs of
+    /// nearby leaves share most of their hashes). Each proof equals ``inclusionProof(index:size:reader:)``'s.
+    public static func inclusionProofs(indexes: [Int64], size: Int64, reader: some HashReader) throws -> [[MerkleHash]] {
+        let (plans, wanted, slots) = try batchPlans(indexes: indexes, size: size)
+        let stored = wanted.isEmpty ? [] : try checked(reader.readHashes(wanted), count: wanted.count)
+        return combineBatch(plans, slots: slots, stored: stored)
+    }
+
+    public static func inclusionProofs(indexes: [Int64], size: Int64, reader: some AsyncHashReader) async throws -> [[MerkleHash]] {
+        let (plans, wanted, slots) = try batchPlans(indexes: indexes, size: size)
+        let stored = wanted.isEmpty ? [] : try checked(await reader.readHashes(wanted), count: wanted.count)
+        return combineBatch(plans, slots: slots, stored: stored)
+    }
+
+    /// The plans, the distinct stored indexes (ascending) and, per plan, where each of its
+    /// stored hashes is in that list.
+    static func batchPlans(indexes: [Int64], size: Int64) throws -> ([Plan], [Int64], [[Int]]) {
+        let plans = try indexes.map { try Plan.inclusion(index: $0, size: size) }
+        let perPlan = plans.map(\.indexes)
+        let wanted = Array(Set(perPlan.joined())).sorted()
+        let position = Dictionary(uniqueKeysWithValues: wanted.enumerated().map { ($0.element, $0.offset) })
+        return (plans, wanted, perPlan.map { $0.map { position[$0]! } })
+    }
+
+    static func combineBatch(_ plans: [Plan], slots: [[Int]], stored: [MerkleHash]) -> [[MerkleHash]] {
+        zip(plans, slots).map { plan, slot in plan.combine(slot.map { stored[$0] }) }
+    }
+
     // MARK: Plans: which leaf ranges to hash, and the stored hashes that make them up
 
     /// A list of leaf ranges whose Merkle hashes are wanted. Each range is aligned the way the

@@ -90,6 +90,20 @@ struct MachineRoutes: Sendable {
                                                             treeSize: try count(q.get("treeSize"), "treeSize"))
             return try jsonResponse(LogProofResponse(proof: proof.map(\.base64)))
         }
+        m.post("transparency/proof/inclusion") { r, c in
+            let req = try await decodeBody(LogInclusionBatchRequest.self, r, limit: limit)
+            let proofs = try await service.logInclusionProofs(try c.caller(), leafIndexes: req.leafIndexes, treeSize: req.treeSize)
+            var hashes: [String] = [], position: [MerkleHash: Int] = [:]
+            let out = zip(req.leafIndexes, proofs).map { index, proof in
+                LogInclusionBatchResponse.Proof(leafIndex: index, path: proof.map { h in
+                    if let p = position[h] { return p }
+                    position[h] = hashes.count
+                    hashes.append(h.base64)
+                    return hashes.count - 1
+                })
+            }
+            return try jsonResponse(LogInclusionBatchResponse(treeSize: req.treeSize, hashes: hashes, proofs: out))
+        }
         m.get("transparency/proof/consistency") { r, c in
             let q = r.uri.queryParameters
             let proof = try await service.logConsistencyProof(try c.caller(), from: try count(q.get("from"), "from"),
@@ -153,20 +167,29 @@ struct MachineRoutes: Sendable {
             }
             m.get("\(base)/:id/public-keys") { _, c in
                 let id = try c.param("id")
-                let ms = try await service.memberKeys(try c.caller(), vaultId: id)
-                return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: ms.map {
+                let d = try await service.memberKeys(try c.caller(), vaultId: id)
+                return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: d.members.map {
                     MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
                               level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex,
                               rotations: $0.rotations.isEmpty ? nil : $0.rotations.map { KeyRotationLink(previousPublicKey: $0.previous.pem, statement: $0.statement) })
-                }))
+                }, writers: d.writers.isEmpty ? nil : d.writers.map {
+                    WritersLinkInfo(statement: $0.link.statement, signerId: $0.link.signerId, signerPublicKey: $0.signerKey.pem,
+                                    signerKeyLogIndex: $0.signerKey.logIndex)
+                }, writersLogIndex: d.writersLogIndex))
             }
         }
 
         m.post("vault") { r, c in
             let req = try await decodeBody(CreateVaultRequest.self, r, limit: limit)
             let v = try await service.createVault(try c.caller(), id: req.id, projectId: req.projectId,
-                                                  summaryCheckpoint: req.summaryCheckpoint, wrappedKey: value(req.wrappedKey))
+                                                  summaryCheckpoint: req.summaryCheckpoint, wrappedKey: value(req.wrappedKey),
+                                                  writersStatement: req.writersStatement)
             return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint), status: .created)
+        }
+        m.post("vault/:id/writers") { r, c in
+            let req = try await decodeBody(UpdateWritersRequest.self, r, limit: limit)
+            let v = try await service.updateWriters(try c.caller(), vaultId: try c.param("id"), statement: req.statement)
+            return try jsonResponse(VaultResponse(vault: info(v), summaryCheckpoint: v.summaryCheckpoint))
         }
         m.patch("vault/:id/update") { r, c in
             let req = try await decodeBody(UpdateVaultRequest.self, r, limit: limit)
@@ -202,7 +225,24 @@ struct MachineRoutes: Sendable {
             return try jsonResponse(WrappedKeysResponse(vaultId: try c.param("id"), currentDekVersion: v, wrappedKeys: ws.map(info)), status: .created)
         }
 
+        m.post("vault/:id/dek-rotation") { r, c in
+            let req = try await decodeBody(DekRotationRequest.self, r, limit: limit)
+            let input = DekRotationInput(summaryCheckpoint: req.summaryCheckpoint,
+                                         items: req.items.map { .init(itemId: $0.itemId, detailCheckpoint: $0.detailCheckpoint, fields: $0.fields.map { ($0.id, $0.value) }) },
+                                         wraps: req.wrappedKeys.map(value))
+            let out = try await service.rotateVaultKey(try c.caller(), vaultId: try c.param("id"), input)
+            return try jsonResponse(DekRotationResponse(vault: info(out.vault), summaryCheckpoint: out.vault.summaryCheckpoint,
+                                                        currentDekVersion: out.vault.currentDekVersion,
+                                                        rewrappedPrincipalIds: out.wraps.map(\.principalId).sorted(),
+                                                        pendingPrincipalIds: out.pendingGrants.map(\.principalId).sorted(),
+                                                        droppedPrincipalIds: out.droppedPrincipalIds))
+        }
+
         // Principals
+        m.delete("agents/:id") { _, c in
+            let out = try await service.removeAgent(try c.caller(), agentId: try c.param("id"))
+            return try jsonResponse(AgentRemovalResponse(agentId: out.agent.id, vaultIds: out.vaultIds))
+        }
         m.post("agents") { r, c in
             let req = try await decodeBody(CreateAgentRequest.self, r, limit: limit)
             let (a, k, pk) = try await service.createAgent(try c.caller(), name: req.name, permissions: req.permissions, role: req.role,

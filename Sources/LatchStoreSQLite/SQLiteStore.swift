@@ -189,6 +189,18 @@ final class SQLiteTransaction: StoreTransaction {
         try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE id = ?", [.text(id)]).first.map(row)
     }
 
+    func getMany(_ table: StoreTable, ids: [String]) async throws -> [StoreRow] {
+        var out: [StoreRow] = []
+        out.reserveCapacity(ids.count)
+        for start in stride(from: 0, to: ids.count, by: 500) {   // SQLite allows 999 parameters by default
+            let chunk = ids[start..<min(ids.count, start + 500)]
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
+            out += try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE id IN (\(marks))",
+                               chunk.map { .text($0) }).map(row)
+        }
+        return out
+    }
+
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
         try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE \(column.rawValue) = ? ORDER BY id",
                     [.text(value)]).map(row)

@@ -27,6 +27,8 @@ public enum LatchRoutes {
     public static func logInclusion(leafIndex: Int64, treeSize: Int64) -> String {
         "\(machine)/transparency/proof/inclusion?leafIndex=\(leafIndex)&treeSize=\(treeSize)"
     }
+    /// `POST` with `LogInclusionBatchRequest`: many inclusion proofs in one response.
+    public static let logInclusionBatch = "/api/v1/machine/transparency/proof/inclusion"
     public static func logConsistency(from: Int64, to: Int64) -> String {
         "\(machine)/transparency/proof/consistency?from=\(from)&to=\(to)"
     }
@@ -40,7 +42,12 @@ public enum LatchRoutes {
     public static func wrappedKey(_ id: String) -> String { "\(vaults)/\(id)/wrapped-key" }
     public static func wrappedKeys(_ id: String) -> String { "\(vaults)/\(id)/wrapped-keys" }
     public static func vaultPublicKeys(_ id: String) -> String { "\(vaults)/\(id)/public-keys" }
+    /// `POST`: the next version of a vault's signed writer set.
+    public static func vaultWriters(_ id: String) -> String { "\(vaults)/\(id)/writers" }
     public static func agentPublicKey(_ id: String) -> String { "\(agents)/\(id)/public-key" }
+    public static func agent(_ id: String) -> String { "\(agents)/\(id)" }
+    /// `POST`: rotate a vault's DEK (revocation): all or nothing.
+    public static func dekRotation(_ id: String) -> String { "\(vaults)/\(id)/dek-rotation" }
     public static func setPermissions(_ assetType: String, _ id: String) -> String {
         "\(machine)/permissions/\(assetType)/\(id)/set-permissions"
     }
@@ -208,6 +215,52 @@ public struct KeyRotationResponse: Codable, Sendable {
     }
 }
 
+// MARK: - Vault DEK rotation (revocation)
+
+/// One item of a DEK rotation: its next detail checkpoint and every field's new envelope.
+public struct DekRotationItem: Codable, Sendable {
+    public var itemId: String
+    public var detailCheckpoint: String
+    public var fields: [FieldValueInput]
+    public init(itemId: String, detailCheckpoint: String, fields: [FieldValueInput]) {
+        self.itemId = itemId; self.detailCheckpoint = detailCheckpoint; self.fields = fields
+    }
+}
+
+/// `POST /vault/:id/dek-rotation`: the next summary (DEK version + 1), every live item
+/// re-encrypted, and the new DEK wrapped to every remaining member with a key (`principalId` set).
+public struct DekRotationRequest: Codable, Sendable {
+    public var summaryCheckpoint: String
+    public var items: [DekRotationItem]
+    public var wrappedKeys: [WrappedKeyInput]
+    public init(summaryCheckpoint: String, items: [DekRotationItem], wrappedKeys: [WrappedKeyInput]) {
+        self.summaryCheckpoint = summaryCheckpoint; self.items = items; self.wrappedKeys = wrappedKeys
+    }
+}
+
+public struct DekRotationResponse: Codable, Sendable {
+    public var vault: VaultInfo
+    public var summaryCheckpoint: String
+    public var currentDekVersion: Int
+    public var rewrappedPrincipalIds: [String]
+    public var pendingPrincipalIds: [String]
+    /// Principals that held a wrap of an earlier DEK version and got none of the new one.
+    public var droppedPrincipalIds: [String]
+    public init(vault: VaultInfo, summaryCheckpoint: String, currentDekVersion: Int, rewrappedPrincipalIds: [String],
+                pendingPrincipalIds: [String], droppedPrincipalIds: [String]) {
+        self.vault = vault; self.summaryCheckpoint = summaryCheckpoint; self.currentDekVersion = currentDekVersion
+        self.rewrappedPrincipalIds = rewrappedPrincipalIds; self.pendingPrincipalIds = pendingPrincipalIds
+        self.droppedPrincipalIds = droppedPrincipalIds
+    }
+}
+
+/// `DELETE /agents/:id`: the agent is archived, its API keys revoked and its wraps deleted.
+public struct AgentRemovalResponse: Codable, Sendable {
+    public var agentId: String
+    public var vaultIds: [String]
+    public init(agentId: String, vaultIds: [String]) { self.agentId = agentId; self.vaultIds = vaultIds }
+}
+
 // MARK: - Vaults, items, fields
 
 /// A wrapped DEK for one recipient, with the signed `WrappedKeyStatement` envelope (JSON text).
@@ -232,8 +285,11 @@ public struct CreateVaultRequest: Codable, Sendable {
     /// SignedEnvelope<VaultSummaryCheckpoint> JSON text, version 1, no items.
     public var summaryCheckpoint: String
     public var wrappedKey: WrappedKeyInput
-    public init(id: String, projectId: String? = nil, summaryCheckpoint: String, wrappedKey: WrappedKeyInput) {
+    /// SignedEnvelope<VaultWritersStatement> JSON text: version 1, the creator as ADMIN.
+    public var writersStatement: String?
+    public init(id: String, projectId: String? = nil, summaryCheckpoint: String, wrappedKey: WrappedKeyInput, writersStatement: String? = nil) {
         self.id = id; self.projectId = projectId; self.summaryCheckpoint = summaryCheckpoint; self.wrappedKey = wrappedKey
+        self.writersStatement = writersStatement
     }
 }
 
@@ -449,7 +505,33 @@ public struct KeyRotationLink: Codable, Sendable, Equatable {
 public struct PublicKeysResponse: Codable, Sendable {
     public var vaultId: String
     public var publicKeys: [MemberKey]
-    public init(vaultId: String, publicKeys: [MemberKey]) { self.vaultId = vaultId; self.publicKeys = publicKeys }
+    /// The vault's signed writer set, every version oldest first (absent for a vault made
+    /// before writer sets; clients refuse such a vault until an ADMIN signs a version 1).
+    public var writers: [WritersLinkInfo]?
+    /// Index of the newest writer set's leaf in the transparency log.
+    public var writersLogIndex: Int64?
+    public init(vaultId: String, publicKeys: [MemberKey], writers: [WritersLinkInfo]? = nil, writersLogIndex: Int64? = nil) {
+        self.vaultId = vaultId; self.publicKeys = publicKeys; self.writers = writers; self.writersLogIndex = writersLogIndex
+    }
+}
+
+/// One version of a vault's writer set: the `SignedEnvelope<VaultWritersStatement>` JSON text,
+/// its signer, and the signer's key (SPKI PEM; perhaps retired since) with its log index.
+public struct WritersLinkInfo: Codable, Sendable, Equatable {
+    public var statement: String
+    public var signerId: String
+    public var signerPublicKey: String
+    public var signerKeyLogIndex: Int64?
+    public init(statement: String, signerId: String, signerPublicKey: String, signerKeyLogIndex: Int64?) {
+        self.statement = statement; self.signerId = signerId; self.signerPublicKey = signerPublicKey; self.signerKeyLogIndex = signerKeyLogIndex
+    }
+}
+
+/// `POST /vault/:id/writers`: the next version of the vault's writer set.
+public struct UpdateWritersRequest: Codable, Sendable {
+    /// `SignedEnvelope<VaultWritersStatement>` JSON text, signed by the caller's active key.
+    public var statement: String
+    public init(statement: String) { self.statement = statement }
 }
 
 // MARK: - Principals, permissions
@@ -739,4 +821,29 @@ public struct LogCheckpointResponse: Codable, Sendable {
 public struct LogProofResponse: Codable, Sendable {
     public var proof: [String]
     public init(proof: [String]) { self.proof = proof }
+}
+
+/// `POST …/transparency/proof/inclusion`: the inclusion proofs of up to `maxLeaves` leaves of
+/// the tree of `treeSize` leaves, in one request.
+public struct LogInclusionBatchRequest: Codable, Sendable {
+    /// The most leaf indexes one request may name (more is `400 invalid_request`).
+    public static let maxLeaves = 2048
+    public var treeSize: Int64
+    public var leafIndexes: [Int64]
+    public init(treeSize: Int64, leafIndexes: [Int64]) { self.treeSize = treeSize; self.leafIndexes = leafIndexes }
+}
+
+/// The answer: every distinct hash once (`hashes`, base64), and per requested leaf, in request
+/// order, its RFC 9162 proof as positions in `hashes` (proofs of nearby leaves share most of
+/// their hashes, so this is several times smaller than the proofs written out).
+public struct LogInclusionBatchResponse: Codable, Sendable {
+    public struct Proof: Codable, Sendable, Equatable {
+        public var leafIndex: Int64
+        public var path: [Int]
+        public init(leafIndex: Int64, path: [Int]) { self.leafIndex = leafIndex; self.path = path }
+    }
+    public var treeSize: Int64
+    public var hashes: [String]
+    public var proofs: [Proof]
+    public init(treeSize: Int64, hashes: [String], proofs: [Proof]) { self.treeSize = treeSize; self.hashes = hashes; self.proofs = proofs }
 }

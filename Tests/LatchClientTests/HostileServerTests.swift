@@ -365,7 +365,7 @@ final class GhostBox: @unchecked Sendable {
             let pass = secret()
             let v = try await h.victim("reader", [("db", "password", pass)])
             table.append(try await h.attack("checkpoint signed by a READ-only member", v, read: "DB", expected: pass,
-                                            expect: "a READ-only member") { tx in
+                                            expect: "does not list as a writer") { tx in
                 try await resignSummary(tx, vault: v.vaultId, with: v.agentKey)
             })
         }
@@ -386,11 +386,10 @@ final class GhostBox: @unchecked Sendable {
             })
         }
 
-        // Formerly known gaps, closed by the transparency log (issue 5): the signer directory's
-        // members and levels are still the server's word, but a checkpoint they sign is accepted
-        // only if the server also logged it, and a member key only if its registration is
-        // logged. These stages log nothing, so the client refuses them; a server that also
-        // appends its forgeries to the log is LogVerificationTests' known gap.
+        // Formerly known gaps (issue 5): the signer directory's members and levels are the
+        // server's word, but a checkpoint is accepted only from a principal the vault's signed
+        // writer set lists (only an ADMIN's key can change it), and only if the server also
+        // logged it. LogVerificationTests has the variant where the server logs its forgery.
 
         // 7b. As 7, but the server also raises the READ member's grant to WRITE.
         do {
@@ -398,7 +397,7 @@ final class GhostBox: @unchecked Sendable {
             let v = try await h.victim("raised", [("db", "password", pass)])
             let (vaultId, agentId, agentKey) = (v.vaultId, v.agentId, v.agentKey)
             table.append(try await h.attack("7b: READ member's checkpoint, grant raised to WRITE", v, read: "DB", expected: pass,
-                                            expect: "is not in the transparency log") { tx in
+                                            expect: "does not list as a writer") { tx in
                 guard var g = try await tx.grants(assetId: vaultId).first(where: { $0.granteeId == agentId }) else {
                     throw HostileHarness.Failure(description: "no grant for the agent")
                 }
@@ -420,7 +419,7 @@ final class GhostBox: @unchecked Sendable {
             v.values.append(new)
             let ghost = GhostBox()
             table.append(try await h.attack("6b: replay signed by a member key the server added", v, read: "DB", expected: new,
-                                            expect: "is not in the transparency log") { tx in
+                                            expect: "does not list as a writer") { tx in
                 ghost.id = try await addGhostMember(tx, vault: vaultId, model: agentId, key: outsider.publicKey)
                 guard var vault = try await tx.vault(vaultId), var item = try await tx.items(vaultId: vaultId).first,
                       let oldItem = before.items.first, let oldField = before.fields.first else {

@@ -117,7 +117,7 @@ private func forgedLeaf() -> LogLeaf {
         // `latch verify`: the report, and its JSON.
         let v = try await latch(["verify", "--profile", "bot"])
         #expect(v.code == 0, "\(v.err)")
-        for line in ["log key:      \(served) (pinned)", "tree head:    size ", "consistency:  ", "inclusion:    4 proofs verified (1 vault summaries, 1 item details, 2 public keys)", "vaults:       1 verified", "ok"] {
+        for line in ["log key:      \(served) (pinned)", "tree head:    size ", "consistency:  ", "inclusion:    5 proofs verified (1 vault summaries, 1 item details, 2 public keys, 1 writer sets)", "vaults:       1 verified", "ok"] {
             #expect(v.out.contains(line), "missing \"\(line)\" in:\n\(v.out)")
         }
         print(v.out)
@@ -125,7 +125,7 @@ private func forgedLeaf() -> LogLeaf {
         #expect(j.code == 0, "\(j.err)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(j.out.utf8)) as? [String: Any])
         let log = try #require(report["log"] as? [String: Any])
-        #expect(log["inclusionProofs"] as? Int == 4 && log["logKey"] as? String == served)
+        #expect(log["inclusionProofs"] as? Int == 5 && log["logKey"] as? String == served)
         // the operator's write grows the log; the agent's next read proves consistency from its last head
         #expect(try await latch(["secret", "set", "prod", "stripe", "--field", "key"], stdin: value).code == 0)
         let grown = try await latch(["verify", "--profile", "bot", "--json"])
@@ -311,17 +311,16 @@ private func forgedLeaf() -> LogLeaf {
                                              undo: { tx in try await restoreTail(tx, tail, from: size - 1) }))
         }
 
-        // Known gap: a server that appends its forgery to the log. Here the READ-only agent's
-        // grant is raised to WRITE and its key re-signs the summary, which the server logs like
-        // an accepted write. The log makes the forgery public and permanent, but only a log
-        // monitor (or a second client comparing tree heads) that checks who may sign can see it.
+        // Formerly a known gap: a server that appends its forgery to the log. Here the READ-only
+        // agent's grant is raised to WRITE and its key re-signs the summary, which the server
+        // logs like an accepted write. The log checks pass; the vault's signed writer set, which
+        // only an ADMIN's key can change, still does not list the agent.
         do {
             let pass = secret()
             let v = try await h.victim("logged", [("db", "password", pass)])
             let (vaultId, agentId, agentKey) = (v.vaultId, v.agentId, v.agentKey)
-            table.append(try await h.attack("known gap: forged summary the server also logged", v, read: "DB", expected: pass,
-                                            expect: "a READ-only member",
-                                            knownIssue: "access levels are the server's word; a forgery the server logs passes the log checks (needs a log monitor)") { tx in
+            table.append(try await h.attack("forged summary the server also logged (READ member raised to WRITE)", v, read: "DB", expected: pass,
+                                            expect: "does not list as a writer") { tx in
                 guard var g = try await tx.grants(assetId: vaultId).first(where: { $0.granteeId == agentId }) else {
                     throw HostileHarness.Failure(description: "no grant for the agent")
                 }
@@ -369,6 +368,6 @@ private func forgedLeaf() -> LogLeaf {
 
         print(AttackOutcome.table(table, since: start))
         #expect(table.count == 10)
-        for row in table where !row.detected && !row.attack.hasPrefix("known gap") { Issue.record("not detected: \(row.attack)") }
+        for row in table where !row.detected { Issue.record("not detected: \(row.attack)") }
     }
 }

@@ -22,15 +22,18 @@ struct Fixture {
     var envelopes: [String: [String: String]] = [:]
     var agentWrap: VaultWriter.Wrap
     var directory: [DirectoryKey]
+    var writers: [WritersLinkMaterial]
 
     init() throws {
         let op = sharedTestKey
-        let v = try VaultWriter.newVault(id: "v-1", name: "prod", creator: op)
+        let v = try VaultWriter.newVault(id: "v-1", name: "prod", creator: op, creatorId: "operator")
         dek = v.dek
         summary = v.summary
+        writers = []
         agentWrap = try VaultWriter.wrap(v.dek, vaultId: "v-1", to: agentTestKey.publicKey, signer: op)
         directory = [DirectoryKey(principalId: "operator", publicKey: op.publicKey, accessLevel: "ADMIN"),
                      DirectoryKey(principalId: "agent", publicKey: agentTestKey.publicKey, accessLevel: "READ")]
+        try addWriters(v.writers, signerId: "operator", key: op.publicKey)
         try write("i-db", "database", [("f-user", "username", "admin"), ("f-pass", "password", "s3cr3t-pw")])
         try write("i-openai", "openai", [("f-key", "api key", "sk-test-123")])
     }
@@ -45,11 +48,22 @@ struct Fixture {
         envelopes[itemId] = w.envelopes
     }
 
+    mutating func addWriters(_ envelope: SignedEnvelope<VaultWritersStatement>, signerId: String, key: PrincipalPublicKey) throws {
+        writers.append(WritersLinkMaterial(envelope: envelope, text: String(decoding: try envelope.canonicalJSON(), as: UTF8.self),
+                                           signerId: signerId, signerKey: key, signerKeyLogIndex: nil))
+    }
+
+    /// The operator signs the next writer set with `principalId` at `level`.
+    mutating func setWriter(_ principalId: String, _ level: VaultWritersStatement.Level?) throws {
+        let next = writers.last!.envelope.checkpoint.setting(principalId, to: level)
+        try addWriters(try .sign(next, with: sharedTestKey), signerId: "operator", key: sharedTestKey.publicKey)
+    }
+
     var material: VaultMaterial {
         VaultMaterial(vaultId: vaultId, summary: summary,
                       wrappedKeys: [.init(dekVersion: agentWrap.dekVersion, wrappedKey: agentWrap.wrappedKey, statement: agentWrap.statement)],
                       items: details.keys.sorted().map { VaultMaterial.Item(id: $0, detail: details[$0]!, envelopes: envelopes[$0]!) },
-                      directory: directory)
+                      directory: directory, writers: writers)
     }
 }
 
@@ -133,7 +147,62 @@ struct Fixture {
 
         var g = try Fixture()
         try g.write("i-openai", "openai", [("f-key", "api key", "sk-by-reader")], signer: agentTestKey)
-        expectRefused(g.material, containing: "READ-only member")
+        expectRefused(g.material, containing: "does not list as a writer (WRITE or ADMIN); the server's records say READ")
+        // The server raising the reader's level in its own records changes nothing: only the
+        // signed writer set counts.
+        g.directory[1].accessLevel = "WRITE"
+        expectRefused(g.material, containing: "does not list as a writer")
+    }
+
+    @Test func writerSetDecidesWhoMaySign() throws {
+        var f = try Fixture()
+        try f.setWriter("agent", .write)
+        try f.write("i-openai", "openai", [("f-key", "api key", "sk-by-writer")], signer: agentTestKey)
+        var seen = SeenState()
+        let v = try verify(f.material, seen: &seen)
+        #expect(v.writers.version == 2 && v.writers.level(of: "agent") == .write)
+        #expect(seen.writers?["v-1"]?.version == 2)
+        #expect(v.items.first { $0.name == "openai" }?.fields.first?.value == "sk-by-writer")
+        // Demoted later: its next write is refused.
+        try f.setWriter("agent", nil)
+        try f.write("i-openai", "openai", [("f-key", "api key", "sk-after-demotion")], signer: agentTestKey)
+        expectRefused(f.material, containing: "writer set v3 does not list as a writer", seen: seen)
+    }
+
+    @Test func writerSetChainIsChecked() throws {
+        // No writer set at all.
+        var none = try Fixture()
+        none.writers = []
+        expectRefused(none.material, containing: "has no signed writer set")
+        // A reader that signs itself in as a writer.
+        var selfMade = try Fixture()
+        let forged = selfMade.writers[0].envelope.checkpoint.setting("agent", to: .admin)
+        try selfMade.addWriters(try .sign(forged, with: agentTestKey), signerId: "agent", key: agentTestKey.publicKey)
+        expectRefused(selfMade.material, containing: "which v1 does not list as ADMIN")
+        // ... or claims the operator signed it.
+        var lied = try Fixture()
+        try lied.addWriters(try .sign(forged, with: agentTestKey), signerId: "operator", key: sharedTestKey.publicKey)
+        expectRefused(lied.material, containing: "not the key")
+        // A link whose hash chain is broken.
+        var broken = try Fixture()
+        var skip = broken.writers[0].envelope.checkpoint.setting("agent", to: .write)
+        skip.previousHash = String(repeating: "0", count: 64)
+        try broken.addWriters(try .sign(skip, with: sharedTestKey), signerId: "operator", key: sharedTestKey.publicKey)
+        expectRefused(broken.material, containing: "does not follow v1")
+    }
+
+    @Test func writerSetRollbackAndForkAreRefused() throws {
+        var f = try Fixture()
+        let v1 = f.material
+        try f.setWriter("agent", .write)
+        var seen = SeenState()
+        _ = try verify(f.material, seen: &seen)
+        expectRefused(v1, containing: "writer set version 1, older than version 2", seen: seen)
+        // Another v2 (same version, other content) is a fork.
+        var other = try Fixture()
+        other.writers = [f.writers[0]]
+        try other.setWriter("someone-else", .write)
+        expectRefused(other.material, containing: "(fork)", seen: seen)
     }
 
     @Test func serverMadeWrapIsRefused() throws {

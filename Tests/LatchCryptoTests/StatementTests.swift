@@ -36,6 +36,35 @@ struct StatementTests {
                                            newKeyId: TestKeys.bob.publicKey.keyId), key)
     }
 
+    @Test("Writer sets: canonical form, strict parsing, and the link rules")
+    func writerSets() throws {
+        let v1 = VaultWritersStatement.genesis(vaultId: "vault-1", creatorId: "alice")
+        try roundTrip(v1, TestKeys.alice)
+        #expect(String(decoding: v1.canonicalJSON, as: UTF8.self) ==
+                #"{"previousHash":null,"type":"latchkey.vault-writers.v1","vaultId":"vault-1","version":1,"writers":[{"accessLevel":"ADMIN","principalId":"alice"}]}"#)
+        let v2 = v1.setting("carol", to: .write).setting("bob", to: .admin)
+        #expect(v2.version == 3 && v2.writers.map(\.principalId) == ["alice", "bob", "carol"])
+        let a = v1.setting("bob", to: .admin)
+        try VaultWritersStatement.checkLink(v1, follows: nil, signerId: "alice")
+        try VaultWritersStatement.checkLink(a, follows: v1, signerId: "alice")
+        try VaultWritersStatement.checkLink(a.setting("carol", to: .write), follows: a, signerId: "bob")
+        expectError(isChain, "genesis by a non-ADMIN") { try VaultWritersStatement.checkLink(v1, follows: nil, signerId: "bob") }
+        expectError(isChain, "link signed by someone the previous version does not make ADMIN") {
+            try VaultWritersStatement.checkLink(a, follows: v1, signerId: "bob")
+        }
+        expectError(isChain, "a later version as genesis") { try VaultWritersStatement.checkLink(a, follows: nil, signerId: "bob") }
+        expectError(isChain, "skipped version") { try VaultWritersStatement.checkLink(a.setting("x", to: .write), follows: v1, signerId: "alice") }
+        var dup = a
+        dup.writers.append(.init(principalId: "bob", accessLevel: .write))
+        expectError(isChain, "duplicate writer") { try VaultWritersStatement.checkLink(dup, follows: v1, signerId: "alice") }
+        // Parsing refuses unsorted lists, unknown levels and unknown fields.
+        for bad in [#"{"previousHash":null,"type":"latchkey.vault-writers.v1","vaultId":"v","version":1,"writers":[{"accessLevel":"ADMIN","principalId":"b"},{"accessLevel":"ADMIN","principalId":"a"}]}"#,
+                    #"{"previousHash":null,"type":"latchkey.vault-writers.v1","vaultId":"v","version":1,"writers":[{"accessLevel":"READ","principalId":"a"}]}"#,
+                    #"{"previousHash":null,"type":"latchkey.vault-writers.v1","vaultId":"v","version":1,"writers":[],"extra":1}"#] {
+            #expect(throws: LatchCryptoError.self, "\(bad)") { try VaultWritersStatement(json: Data(bad.utf8)) }
+        }
+    }
+
     func roundTrip<S: SignedStatement>(_ s: S, _ key: PrincipalPrivateKey) throws {
         let env = try SignedEnvelope.sign(s, with: key)
         #expect(env.signerKeyId == key.publicKey.keyId)

@@ -1,0 +1,60 @@
+import Foundation
+import Testing
+import LatchClient
+import LatchCrypto
+
+/// Issue 5 (performance): a first sync proves every logged entry's inclusion with one batch
+/// request, so its request count does not grow with the number of items.
+@Suite(.serialized) struct SyncRequestCountTests {
+    @Test("the direct canonical leaf bytes equal the generic canonical JSON encoding")
+    func canonicalLeafBytes() throws {
+        let leaves: [LogLeaf] = [
+            .publicKey(tenantId: UUID().uuidString.lowercased(), principalId: UUID().uuidString.lowercased(), keyId: String(repeating: "ab", count: 32)),
+            .checkpoint(.itemDetail, tenantId: "t", subjectId: "i", envelope: #"{"checkpoint":{}}"#),
+            .checkpoint(.vaultSummary, tenantId: "tënant ✓", subjectId: "v", envelope: ""),
+            LogLeaf(type: "x", tenantId: "quote\"d", subjectId: "back\\slash", name: "tab\tnl\n", envelopeSha256: nil),
+            LogLeaf(type: "", tenantId: "", subjectId: "", name: "", envelopeSha256: ""),
+        ]
+        for leaf in leaves {
+            #expect(try LogVerifier.canonicalLeafData(leaf) == leaf.leafData(), "\(leaf)")
+        }
+    }
+
+    @Test("a first sync of 24 items makes a bounded number of requests, the same as one of 2 items")
+    func firstSyncRequests() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let home = server.dir + "/home"
+        _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
+                                      organisation: "o", tenant: "t", user: "operator")
+        let op = try await Latch.create(profile: "op", environment: ["LATCH_HOME": home], sync: true)
+        _ = try await op.createVault(name: "small")
+        _ = try await op.createVault(name: "big")
+        for n in 0..<2 { _ = try await op.setSecret(vault: "small", item: "s\(n)", value: "small-\(n)") }
+        for n in 0..<24 { _ = try await op.setSecret(vault: "big", item: "b\(n)", value: "big-\(n)") }
+
+        /// A fresh client (new LATCH_HOME: nothing pinned, nothing proven) doing its first sync.
+        func firstSync() async throws -> (requests: Int, report: LogReport, secrets: Int) {
+            let r = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                           baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/reader-\(UUID().uuidString)"],
+                                           sync: false)
+            let before = r.timings.counts["requests"] ?? 0
+            try await r.refresh()
+            return ((r.timings.counts["requests"] ?? 0) - before, try #require(r.lastLogReport), r.env.count)
+        }
+        let first = try await firstSync()
+        #expect(first.secrets == 26)
+        // Every entry proven afresh: 2 summaries, 26 details, the operator's key (own and in each directory).
+        #expect(first.report.vaultSummaries == 2 && first.report.itemDetails == 26 && first.report.publicKeys == 1)
+        #expect(first.report.inclusionProofs == 29 && first.report.inclusionCached == 0)
+        // sync, 2 signer directories, tree head, one batch of inclusion proofs (was 1 per entry: 29).
+        #expect(first.requests == 5, "a first sync of 26 items in 2 vaults made \(first.requests) requests")
+
+        // The same count with 24 more items in the small vault.
+        for n in 2..<26 { _ = try await op.setSecret(vault: "small", item: "s\(n)", value: "small-\(n)") }
+        let grown = try await firstSync()
+        #expect(grown.secrets == 50 && grown.report.inclusionProofs == 53)
+        #expect(grown.requests == first.requests, "\(grown.requests) requests for 50 items, \(first.requests) for 26")
+        print("first-sync requests: \(first.requests) for 26 items (29 log entries), \(grown.requests) for 50 items (53 log entries)")
+    }
+}
