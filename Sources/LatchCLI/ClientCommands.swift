@@ -515,6 +515,8 @@ struct AgentCommand: AsyncParsableCommand {
         @Argument var name: String
         @Option(name: .customLong("vault"), help: "Vault to grant READ on (repeatable).") var vaults: [String] = []
         @Option(name: .customLong("group"), help: "Security group to add the agent to (repeatable).") var groups: [String] = []
+        @Option(name: .customLong("permission"), help: "Machine permission for the agent's API key (repeatable; default: machine.vault.read, machine.vault.secret.read, machine.feedback.write).")
+        var permissions: [String] = []
         @Option(help: "Where to write the runtime config JSON.") var out: String
         @Flag(help: "Replace --out if it exists.") var overwrite = false
 
@@ -524,7 +526,7 @@ struct AgentCommand: AsyncParsableCommand {
                 if FileManager.default.fileExists(atPath: out) && !overwrite {
                     throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
                 }
-                let config = try await options.connect().createAgent(name: name, vaults: vaults)
+                let config = try await options.connect().createAgent(name: name, vaults: vaults, permissions: permissions.isEmpty ? nil : permissions)
                 try SecureFile.write(try config.encoded(), to: out, mode: 0o600)
                 CLI.stderr("latch: agent \(name) (\(config.agentId)) created; runtime config written to \(out) (0600). It cannot be downloaded again.")
                 CLI.stdout("\(config.agentId)\n")

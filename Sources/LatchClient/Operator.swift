@@ -81,6 +81,7 @@ extension Latch {
     public func setSecret(vault: String, item: String, field: String? = nil, itemType: String = "API_KEY",
                           fieldType: String = "SECRET", value: String) async throws -> (itemId: String, version: Int) {
         let v = try await verifiedVault(vault)
+        try requireWriter(v)
         let fieldName = field ?? "value"
         let existing = v.items.first { $0.name == item }
         var inputs: [VaultWriter.FieldInput] = []
@@ -158,7 +159,15 @@ extension Latch {
         var entries = current.permissions.filter { !($0.granteeId == principal.id && $0.granteeType == principal.type) }
         entries.append(PermissionEntry(granteeType: principal.type, granteeId: principal.id, level: level.uppercased()))
         _ = try await http.postJSON(PermissionsResponse.self, LatchRoutes.setPermissions("VAULT", v.id), body: SetPermissionsRequest(permissions: entries))
-        try await signWriter(principal.id, level: VaultWritersStatement.Level(rawValue: level.uppercased()), in: v)
+        // Writer set: a promotion is one signed statement; a demotion also replaces every
+        // checkpoint the writer signed (a DEK rotation), else readers would refuse them.
+        let newLevel = VaultWritersStatement.Level(rawValue: level.uppercased())
+        if newLevel == nil, v.writers.level(of: principal.id) != nil {
+            _ = try await rotateVaultKey(v, demoting: principal.id)   // wraps the new DEK to every member, this one too
+            return
+        } else {
+            try await signWriter(principal.id, level: newLevel, in: v)
+        }
         var key = recipientKey
         if key == nil {
             guard let active = principal.activeKeyId else { return }   // pending until the principal registers a key
@@ -181,13 +190,39 @@ extension Latch {
     /// Sign the next writer set version when `principalId`'s writer level there is not
     /// `level` (nil: not a writer). Only an ADMIN of the current signed set can.
     func signWriter(_ principalId: String, level: VaultWritersStatement.Level?, in v: VerifiedVault) async throws {
-        guard v.writers.level(of: principalId) != level else { return }
-        guard v.writers.level(of: identity.principal.id) == .admin else {
-            throw LatchError(.forbidden, "only an ADMIN in vault \(v.name)'s signed writer set can change who may write to it",
-                             hint: "ask one of its ADMINs: \(v.writers.writers.filter { $0.accessLevel == .admin }.map(\.principalId).joined(separator: ", "))")
+        try await signWriters(in: v) { $0.level(of: principalId) == level ? nil : $0.setting(principalId, to: level) }
+    }
+
+    /// Sign and post the writer set `change` makes of the newest verified one (nil: nothing to
+    /// change). Only an ADMIN of the current signed set can; a set that moved meanwhile is
+    /// re-read and the change applied again, once.
+    func signWriters(in vault: VerifiedVault, _ change: (VaultWritersStatement) -> VaultWritersStatement?) async throws {
+        var v = vault
+        for attempt in 1...2 {
+            guard let next = change(v.writers) else { return }
+            guard v.writers.level(of: identity.principal.id) == .admin else {
+                throw LatchError(.forbidden, "only an ADMIN in vault \(v.name)'s signed writer set can change who may write to it",
+                                 hint: "ask one of its ADMINs: \(v.writers.writers.filter { $0.accessLevel == .admin }.map(\.principalId).joined(separator: ", "))")
+            }
+            let envelope = try SignedEnvelope.sign(next, with: privateKey)
+            do {
+                _ = try await http.postJSON(VaultResponse.self, LatchRoutes.vaultWriters(v.id), body: UpdateWritersRequest(statement: try Self.text(envelope)))
+                return
+            } catch let e as LatchError where e.kind == .conflict && attempt == 1 {
+                try await refresh()
+                guard let fresh = verifiedVaults.first(where: { $0.id == v.id }) else { throw e }
+                v = fresh
+            }
         }
-        let next = try SignedEnvelope.sign(v.writers.setting(principalId, to: level), with: privateKey)
-        _ = try await http.postJSON(VaultResponse.self, LatchRoutes.vaultWriters(v.id), body: UpdateWritersRequest(statement: try Self.text(next)))
+    }
+
+    /// Refuse to sign a write the vault's readers would refuse: this principal must be in the
+    /// vault's signed writer set, whatever the server's grants say.
+    func requireWriter(_ v: VerifiedVault) throws {
+        guard v.writers.level(of: identity.principal.id) != nil else {
+            throw LatchError(.forbidden, "you are not a writer in vault \(v.name)'s signed writer set (v\(v.writers.version)), so every client would refuse what you sign",
+                             hint: "ask an ADMIN of the vault to run `latch share \(v.name) --\(identity.principal.type.lowercased()) \(identity.principal.name) --level WRITE`")
+        }
     }
 
     /// Pending grants this caller can see (members without a wrap of the current DEK).

@@ -175,7 +175,7 @@ extension Latch {
     /// Rotate a vault's DEK: a fresh DEK (version + 1), every value re-encrypted with new
     /// checkpoints, the new DEK wrapped to every member with a logged key. One all-or-nothing
     /// request; a stale batch (someone wrote meanwhile) is rebuilt and sent again, twice at most.
-    public func rotateVaultKey(_ vault: VerifiedVault) async throws -> RevokedVault {
+    public func rotateVaultKey(_ vault: VerifiedVault, demoting: String? = nil) async throws -> RevokedVault {
         var v = vault
         var attempt = 0
         while true {
@@ -198,6 +198,19 @@ extension Latch {
             if !recipients.contains(where: { $0.principalId == identity.principal.id }) {
                 recipients.append((identity.principal.id, privateKey.publicKey))
             }
+            try requireWriter(v)
+            // Writers that lost access (and `demoting`) leave the signed writer set in the same
+            // request that replaces every checkpoint they signed, so nothing is left orphaned.
+            let members = Set(dir.publicKeys.map(\.principalId) + [identity.principal.id])
+            let keep = { (w: VaultWritersStatement.Writer) in members.contains(w.principalId) && w.principalId != demoting }
+            var writers: String?
+            if !v.writers.writers.allSatisfy(keep) {
+                if v.writers.level(of: identity.principal.id) == .admin {
+                    writers = try Self.text(SignedEnvelope.sign(v.writers.next { $0.removeAll { !keep($0) } }, with: privateKey))
+                } else if demoting != nil {
+                    throw LatchError(.forbidden, "only an ADMIN in vault \(v.name)'s signed writer set can take a writer out of it")
+                }
+            }
             let items = v.items.map { i in (detail: i.detail, values: Dictionary(i.fields.map { ($0.id, $0.value) }, uniquingKeysWith: { a, _ in a })) }
             let r = try VaultWriter.rotateDek(summary: v.summary, items: items, newDek: DataEncryptionKey.generate(version: v.summary.currentDekVersion + 1),
                                               recipients: recipients, signer: privateKey)
@@ -210,7 +223,8 @@ extension Latch {
                 wrappedKeys: try r.wraps.map { w in
                     WrappedKeyInput(principalId: w.principalId, recipientKeyId: w.wrap.statement.checkpoint.recipientKeyId, dekVersion: w.wrap.dekVersion,
                                     wrappedKey: w.wrap.wrappedKey.base64EncodedString(), statement: try Self.text(w.wrap.statement))
-                })
+                },
+                writersStatement: writers)
             do {
                 let out = try await http.postJSON(DekRotationResponse.self, LatchRoutes.dekRotation(v.id), body: body)
                 try await refresh()

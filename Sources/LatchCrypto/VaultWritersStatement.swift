@@ -43,11 +43,19 @@ public struct VaultWritersStatement: SignedStatement, JSONStatement {
         VaultWritersStatement(vaultId: vaultId, version: 1, previousHash: nil, writers: [Writer(principalId: creatorId, accessLevel: .admin)])
     }
 
+    /// The next version, with the writer list as `edit` leaves it.
+    public func next(_ edit: (inout [Writer]) -> Void) -> VaultWritersStatement {
+        var list = writers
+        edit(&list)
+        return VaultWritersStatement(vaultId: vaultId, version: version + 1, previousHash: hash, writers: list)
+    }
+
     /// The next version with `principalId` set to `level` (nil removes it).
     public func setting(_ principalId: String, to level: Level?) -> VaultWritersStatement {
-        var next = writers.filter { $0.principalId != principalId }
-        if let level { next.append(Writer(principalId: principalId, accessLevel: level)) }
-        return VaultWritersStatement(vaultId: vaultId, version: version + 1, previousHash: hash, writers: next)
+        next { list in
+            list.removeAll { $0.principalId == principalId }
+            if let level { list.append(Writer(principalId: principalId, accessLevel: level)) }
+        }
     }
 
     public func level(of principalId: String) -> Level? {

@@ -17,8 +17,11 @@ public struct DekRotationInput: Sendable {
     public var items: [ItemInput]
     /// One per member with an active key (`principalId` set), the caller included.
     public var wraps: [WrappedKeyInputValue]
-    public init(summaryCheckpoint: String, items: [ItemInput], wraps: [WrappedKeyInputValue]) {
-        self.summaryCheckpoint = summaryCheckpoint; self.items = items; self.wraps = wraps
+    /// The vault's next writer set, applied in the same transaction (a demoted or revoked
+    /// writer leaves it exactly when every checkpoint it signed is replaced). Needs ADMIN.
+    public var writersStatement: String?
+    public init(summaryCheckpoint: String, items: [ItemInput], wraps: [WrappedKeyInputValue], writersStatement: String? = nil) {
+        self.summaryCheckpoint = summaryCheckpoint; self.items = items; self.wraps = wraps; self.writersStatement = writersStatement
     }
 }
 
@@ -169,6 +172,12 @@ extension LatchService {
                 try await tx.putField(f)
                 try await change(tx, ctx.tenant.id, .field, f.id, vault: v.id)
             }
+        }
+        if let writers = input.writersStatement {
+            guard try await AccessResolver(tx).vaultAccess(ctx.principal, v) == .admin else {
+                throw DomainError.forbidden("changing vault \(v.id)'s writer set needs ADMIN on it")
+            }
+            try await acceptWriters(tx, ctx, &v, statement: writers)
         }
         v.currentDekVersion = newVersion
         v.summaryVersion = s.version; v.summaryCheckpoint = input.summaryCheckpoint; v.updatedAt = now

@@ -229,7 +229,7 @@ struct MachineRoutes: Sendable {
             let req = try await decodeBody(DekRotationRequest.self, r, limit: limit)
             let input = DekRotationInput(summaryCheckpoint: req.summaryCheckpoint,
                                          items: req.items.map { .init(itemId: $0.itemId, detailCheckpoint: $0.detailCheckpoint, fields: $0.fields.map { ($0.id, $0.value) }) },
-                                         wraps: req.wrappedKeys.map(value))
+                                         wraps: req.wrappedKeys.map(value), writersStatement: req.writersStatement)
             let out = try await service.rotateVaultKey(try c.caller(), vaultId: try c.param("id"), input)
             return try jsonResponse(DekRotationResponse(vault: info(out.vault), summaryCheckpoint: out.vault.summaryCheckpoint,
                                                         currentDekVersion: out.vault.currentDekVersion,

@@ -233,8 +233,10 @@ public struct DekRotationRequest: Codable, Sendable {
     public var summaryCheckpoint: String
     public var items: [DekRotationItem]
     public var wrappedKeys: [WrappedKeyInput]
-    public init(summaryCheckpoint: String, items: [DekRotationItem], wrappedKeys: [WrappedKeyInput]) {
-        self.summaryCheckpoint = summaryCheckpoint; self.items = items; self.wrappedKeys = wrappedKeys
+    /// Optional: the vault's next signed writer set, applied atomically with the rotation.
+    public var writersStatement: String?
+    public init(summaryCheckpoint: String, items: [DekRotationItem], wrappedKeys: [WrappedKeyInput], writersStatement: String? = nil) {
+        self.summaryCheckpoint = summaryCheckpoint; self.items = items; self.wrappedKeys = wrappedKeys; self.writersStatement = writersStatement
     }
 }
 
