@@ -286,12 +286,18 @@ struct DoctorCommand: AsyncParsableCommand {
             report(true, "private key loads (\(key.bits) bits, keyId \(key.publicKey.keyId.prefix(16))…)")
             let started = Date()
             let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey)
+            let clock: ClockSkew?
             do {
-                _ = try await http.send(method: "GET", path: LatchRoutes.healthz)
+                clock = try await http.clockSkew(path: LatchRoutes.healthz)   // reachability and the server's Date header
                 report(true, "server reachable (\(Int(Date().timeIntervalSince(started) * 1000)) ms)")
             } catch let e as LatchError {
                 report(false, "server reachable: \(e.description)")
                 throw ExitCode(e.exitCode.rawValue)
+            }
+            if let clock {
+                CLI.stdout("\(clock.warn ? "warn" : "ok  ") clock: \(clock.summary)\n")   // a warning, not a failure
+            } else {
+                CLI.stdout("warn clock: not checked (the server sent no Date header)\n")
             }
             let me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
             report(true, "authenticated as \(me.principal.name) (\(me.principal.type))")
@@ -300,17 +306,8 @@ struct DoctorCommand: AsyncParsableCommand {
             } else {
                 report(false, "public key not registered yet (the first `latch get` registers it)")
             }
-            let serverDate = try await Self.serverDate(config.baseURL)
-            if let serverDate {
-                let skew = abs(serverDate.timeIntervalSinceNow)
-                report(skew < 120, "clock skew \(Int(skew)) s against the server")
-            }
         }
         if failed { throw ExitCode(LatchExitCode.failure.rawValue) }
-    }
-
-    static func serverDate(_ base: URL) async throws -> Date? {
-        nil   // the server's Date header is not exposed by the transport yet
     }
 }
 
@@ -522,13 +519,19 @@ struct AgentCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await CLI.run {
-                if !groups.isEmpty { throw LatchError(.usage, "--group is not supported by this build yet", hint: "grant vaults with --vault") }
                 if FileManager.default.fileExists(atPath: out) && !overwrite {
                     throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
                 }
-                let config = try await options.connect().createAgent(name: name, vaults: vaults, permissions: permissions.isEmpty ? nil : permissions)
+                let latch = try await options.connect()
+                var found: [GroupInfo] = []
+                for g in groups { found.append(try await latch.group(named: g)) }   // every group resolves before the agent is made
+                let made = try await latch.createAgent(name: name, vaults: vaults, groups: found, permissions: permissions.isEmpty ? nil : permissions)
+                let config = made.config
                 try SecureFile.write(try config.encoded(), to: out, mode: 0o600)
                 CLI.stderr("latch: agent \(name) (\(config.agentId)) created; runtime config written to \(out) (0600). It cannot be downloaded again.")
+                if !found.isEmpty {
+                    CLI.stderr("latch: added to group(s) \(found.map(\.name).joined(separator: ", ")); vault key wrapped for \(made.wrapped.count) vault(s) shared to them\(made.pending.isEmpty ? "" : ", \(made.pending.count) pending")")
+                }
                 CLI.stdout("\(config.agentId)\n")
             }
         }
@@ -562,6 +565,35 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
+struct GroupCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "group",
+        abstract: "Create and list security groups (members are added by `latch agent create --group`).",
+        subcommands: [Create.self, List.self])
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a security group (needs TENANT_ADMIN).")
+        @OptionGroup var options: ProfileOption
+        @Argument var name: String
+        func run() async throws {
+            try await CLI.run {
+                let g = try await options.connect(sync: false).createGroup(name: name)
+                CLI.stdout("\(g.id)\n")
+            }
+        }
+    }
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List security groups and their members.")
+        @OptionGroup var options: ProfileOption
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let gs = try await options.connect(sync: false).listGroups()
+                if json { try CLI.json(["groups": gs]); return }
+                CLI.stdout(CLI.table(gs.map { [$0.id, $0.name, $0.members.joined(separator: ",")] }, header: ["ID", "NAME", "MEMBERS"]))
+            }
+        }
+    }
+}
+
 struct ShareTarget: ParsableArguments {
     @Option(help: "Agent name or id.") var agent: String?
     @Option(help: "User name or id.") var user: String?
@@ -570,7 +602,6 @@ struct ShareTarget: ParsableArguments {
     func resolve(_ latch: Latch) async throws -> PrincipalInfo {
         let given = [agent, user, group].compactMap { $0 }
         guard given.count == 1 else { throw LatchError(.usage, "give exactly one of --agent, --user or --group") }
-        if group != nil { throw LatchError(.usage, "--group is not supported by this build yet") }
         if let agent { return try await latch.principal(named: agent, type: "AGENT") }
         return try await latch.principal(named: user ?? "", type: "USER")
     }
@@ -588,11 +619,21 @@ struct ShareCommand: AsyncParsableCommand {
         try await CLI.run {
             guard ["READ", "WRITE", "ADMIN"].contains(level.uppercased()) else { throw LatchError(.usage, "--level must be READ, WRITE or ADMIN") }
             let latch = try await options.connect()
+            if let name = target.group, target.agent == nil, target.user == nil {
+                let r = try await latch.share(vault: vault, group: try await latch.group(named: name), level: level.uppercased())
+                CLI.stderr("latch: group \(name) has \(r.level) on \(vault); vault key wrapped to \(r.wrapped.count) member(s)\(r.pending.isEmpty ? "" : ", \(r.pending.count) pending (no logged key yet; `latch pending --fulfil` later)")")
+                if r.level != "READ" { CLI.stderr("latch: note: \(ShareCommand.groupWriteNote)") }
+                return
+            }
             let p = try await target.resolve(latch)
             try await latch.share(vault: vault, principal: p, level: level.uppercased())
             CLI.stderr("latch: \(p.name) has \(level.uppercased()) on \(vault)\(p.activeKeyId == nil ? " (pending: it has no public key yet)" : "")")
         }
     }
+}
+
+extension ShareCommand {
+    static let groupWriteNote = "WRITE and ADMIN through a group are not signed into the vault's writer set: group members can read at once; to let one sign writes, an ADMIN shares to it directly with --level WRITE"
 }
 
 struct RevokeCommand: AsyncParsableCommand {
@@ -686,7 +727,7 @@ struct AuditCommand: AsyncParsableCommand {
 enum ClientCommands {
     static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
-        VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self,
+        VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
         WhoamiCommand.self, DoctorCommand.self, VerifyCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
     ]
 }

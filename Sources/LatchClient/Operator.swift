@@ -129,6 +129,12 @@ extension Latch {
     /// grant it READ on each vault and wrap each vault's DEK to it. Returns the one-time
     /// runtime config (holds the private key and API secret: write it 0600, show it once).
     public func createAgent(name: String, vaults: [String], permissions: [String]? = nil, role: String? = nil) async throws -> RuntimeConfig {
+        try await makeAgent(name: name, vaults: vaults, permissions: permissions, role: role).config
+    }
+
+    /// `createAgent`, also returning the agent as created and its public key.
+    func makeAgent(name: String, vaults: [String], permissions: [String]?, role: String?) async throws
+        -> (config: RuntimeConfig, principal: PrincipalInfo, key: PrincipalPublicKey) {
         let key = try PrincipalPrivateKey.generate(bits: 3072)
         let created = try await http.postJSON(CreatePrincipalResponse.self, LatchRoutes.agents,
                                               body: CreateAgentRequest(name: name, permissions: permissions, role: role, publicKey: key.publicKey.pem))
@@ -136,9 +142,10 @@ extension Latch {
             try await share(vault: v, principal: created.principal, level: "READ", recipientKey: key.publicKey)
         }
         let secret = created.apiKey.split(separator: ".", maxSplits: 1).dropFirst().first.map(String.init) ?? ""
-        return RuntimeConfig(agentId: created.principal.id, accessKey: created.accessKey, accessSecret: secret,
-                             privateKey: key.pkcs8PEM, baseUrl: configuration.baseURL.absoluteString,
-                             tenantId: created.principal.tenantId, keyId: key.publicKey.keyId)
+        let config = RuntimeConfig(agentId: created.principal.id, accessKey: created.accessKey, accessSecret: secret,
+                                   privateKey: key.pkcs8PEM, baseUrl: configuration.baseURL.absoluteString,
+                                   tenantId: created.principal.tenantId, keyId: key.publicKey.keyId)
+        return (config, created.principal, key.publicKey)
     }
 
     /// Find an agent or user by name or id.
@@ -231,11 +238,11 @@ extension Latch {
     }
 
     /// Fulfil pending grants: for each one whose principal now has a key in the vault's signer
-    /// directory and whose vault this client can open, wrap the DEK to that key. Returns the
-    /// fulfilled grants.
-    public func fulfilPendingGrants() async throws -> [PendingGrantInfo] {
+    /// directory and whose vault this client can open, wrap the DEK to that key (only the vaults
+    /// in `vaultIds` when given). Returns the fulfilled grants.
+    public func fulfilPendingGrants(vaultIds: Set<String>? = nil) async throws -> [PendingGrantInfo] {
         var done: [PendingGrantInfo] = []
-        for g in try await pendingGrants() {
+        for g in try await pendingGrants() where vaultIds?.contains(g.vaultId) ?? true {
             guard let v = verifiedVaults.first(where: { $0.id == g.vaultId }) else { continue }
             let dir = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(v.id))
             guard let entry = dir.publicKeys.first(where: { $0.principalId == g.principalId }),

@@ -45,19 +45,7 @@ public struct LocalFileSystem: VaultFileSystem {
         let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, privateFile ? 0o600 : 0o644)
         guard fd >= 0 else { throw GitVaultError.io(path: url.path, reason: String(cString: strerror(errno))) }
         if privateFile { fchmod(fd, 0o600) }
-        var offset = 0
-        let failure: String? = data.withUnsafeBytes { raw -> String? in
-            guard let base = raw.baseAddress else { return nil }
-            while offset < raw.count {
-                let written = Glibc_write(fd, base + offset, raw.count - offset)
-                if written < 0 {
-                    if errno == EINTR { continue }
-                    return String(cString: strerror(errno))
-                }
-                offset += written
-            }
-            return nil
-        }
+        let failure = Self.writeAll(fd, data)
         close(fd)
         if let failure {
             unlink(temporary.path)
