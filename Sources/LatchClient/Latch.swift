@@ -323,22 +323,25 @@ public final class Latch: @unchecked Sendable {
             writers.append(WritersLinkMaterial(envelope: try Self.envelope(link.statement, what: "vault \(vaultId) writer set"), text: link.statement,
                                                signerId: link.signerId, signerKey: pk, signerKeyLogIndex: link.signerKeyLogIndex))
         }
-        var directory: [DirectoryKey] = []
-        for k in keys.publicKeys {
-            guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
-                throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a key that does not match its key id")
-            }
-            var entry = DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex)
-            for link in k.rotations ?? [] {
-                guard let previous = try? PrincipalPublicKey(pem: link.previousPublicKey),
-                      let statement = try? JSONDecoder().decode(SignedEnvelope<KeyRotationStatement>.self, from: Data(link.statement.utf8)) else {
-                    throw VaultVerifier.fail("vault \(vaultId): signer directory entry for \(k.name) has a rotation link that does not parse")
-                }
-                entry.rotations.append((previous, statement))
-            }
-            directory.append(entry)
-        }
+        let directory = try keys.publicKeys.map { try Self.directoryKey($0, vaultLabel: "vault \(vaultId)") }
         return ServedDirectory(keys: directory, writers: writers, writersLogIndex: keys.writersLogIndex)
+    }
+
+    /// One signer-directory entry as served, parsed: its key must match its key id, and its
+    /// rotation links must parse (they are checked against the pinned key later).
+    static func directoryKey(_ k: MemberKey, vaultLabel: String) throws -> DirectoryKey {
+        guard let pk = try? PrincipalPublicKey(pem: k.publicKey), pk.keyId == k.keyId else {
+            throw VaultVerifier.fail("\(vaultLabel): signer directory entry for \(k.name) has a key that does not match its key id")
+        }
+        var entry = DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex)
+        for link in k.rotations ?? [] {
+            guard let previous = try? PrincipalPublicKey(pem: link.previousPublicKey),
+                  let statement = try? JSONDecoder().decode(SignedEnvelope<KeyRotationStatement>.self, from: Data(link.statement.utf8)) else {
+                throw VaultVerifier.fail("\(vaultLabel): signer directory entry for \(k.name) has a rotation link that does not parse")
+            }
+            entry.rotations.append((previous, statement))
+        }
+        return entry
     }
 
     static func plan(for vaults: [String: VerifiedVault]) -> EnvNames.Plan {
@@ -639,9 +642,21 @@ public final class Latch: @unchecked Sendable {
     }
 
     /// Checks that a member key this client is about to wrap a vault key to is in the log.
+    /// Vouches for a member key before a vault key is wrapped to it: the key is in the
+    /// transparency log, and it is the key this profile pinned for that member (or reached from
+    /// it by the member's signed rotations), so a server cannot substitute a key of its own,
+    /// even one it also logged.
     func verifyLogged(_ k: MemberKey) async throws {
+        var next = lock.withLock { seen }
+        try next.acceptMemberKey(try Self.directoryKey(k, vaultLabel: "recipient \(k.name)"), vaultLabel: "recipient \(k.name)")
         _ = try await verifyLog([.key(tenantId: tenantId, principalId: k.principalId, name: k.name, keyId: k.keyId, index: k.logIndex,
                                       role: "recipient")], prune: false)
+        let pinned = next.memberKeys ?? [:]
+        let saved = lock.withLock { () -> SeenState in
+            seen.memberKeys = (seen.memberKeys ?? [:]).merging(pinned) { _, n in n }
+            return seen
+        }
+        if let seenPath { try? saved.save(path: seenPath) }
     }
 
     /// Pins the log key (first use or `--log-key`) and checks this client's own key is logged.

@@ -276,6 +276,44 @@ private func forgedLeaf() -> LogLeaf {
                                              undo: { tx in try await undo(tx) }))
         }
 
+        // 3d. Key substitution at share time: the operator shares a second vault to an agent
+        //     whose key it has seen; the server serves (and logs) a key of its own for the
+        //     agent. The operator's client must not wrap the vault key to it.
+        do {
+            let pass = secret()
+            let v = try await h.victim("subst", [("db", "password", pass)])
+            _ = try await h.must("vault", "create", "subst-second")
+            _ = try await h.must("verify")   // the operator syncs: the agent's key is pinned
+            let outsider = try PrincipalPrivateKey.generate(bits: 2048)
+            let agentId = v.agentId
+            let honestKey = try #require(try await h.edit { tx in try await tx.activePublicKey(principalId: agentId) })
+            try await h.edit { tx in
+                var fake = honestKey
+                fake.keyId = outsider.publicKey.keyId
+                fake.pem = outsider.publicKey.pem
+                fake.logIndex = try await tx.appendLogLeaf(.publicKey(fake))
+                var retired = honestKey
+                retired.status = .retired
+                try await tx.putPublicKey(retired)
+                try await tx.putPublicKey(fake)
+            }
+            let share = try await h.latch(["share", "subst-second", "--agent", "bot-subst"])
+            let wrapsToOutsider = try await h.edit { tx in
+                try await tx.wrappedKeys(principalId: agentId).filter { $0.recipientKeyId == outsider.publicKey.keyId }.count
+            }
+            try await h.edit { tx in
+                try await tx.delete(.publicKeys, id: outsider.publicKey.keyId)
+                try await tx.putPublicKey(honestKey)
+            }
+            let expect = "without a rotation statement signed by"
+            #expect(share.code == 65 && share.err.contains(expect), "key substitution at share: \(share.code) \(share.err)")
+            #expect(wrapsToOutsider == 0, "the vault key was wrapped to the server's key")
+            let line = share.err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? share.err
+            table.append(AttackOutcome(attack: "member key substituted (and logged) when the operator shares to it",
+                                       detected: share.code == 65 && share.err.contains(expect) && wrapsToOutsider == 0,
+                                       error: String(line.dropFirst("latch: error: ".count).prefix(150))))
+        }
+
         // 4. Rollback: the log is cut back by one leaf after the agent verified the full tree.
         do {
             let pass = secret()
@@ -367,7 +405,7 @@ private func forgedLeaf() -> LogLeaf {
         }
 
         print(AttackOutcome.table(table, since: start))
-        #expect(table.count == 10)
+        #expect(table.count == 11)
         for row in table where !row.detected { Issue.record("not detected: \(row.attack)") }
     }
 }
