@@ -324,12 +324,17 @@ struct VerifyCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-key"), help: "The log key to pin when none is pinned yet, or to check the pinned one against (also LATCH_LOG_KEY).")
     var logKey: String?
     @Flag(help: "JSON output.") var json = false
+    @Option(help: "A file holding another client's signed tree head (its `latch verify --print-head`): check both are views of one log (repeatable).")
+    var witness: [String] = []
+    @Flag(help: "Print only this profile's verified signed tree head, for other clients to check with --witness.")
+    var printHead = false
 
     struct Out: Encodable {
         var log: LogReport
         var vaults: [String]
         var unavailableVaults: [String]
         var trustFile: String
+        var witnesses: [Int64]
     }
 
     func run() async throws {
@@ -338,8 +343,21 @@ struct VerifyCommand: AsyncParsableCommand {
                                                            environment: options.environment)
             let latch = try await Latch.create(configuration: config, sync: false)
             let r = try await latch.verifyEverything()
+            if printHead {
+                guard let head = try latch.verifiedHead() else { throw LatchError(.other, "no verified tree head") }
+                CLI.stdout(head.hasSuffix("\n") ? head : head + "\n")
+                return
+            }
+            var witnesses: [Int64] = []
+            for path in witness {
+                let note: String
+                do { note = try String(contentsOfFile: path, encoding: .utf8) } catch {
+                    throw LatchError(.usage, "cannot read the witness file \(path): \(error.localizedDescription)")
+                }
+                witnesses.append(try await latch.compareWitness(note).witnessSize)
+            }
             let out = Out(log: r, vaults: latch.verifiedVaults.map(\.id), unavailableVaults: latch.unavailableVaults.keys.sorted(),
-                          trustFile: latch.trustFilePath)
+                          trustFile: latch.trustFilePath, witnesses: witnesses)
             if json { try CLI.json(out); return }
             let consistency = r.previousTreeSize.map { from in
                 from == r.treeSize ? "tree unchanged since size \(from) (same root)" : "\(from) → \(r.treeSize) verified"
@@ -351,7 +369,7 @@ struct VerifyCommand: AsyncParsableCommand {
                 inclusion:    \(r.inclusionProofs) proofs verified (\(r.vaultSummaries) vault summaries, \(r.itemDetails) item details, \(r.publicKeys) public keys, \(r.writerSets) writer sets)
                 vaults:       \(out.vaults.count) verified\(out.unavailableVaults.isEmpty ? "" : ", \(out.unavailableVaults.count) without a key for this profile")
                 items:        \(latch.verifiedVaults.map(\.items.count).reduce(0, +)) verified
-                trust file:   \(out.trustFile)
+                trust file:   \(out.trustFile)\(witnesses.map { "\nwitness:      tree head of size \($0) is consistent with this one" }.joined())
                 ok
 
                 """)

@@ -669,6 +669,34 @@ public final class Latch: @unchecked Sendable {
 
     /// `latch verify`: a full sync that proves every accepted entry's inclusion afresh (no leaf
     /// taken from an earlier run), consistency with the last verified head, and every vault.
+    /// The signed tree head this profile verified last (a signed note another client can
+    /// check with `compareWitness`), or nil before the first verification.
+    public func verifiedHead() throws -> String? {
+        try LogTrust.load(path: trustPath)?.checkpoint
+    }
+
+    /// Compares this profile's verified tree head with `note`, another client's signed tree head
+    /// (run after `verifyEverything`): refuses a note the pinned key did not sign, and a pair of
+    /// heads that are not views of one log (split view).
+    public func compareWitness(_ note: String) async throws -> (witnessSize: Int64, ownSize: Int64) {
+        guard let trust = try LogTrust.load(path: trustPath), let own = trust.checkpoint else {
+            throw LatchError(.usage, "this profile has not verified a tree head yet", hint: "run `latch verify` first")
+        }
+        let verifier: NoteVerifier
+        do { verifier = try NoteVerifier(keyString: trust.logKey) } catch {
+            throw LatchError(.configuration, "the pinned log key \(trust.logKey) is not a note verifier key (\(error))")
+        }
+        let mine = try Checkpoint.open(own, origin: verifier.name, verifiers: [verifier])
+        let witness = try LogVerifier.openWitness(note, verifier: verifier)
+        var proof: [MerkleHash] = []
+        if witness.size != mine.size, min(witness.size, mine.size) > 0 {
+            proof = try LogVerifier.hashes(try await http.getJSON(LogProofResponse.self, LatchRoutes.logConsistency(
+                from: Int64(min(witness.size, mine.size)), to: Int64(max(witness.size, mine.size)))), what: "consistency")
+        }
+        try LogVerifier.checkWitness(witness, against: mine, proof: proof)
+        return (Int64(witness.size), Int64(mine.size))
+    }
+
     public func verifyEverything() async throws -> LogReport {
         reuseVerifiedLeaves = false
         defer { reuseVerifiedLeaves = true }

@@ -189,6 +189,30 @@ public enum LogVerifier {
         }
     }
 
+    /// Checks this profile's verified tree head against a witness: another client's tree head,
+    /// signed by the same log key. Both must be views of one log, so the smaller must be a
+    /// prefix of the larger (`proof`: the server's consistency proof between them; the same
+    /// size needs the same root). A server that shows two clients two histories fails here.
+    public static func checkWitness(_ witness: Checkpoint, against mine: Checkpoint, proof: [MerkleHash]) throws {
+        let label = "this profile's tree head (size \(mine.size), root \(mine.root.base64)) and the witness's (size \(witness.size), root \(witness.root.base64))"
+        if witness.size == mine.size {
+            guard witness.root == mine.root else { throw fail("transparency log split view: \(label) differ at the same size") }
+            return
+        }
+        let (small, large) = witness.size < mine.size ? (witness, mine) : (mine, witness)
+        do { try large.verifyConsistency(from: small, proof: proof) } catch {
+            throw fail("transparency log split view: the server cannot prove that one of \(label) extends the other (\(error))")
+        }
+    }
+
+    /// Opens a witness's signed tree head (the signed note text) with the pinned key.
+    public static func openWitness(_ note: String, verifier: NoteVerifier) throws -> Checkpoint {
+        do { return try Checkpoint.open(note, origin: verifier.name, verifiers: [verifier]) } catch {
+            throw LatchError(.usage, "the witness tree head is not a checkpoint signed by the pinned log key \(verifier.keyString) (\(error))",
+                             hint: "give the signed note another client printed with `latch verify --print-head`")
+        }
+    }
+
     /// The entry's leaf index, checked present and inside the tree.
     public static func index(of entry: LogEntry, in head: Checkpoint) throws -> Int64 {
         guard let index = entry.index else {

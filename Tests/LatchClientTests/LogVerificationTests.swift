@@ -372,6 +372,44 @@ private func forgedLeaf() -> LogLeaf {
             })
         }
 
+        // 6b. Split view: two clients shown two histories of the same size. Client A (agent
+        //     "gossip") verified the honest log; the server then forks its last leaf and shows
+        //     the fork to client B (agent "gossip2", seeing the log for the first time, so it
+        //     pins the fork: trust on first use). Neither can tell alone; B checking A's signed
+        //     tree head as a witness (`latch verify --witness`) can.
+        do {
+            let pa = secret(), pb = secret()
+            let a = try await h.victim("gossip", [("db", "password", pa)])
+            let b = try await h.victim("gossip2", [("db", "password", pb)])
+            _ = try await h.must("vault", "create", "gossip-filler")   // the leaf to fork belongs to neither agent
+            let first = try await h.latch(["verify", "--profile", a.profile, "--print-head"])
+            #expect(first.code == 0 && first.out.contains("latchkey.log"), "\(first.err)")
+            let headFile = h.server.dir + "/gossip-head.txt"
+            try Data(first.out.utf8).write(to: URL(fileURLWithPath: headFile))
+            let trustB = ProfileStore(home: h.env["LATCH_HOME"] ?? "").logTrustPath(b.profile)
+            try FileManager.default.removeItem(atPath: trustB)   // B: a new machine, never saw this log
+            let size = try await h.edit { tx in try await logSize(tx) }
+            let tail = try await h.edit { tx in try await readTail(tx, from: size - 1) }
+            try await h.edit { tx in
+                try await truncate(tx, to: size - 1)
+                _ = try await tx.appendLogLeaf(forgedLeaf())
+            }
+            let alone = try await h.latch(["verify", "--profile", b.profile])
+            let gossip = try await h.latch(["verify", "--profile", b.profile, "--witness", headFile])
+            try await h.edit { tx in try await restoreTail(tx, tail, from: size - 1) }
+            #expect(alone.code == 0, "B alone cannot see the fork (trust on first use): \(alone.err)")
+            let expect = "transparency log split view"
+            #expect(gossip.code == 65 && gossip.err.contains(expect), "split view: \(gossip.code) \(gossip.err)")
+            #expect(!gossip.out.contains(pb) && !gossip.err.contains(pb))
+            // and with the honest log back, the same witness agrees
+            let agreed = try await h.latch(["verify", "--profile", a.profile, "--witness", headFile])
+            #expect(agreed.code == 0 && agreed.out.contains("witness:"), "\(agreed.err)")
+            let line = gossip.err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? gossip.err
+            table.append(AttackOutcome(attack: "two clients shown two log histories (checked with --witness)",
+                                       detected: gossip.code == 65 && gossip.err.contains(expect),
+                                       error: String(line.dropFirst("latch: error: ".count).prefix(150))))
+        }
+
         // 7. The server restarted with another log key (the store's recorded key edited to match):
         //    every profile that pinned the old key refuses, naming both keys.
         do {
@@ -405,7 +443,7 @@ private func forgedLeaf() -> LogLeaf {
         }
 
         print(AttackOutcome.table(table, since: start))
-        #expect(table.count == 11)
+        #expect(table.count == 12)
         for row in table where !row.detected { Issue.record("not detected: \(row.attack)") }
     }
 }
