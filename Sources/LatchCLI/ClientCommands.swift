@@ -404,8 +404,24 @@ struct MachineCommand: AsyncParsableCommand {
 // MARK: - operator side
 
 struct VaultCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "vault", abstract: "Create and list vaults.",
-                                                    subcommands: [Create.self, List.self, Items.self])
+    static let configuration = CommandConfiguration(commandName: "vault", abstract: "Create and list vaults, and rotate a vault's key.",
+                                                    subcommands: [Create.self, List.self, Items.self, RotateKey.self])
+    struct RotateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate-key",
+            abstract: "Rotate a vault's key: a new DEK, every value re-encrypted, wrapped to every current member (finishes an interrupted revoke).")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "Vault name or id.") var vault: String
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let latch = try await options.connect()
+                let r = try await latch.rotateVaultKey(try await latch.dekHolder(try await latch.vaultInfo(vault)))
+                if json { try CLI.json(r); return }
+                CLI.stdout("vault \(r.vault): key rotated to DEK v\(r.dekVersion.map(String.init) ?? "?"); wrapped to \(r.rewrapped.joined(separator: ", "))"
+                           + (r.pending.isEmpty ? "" : "; pending (no key yet): \(r.pending.joined(separator: ", "))") + "\n")
+            }
+        }
+    }
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a vault (its key is made and wrapped here).")
         @OptionGroup var options: ProfileOption

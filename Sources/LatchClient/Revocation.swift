@@ -165,7 +165,7 @@ extension Latch {
     }
 
     /// The verified vault, or a clear error when this client cannot open its current DEK.
-    func dekHolder(_ info: VaultInfo) async throws -> VerifiedVault {
+    public func dekHolder(_ info: VaultInfo) async throws -> VerifiedVault {
         do { return try await verifiedVault(info.id) } catch let e as LatchError where e.kind == .forbidden {
             throw LatchError(.forbidden, "you do not hold vault \(info.name)'s key (DEK v\(info.currentDekVersion)), so you cannot rotate it",
                              hint: "run the revocation as a member holding the vault key")

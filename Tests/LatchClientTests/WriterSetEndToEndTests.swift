@@ -73,6 +73,12 @@ import Testing
         let newest = try #require(links.last?["statement"] as? String)
         #expect(newest.contains("\"version\":5") && !newest.contains(deployerId), "\(newest)")
         #expect(try await latch("get", "DATABASE", "--profile", "reader").out == "pg-writer-0003")
+
+        // `latch vault rotate-key` (what finishes an interrupted revoke): a new DEK, same values.
+        let rotated = try await must("vault", "rotate-key", "prod", "--json")
+        let dek = (try JSONSerialization.jsonObject(with: Data(rotated.out.utf8)) as? [String: Any])?["dekVersion"] as? Int
+        #expect(dek == 4, "\(rotated.out)")   // 1, 2 (demotion), 3 (revoke), 4
+        #expect(try await latch("get", "DATABASE", "--profile", "reader").out == "pg-writer-0003")
     }
 
     func vaultIds(_ env: [String: String]) async throws -> [String: String] {
