@@ -215,10 +215,19 @@ public final class Latch: @unchecked Sendable {
         var touched = Set<String>()
         var removed = Set<String>()
         var full = false
+        // The log material rides on the sync answer (no extra request) when there is one page.
+        let pinnedSize: Int64? = (try? LogTrust.load(path: trustPath)).flatMap { $0?.treeSize }
+        let logFrom: Int64? = unsafeSkipTransparencyLogForBenchmark ? nil : pinnedSize ?? 0
+        var logProofs: SyncLogProofs?
+        var pages = 0
         while true {
-            var path = LatchRoutes.sync
-            if let cursor { path += "?cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor) }
+            var query: [String] = []
+            if let cursor { query.append("cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor)) }
+            if let logFrom { query.append("logFrom=\(logFrom)") }
+            let path = LatchRoutes.sync + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
             let r = try await http.getJSON(SyncResponse.self, path)
+            pages += 1
+            logProofs = pages == 1 ? r.log : nil
             if r.full { cache = SyncCache(); full = true }
             for v in r.vaults {
                 touched.insert(v.vault.id)
@@ -268,7 +277,7 @@ public final class Latch: @unchecked Sendable {
                                   details: cache.items.values.filter { $0.item.vaultId == id }.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
         }
         // Nothing is swapped in or remembered until the log vouches for all of it.
-        let report = try await verifyLog(entries, prune: full)
+        let report = try await verifyLog(entries, prune: full, prefetched: logProofs)
         let newPlan = Self.plan(for: newVaults)
         let infos = Dictionary(uniqueKeysWithValues: cache.vaults.map { ($0.key, $0.value.vault) })
         let finalCursor = cursor
@@ -505,16 +514,20 @@ public final class Latch: @unchecked Sendable {
     /// rollback or fork); proves each entry's rebuilt leaf included (1 batch request for
     /// every leaf not already proven under an earlier verified head, `inclusionProofs`). Any failure throws
     /// before the new head is saved. `prune` keeps only these entries' leaves in the trust file.
-    func verifyLog(_ entries: [LogEntry], prune: Bool) async throws -> LogReport {
+    func verifyLog(_ entries: [LogEntry], prune: Bool, prefetched: SyncLogProofs? = nil) async throws -> LogReport {
         if unsafeSkipTransparencyLogForBenchmark {
             return LogReport(logKey: "", pinnedNow: false, treeSize: 0, rootHash: "", previousTreeSize: nil, consistencyProofVerified: false,
                              inclusionProofs: 0, inclusionCached: 0, vaultSummaries: 0, itemDetails: 0, publicKeys: 0)
         }
         let started = DispatchTime.now().uptimeNanoseconds
         defer { timings.add("log", since: started) }
+        // A sync answer may carry the head and proofs (read in its transaction): they are
+        // checked exactly as fetched ones, and whatever they lack is fetched.
         let served: LogCheckpointResponse
         do {
-            served = try await http.getJSON(LogCheckpointResponse.self, LatchRoutes.logCheckpoint)
+            if let prefetched { served = prefetched.head } else {
+                served = try await http.getJSON(LogCheckpointResponse.self, LatchRoutes.logCheckpoint)
+            }
         } catch var e as LatchError {
             e.message = "cannot fetch the transparency log tree head, so nothing served can be verified: " + e.message
             throw e
@@ -532,8 +545,11 @@ public final class Latch: @unchecked Sendable {
         var consistencyVerified = false
         var consistencyProof: [MerkleHash] = []
         if LogVerifier.needsConsistencyProof(from: state, to: head) {
-            consistencyProof = try LogVerifier.hashes(
-                try await http.getJSON(LogProofResponse.self, LatchRoutes.logConsistency(from: state.treeSize, to: size)), what: "consistency")
+            var response = prefetched.flatMap { $0.consistencyFrom == state.treeSize ? LogProofResponse(proof: $0.consistency) : nil }
+            if response == nil {
+                response = try await http.getJSON(LogProofResponse.self, LatchRoutes.logConsistency(from: state.treeSize, to: size))
+            }
+            consistencyProof = try LogVerifier.hashes(response ?? LogProofResponse(proof: []), what: "consistency")
             consistencyVerified = true
         }
         try LogVerifier.checkConsistency(from: state, to: head, proof: consistencyProof)
@@ -563,9 +579,17 @@ public final class Latch: @unchecked Sendable {
         }
         let proofsStarted = DispatchTime.now().uptimeNanoseconds
         timings.add("log.leaves", since: leavesStarted)
-        let proofs = try await inclusionProofs(toProve.map(\.index), treeSize: size)
-        for (k, p) in toProve.enumerated() {
-            try LogVerifier.checkInclusion(p.entry, leafHash: p.leaf, index: p.index, head: head, proof: proofs[k])
+        var given: [Int64: [MerkleHash]] = [:]
+        if let batch = prefetched?.inclusion, batch.treeSize == size {
+            let hashes = try LogVerifier.hashes(LogProofResponse(proof: batch.hashes), what: "inclusion")
+            for p in batch.proofs where p.path.allSatisfy({ hashes.indices.contains($0) }) { given[p.leafIndex] = p.path.map { hashes[$0] } }
+        }
+        let missing = toProve.map(\.index).filter { given[$0] == nil }
+        if !missing.isEmpty {
+            for (i, proof) in zip(missing, try await inclusionProofs(missing, treeSize: size)) { given[i] = proof }
+        }
+        for p in toProve {
+            try LogVerifier.checkInclusion(p.entry, leafHash: p.leaf, index: p.index, head: head, proof: given[p.index] ?? [])
         }
         timings.add("log.proofs", since: proofsStarted)
 

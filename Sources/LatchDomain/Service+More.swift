@@ -1,4 +1,5 @@
 import Foundation
+import LatchLog
 
 /// Sync, search, groups, projects, feedback and audit queries.
 extension LatchService {
@@ -24,12 +25,44 @@ extension LatchService {
         public var deletedFieldIds: [String] = []
         public var wrappedKeys: [WrappedKey] = []
         public var removedVaultIds: [String] = []
+        /// With `logFrom`: the log material a client needs to verify this answer, read in the
+        /// same transaction (so a verified delta sync costs no extra request).
+        public var log: SyncLog?
+    }
+
+    /// The signed tree head, the consistency proof from the client's last verified size, and
+    /// the inclusion proofs of every summary and detail checkpoint in the answer.
+    public struct SyncLog: Sendable {
+        public var head: LogTreeHead
+        public var consistencyFrom: Int64
+        public var consistency: [MerkleHash]
+        public var inclusion: [(index: Int64, proof: [MerkleHash])]
     }
 
     /// Without a cursor: everything the caller can see. With one: only what changed since, found
     /// through the change log (cost grows with the number of changes, not the tenant's size).
-    public func sync(_ ctx: AuthContext, cursor: String?, limit: Int = 1000) async throws -> SyncResult {
+    public func sync(_ ctx: AuthContext, cursor: String?, limit: Int = 1000, logFrom: Int64? = nil, logSigner: NoteSigner? = nil) async throws -> SyncResult {
         return try await perform(ctx, require: "machine.vault.read", "vault.sync", read: true) { tx in
+            var r = try await self.syncResult(tx, ctx, cursor: cursor, limit: limit)
+            if let logFrom, let logSigner {
+                // (A logFrom beyond the log's size gets no consistency proof: the client sees the
+                // smaller signed head and refuses it as a rollback.)
+                let size = try await tx.logSize()
+                let root = try await tx.logRoot(size: size)
+                let note = try Checkpoint(origin: logSigner.name, size: UInt64(size), root: root).signedNote(with: logSigner)
+                let indexes = Array(Set(r.vaults.compactMap(\.summaryLogIndex) + r.items.compactMap(\.detailLogIndex)).filter { $0 < size }).sorted()
+                let proofs = indexes.isEmpty ? [] : try await tx.logInclusionProofs(indexes: indexes, size: size)
+                r.log = SyncLog(head: LogTreeHead(size: size, root: root, signedNote: note, verifierKey: logSigner.verifier.keyString),
+                                consistencyFrom: logFrom,
+                                consistency: logFrom > 0 && logFrom < size ? try await tx.logConsistencyProof(from: logFrom, to: size) : [],
+                                inclusion: Array(zip(indexes, proofs)).map { (index: $0.0, proof: $0.1) })
+            }
+            return (r, "full=\(r.full) vaults=\(r.vaults.count) items=\(r.items.count)")
+        }
+    }
+
+    func syncResult(_ tx: any StoreTransaction, _ ctx: AuthContext, cursor: String?, limit: Int) async throws -> SyncResult {
+        do {
             let after = try cursor.map { c throws(DomainError) in try Self.decodeCursor(c) }
             let withValues = ctx.apiKey.permissions.contains("machine.vault.secret.read")
             let resolver = AccessResolver(tx)
@@ -97,7 +130,7 @@ extension LatchService {
                 r.wrappedKeys += try await tx.wrappedKeys(vaultId: v.id).filter { $0.principalId == ctx.principal.id }
             }
             r.vaults.sort { $0.id < $1.id }; r.items.sort { $0.id < $1.id }; r.fields.sort { $0.id < $1.id }
-            return (r, "full=\(r.full) vaults=\(r.vaults.count) items=\(r.items.count)")
+            return r
         }
     }
 

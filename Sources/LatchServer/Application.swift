@@ -93,16 +93,8 @@ struct MachineRoutes: Sendable {
         m.post("transparency/proof/inclusion") { r, c in
             let req = try await decodeBody(LogInclusionBatchRequest.self, r, limit: limit)
             let proofs = try await service.logInclusionProofs(try c.caller(), leafIndexes: req.leafIndexes, treeSize: req.treeSize)
-            var hashes: [String] = [], position: [MerkleHash: Int] = [:]
-            let out = zip(req.leafIndexes, proofs).map { index, proof in
-                LogInclusionBatchResponse.Proof(leafIndex: index, path: proof.map { h in
-                    if let p = position[h] { return p }
-                    position[h] = hashes.count
-                    hashes.append(h.base64)
-                    return hashes.count - 1
-                })
-            }
-            return try jsonResponse(LogInclusionBatchResponse(treeSize: req.treeSize, hashes: hashes, proofs: out))
+            return try jsonResponse(LogInclusionBatchResponse(treeSize: req.treeSize,
+                                                              proofs: zip(req.leafIndexes, proofs).map { ($0, $1.map(\.base64)) }))
         }
         m.get("transparency/proof/consistency") { r, c in
             let q = r.uri.queryParameters
@@ -301,13 +293,20 @@ struct MachineRoutes: Sendable {
 
     @Sendable func syncRoute(_ r: Request, _ c: LatchRequestContext) async throws -> Response {
         let cursor = r.uri.queryParameters.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
-        let s = try await service.sync(try c.caller(), cursor: cursor)
+        let logFrom = try r.uri.queryParameters.get("logFrom").map { try count($0, "logFrom") }
+        let s = try await service.sync(try c.caller(), cursor: cursor, logFrom: logFrom, logSigner: logSigner)
+        let log = s.log.map { l in
+            SyncLogProofs(head: LogCheckpointResponse(treeSize: l.head.size, rootHash: l.head.root.base64, checkpoint: l.head.signedNote,
+                                                      logKey: l.head.verifierKey),
+                          consistencyFrom: l.consistencyFrom, consistency: l.consistency.map(\.base64),
+                          inclusion: LogInclusionBatchResponse(treeSize: l.head.size, proofs: l.inclusion.map { ($0.index, $0.proof.map(\.base64)) }))
+        }
         return try jsonResponse(SyncResponse(
             cursor: s.cursor, full: s.full, hasMore: s.hasMore,
             vaults: s.vaults.map { VaultResponse(vault: info($0), summaryCheckpoint: $0.summaryCheckpoint) },
             items: s.items.map { SyncItem(item: info($0), archived: $0.archived, detailCheckpoint: $0.detailCheckpoint) },
             fields: s.fields.map { SyncField(vaultId: $0.vaultId, field: info($0)) },
-            deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds))
+            deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds, log: log))
     }
 
     func addP3(to m: RouterGroup<LatchRequestContext>) {

@@ -700,10 +700,27 @@ public struct SyncResponse: Codable, Sendable {
     public var deletedFieldIds: [String]
     public var wrappedKeys: [WrappedKeyInfo]
     public var removedVaultIds: [String]
+    /// Asked with `logFrom=N`: what verifies this answer against the transparency log.
+    public var log: SyncLogProofs?
     public init(cursor: String, full: Bool, hasMore: Bool, vaults: [VaultResponse], items: [SyncItem], fields: [SyncField],
-                deletedFieldIds: [String], wrappedKeys: [WrappedKeyInfo], removedVaultIds: [String]) {
+                deletedFieldIds: [String], wrappedKeys: [WrappedKeyInfo], removedVaultIds: [String], log: SyncLogProofs? = nil) {
         self.cursor = cursor; self.full = full; self.hasMore = hasMore; self.vaults = vaults; self.items = items
         self.fields = fields; self.deletedFieldIds = deletedFieldIds; self.wrappedKeys = wrappedKeys; self.removedVaultIds = removedVaultIds
+        self.log = log
+    }
+}
+
+/// The log material of one sync answer, read in the sync's transaction: the signed tree head
+/// (as `GET /transparency/checkpoint`), the consistency proof from `consistencyFrom` (the
+/// client's `logFrom`; empty when it is 0 or not below the tree size), and the inclusion
+/// proofs of every summary and detail checkpoint in the answer (as the batch route gives them).
+public struct SyncLogProofs: Codable, Sendable {
+    public var head: LogCheckpointResponse
+    public var consistencyFrom: Int64
+    public var consistency: [String]
+    public var inclusion: LogInclusionBatchResponse
+    public init(head: LogCheckpointResponse, consistencyFrom: Int64, consistency: [String], inclusion: LogInclusionBatchResponse) {
+        self.head = head; self.consistencyFrom = consistencyFrom; self.consistency = consistency; self.inclusion = inclusion
     }
 }
 
@@ -839,6 +856,20 @@ public struct LogInclusionBatchRequest: Codable, Sendable {
 /// order, its RFC 9162 proof as positions in `hashes` (proofs of nearby leaves share most of
 /// their hashes, so this is several times smaller than the proofs written out).
 public struct LogInclusionBatchResponse: Codable, Sendable {
+    /// Writes proofs as positions in one list of distinct hashes.
+    public init(treeSize: Int64, proofs: [(leafIndex: Int64, path: [String])]) {
+        var hashes: [String] = [], position: [String: Int] = [:]
+        let out = proofs.map { p in
+            Proof(leafIndex: p.leafIndex, path: p.path.map { h in
+                if let i = position[h] { return i }
+                position[h] = hashes.count
+                hashes.append(h)
+                return hashes.count - 1
+            })
+        }
+        self.init(treeSize: treeSize, hashes: hashes, proofs: out)
+    }
+
     public struct Proof: Codable, Sendable, Equatable {
         public var leafIndex: Int64
         public var path: [Int]

@@ -48,8 +48,9 @@ import LatchCrypto
         // directory), and any other records the vaults are logged with.
         #expect(first.report.vaultSummaries == 2 && first.report.itemDetails == 26 && first.report.publicKeys == 1)
         #expect(first.report.inclusionProofs >= 29 && first.report.inclusionCached == 0)
-        // sync, 2 signer directories, tree head, one batch of inclusion proofs (was 1 per entry: ≥ 29).
-        #expect(first.requests == 5, "a first sync of 26 items in 2 vaults made \(first.requests) requests")
+        // sync (carrying the tree head and the checkpoints' proofs), 2 signer directories, one
+        // batch for the directory keys and writer sets (was 1 request per entry: ≥ 29).
+        #expect(first.requests == 4, "a first sync of 26 items in 2 vaults made \(first.requests) requests")
 
         // The same count with 24 more items in the small vault.
         for n in 2..<26 { _ = try await op.setSecret(vault: "small", item: "s\(n)", value: "small-\(n)") }
@@ -57,5 +58,19 @@ import LatchCrypto
         #expect(grown.secrets == 50 && grown.report.inclusionProofs == first.report.inclusionProofs + 24)
         #expect(grown.requests == first.requests, "\(grown.requests) requests for 50 items, \(first.requests) for 26")
         print("first-sync requests: \(first.requests) for 26 items (\(first.report.inclusionProofs) log entries), \(grown.requests) for 50 items (\(grown.report.inclusionProofs) log entries)")
+
+        // A delta sync after one change costs what an unverified one does: the sync answer
+        // carries the signed head, the consistency proof and the new checkpoints' proofs, so only
+        // the touched vault's signer directory is fetched besides it.
+        let reader = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                            baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/delta"], sync: true)
+        _ = try await op.setSecret(vault: "big", item: "b3", value: "big-3-changed")
+        let before = reader.timings.counts["requests"] ?? 0
+        try await reader.refresh()
+        let delta = (reader.timings.counts["requests"] ?? 0) - before
+        let report = try #require(reader.lastLogReport)
+        #expect(try reader.get("B3") == "big-3-changed")
+        #expect(report.consistencyProofVerified && report.inclusionProofs == 2, "\(report)")   // new summary and detail
+        #expect(delta == 2, "a delta sync of one change made \(delta) requests (sync + 1 signer directory expected)")
     }
 }
