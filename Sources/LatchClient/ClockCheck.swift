@@ -65,15 +65,7 @@ extension LatchHTTPClient {
         request.httpMethod = "GET"
         request.setValue(userAgent, forHTTPHeaderField: "User-Agent")
         let sent = Date()
-        let data: Data, response: HTTPURLResponse
-        do {
-            (data, response) = try await transport.send(request)
-        } catch let error as LatchError {
-            throw error
-        } catch {
-            throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error.localizedDescription)",
-                             hint: "check the base URL and that `latch serve` is running")
-        }
+        let (data, response) = try await exchange(request)
         let received = Date()
         guard (200..<300).contains(response.statusCode) else {
             throw Self.error(status: response.statusCode, body: data, method: "GET", path: path)

@@ -70,14 +70,7 @@ public struct LatchHTTPClient: Sendable {
             timings?.count("requests")
             let started = DispatchTime.now().uptimeNanoseconds
             defer { timings?.add("http", since: started) }
-            do {
-                (data, response) = try await transport.send(request)
-            } catch let error as LatchError {
-                throw error
-            } catch {
-                throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error.localizedDescription)",
-                                 hint: "check the base URL and that `latch serve` is running")
-            }
+            (data, response) = try await exchange(request)
             if (200..<300).contains(response.statusCode) { return data }
             if response.statusCode == 429, attempt < maxRetries {
                 attempt += 1
@@ -88,6 +81,18 @@ public struct LatchHTTPClient: Sendable {
             }
             throw Self.error(status: response.statusCode, body: data, method: request.httpMethod ?? method, path: path,
                              retryAfter: response.value(forHTTPHeaderField: "Retry-After"))
+        }
+    }
+
+    /// One round trip; a transport failure becomes `.unavailable` with what to check.
+    func exchange(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        do {
+            return try await transport.send(request)
+        } catch let error as LatchError {
+            throw error
+        } catch {
+            throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error.localizedDescription)",
+                             hint: "check the base URL and that `latch serve` is running")
         }
     }
 
