@@ -41,6 +41,16 @@ struct AttackOutcome: Sendable {
     var detected: Bool
     var error: String
 
+    /// A row whose error is the first `latch: error:` line of `stderr`, shortened for the table.
+    init(attack: String, detected: Bool, stderr: String) {
+        let line = stderr.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? stderr
+        self.init(attack: attack, detected: detected, error: String(line.dropFirst("latch: error: ".count).prefix(150)))
+    }
+
+    init(attack: String, detected: Bool, error: String) {
+        self.attack = attack; self.detected = detected; self.error = error
+    }
+
     /// The `attack | detected | error` table a hostile-server suite prints.
     static func table(_ rows: [AttackOutcome], since start: ContinuousClock.Instant) -> String {
         let width = max(6, rows.map(\.attack.count).max() ?? 0)
@@ -194,6 +204,17 @@ func hostileFields(_ tx: any StoreTransaction, vault: String, item: String) asyn
 }
 
 /// Re-signs the vault's current summary checkpoint with `key` and stores it.
+/// The server raises `agentId`'s grant on the vault to WRITE and re-signs the summary with the
+/// agent's key, as if that READ member had written it.
+func raiseToWriteAndResign(_ tx: any StoreTransaction, vault vaultId: String, agent agentId: String, key: PrincipalPrivateKey) async throws {
+    guard var g = try await tx.grants(assetId: vaultId).first(where: { $0.granteeId == agentId }) else {
+        throw HostileHarness.Failure(description: "no grant for the agent")
+    }
+    g.level = .write
+    try await tx.putGrant(g)
+    try await resignSummary(tx, vault: vaultId, with: key)
+}
+
 func resignSummary(_ tx: any StoreTransaction, vault id: String, with key: PrincipalPrivateKey) async throws {
     guard var v = try await tx.vault(id) else { throw HostileHarness.Failure(description: "no vault \(id)") }
     let signed = try JSONDecoder().decode(SignedEnvelope<VaultSummaryCheckpoint>.self, from: Data(v.summaryCheckpoint.utf8))
@@ -398,12 +419,7 @@ final class GhostBox: @unchecked Sendable {
             let (vaultId, agentId, agentKey) = (v.vaultId, v.agentId, v.agentKey)
             table.append(try await h.attack("7b: READ member's checkpoint, grant raised to WRITE", v, read: "DB", expected: pass,
                                             expect: "does not list as a writer") { tx in
-                guard var g = try await tx.grants(assetId: vaultId).first(where: { $0.granteeId == agentId }) else {
-                    throw HostileHarness.Failure(description: "no grant for the agent")
-                }
-                g.level = .write
-                try await tx.putGrant(g)
-                try await resignSummary(tx, vault: vaultId, with: agentKey)
+                try await raiseToWriteAndResign(tx, vault: vaultId, agent: agentId, key: agentKey)
             })
         }
 

@@ -190,8 +190,7 @@ private func forgedLeaf() -> LogLeaf {
             let after = try await h.latch(["get", "DB", "--profile", v.profile])
             #expect(after.code == 0 && after.out == expected, "\(title): the read after undoing the attack must succeed: \(after.err)")
             let detected = results.allSatisfy { $0.code == 65 && $0.err.contains(expect) }
-            let line = results[0].err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? results[0].err
-            return AttackOutcome(attack: title, detected: detected, error: String(line.dropFirst("latch: error: ".count).prefix(150)))
+            return AttackOutcome(attack: title, detected: detected, stderr: results[0].err)
         }
 
         // 3. A member the server made up (its key, WRITE on the vault) appears in the signer
@@ -308,10 +307,8 @@ private func forgedLeaf() -> LogLeaf {
             let expect = "without a rotation statement signed by"
             #expect(share.code == 65 && share.err.contains(expect), "key substitution at share: \(share.code) \(share.err)")
             #expect(wrapsToOutsider == 0, "the vault key was wrapped to the server's key")
-            let line = share.err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? share.err
             table.append(AttackOutcome(attack: "member key substituted (and logged) when the operator shares to it",
-                                       detected: share.code == 65 && share.err.contains(expect) && wrapsToOutsider == 0,
-                                       error: String(line.dropFirst("latch: error: ".count).prefix(150))))
+                                       detected: share.code == 65 && share.err.contains(expect) && wrapsToOutsider == 0, stderr: share.err))
         }
 
         // 4. Rollback: the log is cut back by one leaf after the agent verified the full tree.
@@ -359,12 +356,7 @@ private func forgedLeaf() -> LogLeaf {
             let (vaultId, agentId, agentKey) = (v.vaultId, v.agentId, v.agentKey)
             table.append(try await h.attack("forged summary the server also logged (READ member raised to WRITE)", v, read: "DB", expected: pass,
                                             expect: "does not list as a writer") { tx in
-                guard var g = try await tx.grants(assetId: vaultId).first(where: { $0.granteeId == agentId }) else {
-                    throw HostileHarness.Failure(description: "no grant for the agent")
-                }
-                g.level = .write
-                try await tx.putGrant(g)
-                try await resignSummary(tx, vault: vaultId, with: agentKey)
+                try await raiseToWriteAndResign(tx, vault: vaultId, agent: agentId, key: agentKey)
                 guard var vault = try await tx.vault(vaultId) else { throw HostileHarness.Failure(description: "no vault") }
                 vault.summaryLogIndex = try await tx.appendLogLeaf(.checkpoint(.vaultSummary, tenantId: vault.tenantId, subjectId: vaultId,
                                                                                envelope: vault.summaryCheckpoint))
@@ -404,10 +396,8 @@ private func forgedLeaf() -> LogLeaf {
             // and with the honest log back, the same witness agrees
             let agreed = try await h.latch(["verify", "--profile", a.profile, "--witness", headFile])
             #expect(agreed.code == 0 && agreed.out.contains("witness:"), "\(agreed.err)")
-            let line = gossip.err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? gossip.err
             table.append(AttackOutcome(attack: "two clients shown two log histories (checked with --witness)",
-                                       detected: gossip.code == 65 && gossip.err.contains(expect),
-                                       error: String(line.dropFirst("latch: error: ".count).prefix(150))))
+                                       detected: gossip.code == 65 && gossip.err.contains(expect), stderr: gossip.err))
         }
 
         // 7. The server restarted with another log key (the store's recorded key edited to match):
@@ -436,10 +426,8 @@ private func forgedLeaf() -> LogLeaf {
                 #expect(r.code == 65 && r.err.contains(expect) && r.err.contains(old) && r.err.contains(new), "log key swap: \(r.err)")
                 #expect(!r.out.contains(pass) && !r.err.contains(pass))
             }
-            let line = results[0].err.split(separator: "\n").first(where: { $0.hasPrefix("latch: error:") }).map(String.init) ?? results[0].err
             table.append(AttackOutcome(attack: "log key swapped (server restarted with another key)",
-                                       detected: results.allSatisfy { $0.code == 65 && $0.err.contains(expect) },
-                                       error: String(line.dropFirst("latch: error: ".count).prefix(150))))
+                                       detected: results.allSatisfy { $0.code == 65 && $0.err.contains(expect) }, stderr: results[0].err))
         }
 
         print(AttackOutcome.table(table, since: start))
