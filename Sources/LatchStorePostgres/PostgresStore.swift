@@ -23,9 +23,21 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     let pool: PoolHolder
     let logger: Logger
 
-    /// Advisory-lock keys (arbitrary 64-bit constants, "latch" + purpose).
-    static let writeLockKey: Int64 = 0x6c61_7463_6877_7231  // serialises write transactions
-    static let migrationLockKey: Int64 = 0x6c61_7463_686d_6731  // serialises migrations
+    /// Advisory-lock keys ("latch" + purpose). Advisory locks are database-wide, so each
+    /// schema (one deployment) gets its own keys: deployments sharing a database do not
+    /// serialise each other's writes.
+    static let baseWriteLockKey: Int64 = 0x6c61_7463_6877_7231  // serialises write transactions
+    static let baseMigrationLockKey: Int64 = 0x6c61_7463_686d_6731  // serialises migrations
+    var writeLockKey: Int64 { Self.lockKey(Self.baseWriteLockKey, schema: configuration.schema) }
+    var migrationLockKey: Int64 { Self.lockKey(Self.baseMigrationLockKey, schema: configuration.schema) }
+
+    /// `base` for the default schema, else `base` XOR the schema name's FNV-1a hash.
+    static func lockKey(_ base: Int64, schema: String?) -> Int64 {
+        guard let schema else { return base }
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in schema.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return base ^ Int64(bitPattern: h)
+    }
 
     /// Connects (pool of `configuration.poolSize`), waits for the database and runs pending
     /// migrations. Throws `StoreError(.unavailable)` when the database cannot be reached.
@@ -97,7 +109,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         try await withLease { c in
             let tx = PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout)
             // A session lock (not a transaction one): held across the check and every migration.
-            try await tx.exec("SELECT pg_advisory_lock(\(Self.migrationLockKey))")
+            try await tx.exec("SELECT pg_advisory_lock(\(self.migrationLockKey))")
             do {
                 if let schema = self.configuration.schema {
                     guard PostgresStoreConfiguration.validSchema(schema) else { throw StoreError(.unavailable, "invalid schema name") }
@@ -117,9 +129,9 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                         throw StoreError(.unavailable, "migration \(m.version) failed: \(error)")
                     }
                 }
-                try await tx.exec("SELECT pg_advisory_unlock(\(Self.migrationLockKey))")
+                try await tx.exec("SELECT pg_advisory_unlock(\(self.migrationLockKey))")
             } catch {
-                try? await tx.exec("SELECT pg_advisory_unlock(\(Self.migrationLockKey))")
+                try? await tx.exec("SELECT pg_advisory_unlock(\(self.migrationLockKey))")
                 throw error
             }
         }
@@ -172,7 +184,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                         try await tx.exec(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     } catch { throw BeginFailed(underlying: error) }
                     do {
-                        if write { try await tx.exec("SELECT pg_advisory_xact_lock(\(Self.writeLockKey))") }
+                        if write { try await tx.exec("SELECT pg_advisory_xact_lock(\(self.writeLockKey))") }
                         let r = try await body(tx)
                         try await tx.exec("COMMIT")
                         return r
