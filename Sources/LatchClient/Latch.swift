@@ -28,15 +28,18 @@ public final class Latch: @unchecked Sendable {
     /// The profile's transparency-log trust file (`LogTrust`).
     let trustPath: String
     public var trustFilePath: String { trustPath }
+    /// `log.json`, kept in memory between syncs and written behind them.
+    let trustFile: TrustFile
     /// What the last sync's transparency-log check did.
     public private(set) var lastLogReport: LogReport? {
         get { lock.withLock { _lastLogReport } }
         set { lock.withLock { _lastLogReport = newValue } }
     }
     private var _lastLogReport: LogReport?
-    /// When false, every entry's inclusion is proven again even if an earlier verified head
-    /// already covered the same leaf (`latch verify`).
-    var reuseVerifiedLeaves = true
+    /// When false, nothing checked in an earlier sync is reused: every signature is verified,
+    /// every wrapped key unwrapped and every entry's inclusion proven again, even where an
+    /// earlier verified head already covered the same leaf (`latch verify`).
+    var reuseEarlierChecks = true
     /// BENCHMARK ONLY (`latch-bench sync`, through `@_spi(Benchmark) import LatchClient`): when
     /// true, syncs skip every transparency-log check, so a hostile server's log attacks go
     /// unnoticed. It exists to measure what the log checks cost; never set it anywhere else
@@ -58,6 +61,7 @@ public final class Latch: @unchecked Sendable {
         self.identity = identity
         self.seenPath = seenPath
         self.trustPath = trustPath
+        self.trustFile = TrustFile(path: trustPath)
         self.seen = seen
         self.timings = http.timings ?? Timings()
     }
@@ -216,7 +220,7 @@ public final class Latch: @unchecked Sendable {
         var removed = Set<String>()
         var full = false
         // The log material rides on the sync answer (no extra request) when there is one page.
-        let pinnedSize: Int64? = (try? LogTrust.load(path: trustPath)).flatMap { $0?.treeSize }
+        let pinnedSize: Int64? = (try? trustFile.load()).flatMap { $0?.treeSize }
         let logFrom: Int64? = unsafeSkipTransparencyLogForBenchmark ? nil : pinnedSize ?? 0
         var logProofs: SyncLogProofs?
         var pages = 0
@@ -256,6 +260,7 @@ public final class Latch: @unchecked Sendable {
             cache.wraps = cache.wraps.filter { $0.value.vaultId != id }
         }
         var (newVaults, unavailable) = lock.withLock { (vaults, unavailableVaults) }
+        let earlier = reuseEarlierChecks ? newVaults : [:]
         if full { newVaults = [:]; unavailable = [:] }
         var seenCopy = lock.withLock { seen }
         var entries = ownKeyEntries()
@@ -267,14 +272,19 @@ public final class Latch: @unchecked Sendable {
             let verifyStart = DispatchTime.now().uptimeNanoseconds
             defer { timings.add("verify", since: verifyStart) }
             do {
-                newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
+                newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy, earlier: earlier[id])
             } catch let e as LatchError where e.kind == .forbidden {
                 unavailable[id] = e.message
                 continue
             }
             if unsafeSkipTransparencyLogForBenchmark { continue }
+            // A delta sync proves only what changed: a detail this client accepted earlier, with
+            // its leaf proven under a head that every later head must prove consistent with,
+            // is still in the log.
+            let proven: Set<String> = full ? [] : Self.unchangedItems(material, earlier: earlier[id])
             entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
-                                  details: cache.items.values.filter { $0.item.vaultId == id }.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
+                                  details: cache.items.values.filter { $0.item.vaultId == id && !proven.contains($0.item.id) }
+                                      .map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
         }
         // Nothing is swapped in or remembered until the log vouches for all of it.
         let report = try await verifyLog(entries, prune: full, prefetched: logProofs)
@@ -294,6 +304,13 @@ public final class Latch: @unchecked Sendable {
         if let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
+    /// The items of `m` whose detail envelope is the one `earlier` accepted.
+    static func unchangedItems(_ m: VaultMaterial, earlier: VerifiedVault?) -> Set<String> {
+        guard let earlier else { return [] }
+        let accepted = Dictionary(earlier.items.map { ($0.id, $0.signed) }, uniquingKeysWith: { a, _ in a })
+        return Set(m.items.filter { accepted[$0.id] == $0.detail }.map(\.id))
+    }
+
     func materialFromCache(_ v: VaultResponse, _ cache: SyncCache) async throws -> VaultMaterial {
         let vaultId = v.vault.id
         let directory = try await fetchDirectory(vaultId)
@@ -306,10 +323,17 @@ public final class Latch: @unchecked Sendable {
         var envelopesByItem: [String: [String: String]] = [:]
         for f in cache.fields.values where f.vaultId == vaultId { envelopesByItem[f.field.itemId, default: [:]][f.field.id] = f.field.value }
         var items: [VaultMaterial.Item] = []
+        var memo = lock.withLock { detailEnvelopeMemo }
         for i in cache.items.values where i.item.vaultId == vaultId {
-            items.append(.init(id: i.item.id, detail: try Self.envelope(i.detailCheckpoint, what: "item \(i.item.id) detail checkpoint"),
-                               envelopes: envelopesByItem[i.item.id] ?? [:]))
+            // Memo of a pure function (same text → same decoded envelope).
+            let detail: SignedEnvelope<ItemDetailCheckpoint>
+            if let hit = memo[i.item.id], hit.text == i.detailCheckpoint { detail = hit.envelope } else {
+                detail = try Self.envelope(i.detailCheckpoint, what: "item \(i.item.id) detail checkpoint")
+                memo[i.item.id] = (i.detailCheckpoint, detail)
+            }
+            items.append(.init(id: i.item.id, detail: detail, envelopes: envelopesByItem[i.item.id] ?? [:]))
         }
+        lock.withLock { detailEnvelopeMemo = memo }
         return VaultMaterial(vaultId: vaultId, summary: try Self.envelope(v.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint"),
                              wrappedKeys: wraps, items: items, directory: directory.keys, writers: directory.writers,
                              writersLogIndex: directory.writersLogIndex)
@@ -534,11 +558,11 @@ public final class Latch: @unchecked Sendable {
         }
         let source = configuration.logKeySource.map { $0 == .explicit ? "--log-key" : $0.description } ?? "--log-key"
         let explicit = configuration.logKey.map { (key: $0, source: source) }
-        var (state, pinnedNow) = try LogVerifier.pinned(trust: try LogTrust.load(path: trustPath), explicit: explicit, trustPath: trustPath)
-        if pinnedNow, explicit != nil { try state.save(path: trustPath) }   // an explicit pin holds even if this run fails
+        var (state, pinnedNow) = try LogVerifier.pinned(trust: try trustFile.load(), explicit: explicit, trustPath: trustPath)
+        if pinnedNow, explicit != nil { try trustFile.save(state, durably: true) }   // an explicit pin holds even if this run fails
         let verifier = try LogVerifier.verifier(&state, served: served.logKey, pinnedNow: pinnedNow, explicitSource: explicit?.source, trustPath: trustPath)
         let head = try LogVerifier.openHead(served, verifier: verifier)
-        if pinnedNow, explicit == nil { try state.save(path: trustPath) }   // trust on first use: the key whose signature verified
+        if pinnedNow, explicit == nil { try trustFile.save(state, durably: true) }   // trust on first use: the key whose signature verified
         let size = Int64(head.size)
         timings.add("log.head", since: started)   // sub-phases of "log", for latch-bench sync
 
@@ -574,7 +598,7 @@ public final class Latch: @unchecked Sendable {
                 continue
             }
             checked[index] = (e, leaf)
-            if reuseVerifiedLeaves, state.verified[String(index)] == leaf.hex { cached += 1; continue }
+            if reuseEarlierChecks, state.verified[index] == leaf { cached += 1; continue }
             toProve.append((e, index, leaf))
         }
         let proofsStarted = DispatchTime.now().uptimeNanoseconds
@@ -597,10 +621,14 @@ public final class Latch: @unchecked Sendable {
         next.treeSize = size
         next.rootHash = head.root.base64
         next.checkpoint = served.checkpoint
-        let now = Dictionary(uniqueKeysWithValues: checked.map { (String($0.key), $0.value.1.hex) })
-        next.verified = prune ? now : state.verified.merging(now) { $1 }
+        var grew = false
+        if prune { next.verified = checked.mapValues(\.1) } else {
+            for (index, (_, leaf)) in checked where next.verified[index] != leaf { next.verified[index] = leaf; grew = true }
+        }
         let saveStarted = DispatchTime.now().uptimeNanoseconds
-        if next != state || pinnedNow { try next.save(path: trustPath) }   // an unchanged head is not rewritten (no fsync)
+        let changed = pinnedNow || grew || next.treeSize != state.treeSize || next.checkpoint != state.checkpoint
+            || (prune && next.verified != state.verified)
+        if changed { try trustFile.save(next) }   // written behind the caller; an unchanged head is not rewritten
         timings.add("log.save", since: saveStarted)
         let kinds = checked.values.map(\.0.kind)
         return LogReport(logKey: state.logKey, pinnedNow: pinnedNow, treeSize: size, rootHash: head.root.base64,
@@ -611,9 +639,11 @@ public final class Latch: @unchecked Sendable {
     }
 
     /// Memos of pure functions over what was served (issue 5, performance): a detail's log entry
-    /// by item (reused only for the identical envelope text, index and version), and a leaf's
-    /// hash by index (reused only for an equal leaf). Never a record of what was verified.
+    /// by item (reused only for the identical envelope text, index and version), a detail's
+    /// decoded envelope by item (only for the identical text), and a leaf's hash by index (only
+    /// for an equal leaf). Never a record of what was verified.
     private var detailEntryMemo: [String: (vaultId: String, version: Int, envelope: String, entry: LogEntry)] = [:]
+    private var detailEnvelopeMemo: [String: (text: String, envelope: SignedEnvelope<ItemDetailCheckpoint>)] = [:]
     private var leafHashMemo: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
 
     /// Set when the server has no batch route (`POST …/transparency/proof/inclusion`): proofs are
@@ -696,14 +726,14 @@ public final class Latch: @unchecked Sendable {
     /// The signed tree head this profile verified last (a signed note another client can
     /// check with `compareWitness`), or nil before the first verification.
     public func verifiedHead() throws -> String? {
-        try LogTrust.load(path: trustPath)?.checkpoint
+        try trustFile.load()?.checkpoint
     }
 
     /// Compares this profile's verified tree head with `note`, another client's signed tree head
     /// (run after `verifyEverything`): refuses a note the pinned key did not sign, and a pair of
     /// heads that are not views of one log (split view).
     public func compareWitness(_ note: String) async throws -> (witnessSize: Int64, ownSize: Int64) {
-        guard let trust = try LogTrust.load(path: trustPath), let own = trust.checkpoint else {
+        guard let trust = try trustFile.load(), let own = trust.checkpoint else {
             throw LatchError(.usage, "this profile has not verified a tree head yet", hint: "run `latch verify` first")
         }
         let verifier: NoteVerifier
@@ -722,8 +752,8 @@ public final class Latch: @unchecked Sendable {
     }
 
     public func verifyEverything() async throws -> LogReport {
-        reuseVerifiedLeaves = false
-        defer { reuseVerifiedLeaves = true }
+        reuseEarlierChecks = false
+        defer { reuseEarlierChecks = true }
         lock.withLock { syncCursor = nil }
         try await refresh()
         guard let report = lastLogReport else { throw LatchError(.other, "no transparency log report") }

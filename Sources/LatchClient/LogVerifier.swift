@@ -14,8 +14,9 @@ import LatchWire
 ///
 /// `verified` maps leaf indexes already proven included in a verified tree head to their leaf
 /// hashes: since every later head is checked consistent with the last one, such a leaf stays
-/// in the log, and the same leaf needs no new inclusion proof.
-public struct LogTrust: Codable, Sendable, Equatable {
+/// in the log, and the same leaf needs no new inclusion proof. In memory it is keyed by index
+/// (the file keeps decimal strings and hex, as above).
+public struct LogTrust: Decodable, Sendable, Equatable {
     public var version: Int = 1
     /// The pinned note verifier key (`name+keyid+base64`).
     public var logKey: String
@@ -23,11 +24,46 @@ public struct LogTrust: Codable, Sendable, Equatable {
     public var treeSize: Int64
     public var rootHash: String
     public var checkpoint: String?
-    public var verified: [String: String]
+    public var verified: [Int64: MerkleHash]
 
     public init(logKey: String, treeSize: Int64 = 0, rootHash: String = MerkleHash.emptyRoot.base64, checkpoint: String? = nil,
-                verified: [String: String] = [:]) {
+                verified: [Int64: MerkleHash] = [:]) {
         self.logKey = logKey; self.treeSize = treeSize; self.rootHash = rootHash; self.checkpoint = checkpoint; self.verified = verified
+    }
+
+    enum CodingKeys: String, CodingKey { case version, logKey, treeSize, rootHash, checkpoint, verified }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        logKey = try c.decode(String.self, forKey: .logKey)
+        treeSize = try c.decode(Int64.self, forKey: .treeSize)
+        rootHash = try c.decode(String.self, forKey: .rootHash)
+        checkpoint = try c.decodeIfPresent(String.self, forKey: .checkpoint)
+        var verified: [Int64: MerkleHash] = [:]
+        for (key, hex) in try c.decode([String: String].self, forKey: .verified) {
+            guard let index = Int64(key), let hash = MerkleHash(hex: hex) else {
+                throw DecodingError.dataCorruptedError(forKey: .verified, in: c, debugDescription: "entry \(key): \(hex) is not a leaf index and hash")
+            }
+            verified[index] = hash
+        }
+        self.verified = verified
+    }
+
+    /// The file's bytes: the JSON above, written directly (keys in order, `verified` by index),
+    /// because a generic encoder spent milliseconds on a file with one entry per proven leaf.
+    public func fileData() throws -> Data {
+        let strings = JSONEncoder()
+        strings.outputFormatting = [.withoutEscapingSlashes]
+        func quoted(_ s: String) throws -> String { String(decoding: try strings.encode(s), as: UTF8.self) }
+        var out = "{\"checkpoint\":" + (try checkpoint.map(quoted) ?? "null") + ",\"logKey\":" + (try quoted(logKey))
+            + ",\"rootHash\":" + (try quoted(rootHash)) + ",\"treeSize\":\(treeSize),\"verified\":{"
+        out.reserveCapacity(out.utf8.count + verified.count * 90 + 16)
+        for (n, (index, leaf)) in verified.sorted(by: { $0.key < $1.key }).enumerated() {
+            out += (n == 0 ? "\"" : ",\"") + String(index) + "\":\"" + leaf.hex + "\""
+        }
+        out += "},\"version\":\(version)}"
+        return Data(out.utf8)
     }
 
     public static func load(path: String) throws -> LogTrust? {
@@ -41,10 +77,8 @@ public struct LogTrust: Codable, Sendable, Equatable {
     }
 
     public func save(path: String) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
-        try SecureFile.write(try encoder.encode(self), to: path, mode: 0o600)
+        try SecureFile.write(try fileData(), to: path, mode: 0o600)
     }
 }
 

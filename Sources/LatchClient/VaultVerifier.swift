@@ -91,6 +91,8 @@ public struct VerifiedItem: Sendable {
     public var fields: [VerifiedField]
     /// The verified detail checkpoint (what the next version must follow).
     public var detail: ItemDetailCheckpoint
+    /// The detail envelope as it verified (checkpoint, signer key id, signature).
+    var signed: SignedEnvelope<ItemDetailCheckpoint>
 }
 
 public struct VerifiedVault: Sendable {
@@ -105,6 +107,8 @@ public struct VerifiedVault: Sendable {
     public var writers: VaultWritersStatement
     /// The unwrapped DEK; kept in memory only.
     var dek: DataEncryptionKey
+    /// The wrapped key it was unwrapped from.
+    var wrappedKey: Data
 }
 
 /// Checks one vault's material against the caller's key and the signer directory, then
@@ -161,7 +165,15 @@ public enum VaultVerifier {
         return newest
     }
 
-    public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState) throws -> VerifiedVault {
+    /// `earlier` is this vault as it verified in an earlier sync of this client, or nil. Work
+    /// whose inputs are byte for byte those of the earlier check is not redone: unwrapping the
+    /// same wrapped key, checking the same signature by the same key over the same detail, and
+    /// decrypting a value whose served text hashes to the same signed envelope hash. Every
+    /// other check (signers against the directory and the writer set, the summary's item
+    /// hashes, versions against `seen`) runs in full, so a delta sync of one change costs one
+    /// item's work, not the vault's.
+    public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState,
+                              earlier: VerifiedVault? = nil) throws -> VerifiedVault {
         let vaultLabel = "vault \(m.vaultId)"
         // 0. member keys: a key that differs from the one seen before for that member must be
         //    reached by rotation statements signed by the earlier key (continuity)
@@ -197,9 +209,13 @@ public enum VaultVerifier {
             throw fail("\(vaultLabel): wrapped key does not match its signed statement (\(error))")
         }
         let dek: DataEncryptionKey
-        do { dek = try privateKey.unwrap(wrapped.wrappedKey, version: dekVersion) } catch {
-            throw fail("\(vaultLabel): wrapped key does not open with this private key (\(error))")
+        let sameKey = earlier.map { $0.dekVersion == dekVersion && $0.wrappedKey == wrapped.wrappedKey } ?? false
+        if sameKey, let earlier { dek = earlier.dek } else {
+            do { dek = try privateKey.unwrap(wrapped.wrappedKey, version: dekVersion) } catch {
+                throw fail("\(vaultLabel): wrapped key does not open with this private key (\(error))")
+            }
         }
+        let earlierItems = sameKey ? Dictionary((earlier?.items ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a }) : [:]
 
         // 3. items: exactly the summary's, each detail matching its hash, each envelope its hash
         let summaryIds = summary.items.map(\.id)
@@ -228,8 +244,11 @@ public enum VaultVerifier {
                 throw fail("\(label): detail checkpoint names it \"\(detail.name)\" (\(detail.type))")
             }
             let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", writers: writers)
-            do { try item.detail.verify(with: detailSigner.publicKey) } catch {
-                throw fail("\(label): detail checkpoint signature is invalid (\(error))")
+            let same = earlierItems[entry.id].flatMap { $0.signed == item.detail ? $0 : nil }
+            if same == nil {
+                do { try item.detail.verify(with: detailSigner.publicKey) } catch {
+                    throw fail("\(label): detail checkpoint signature is invalid (\(error))")
+                }
             }
             try nextSeen.acceptItem(vaultId: m.vaultId, itemId: entry.id, version: detail.version)
             let signedIds = Set(detail.fields.map(\.id))
@@ -242,6 +261,11 @@ public enum VaultVerifier {
                 let flabel = "\(label) field \"\(f.name)\""
                 guard let text = item.envelopes[f.id] else {
                     throw fail("\(flabel) is in the signed detail but the server did not serve its value")
+                }
+                if let same, let earlierField = same.fields.first(where: { $0.id == f.id }),
+                   FieldEnvelope.sha256Hex(ofServed: text) == f.envelopeHash {
+                    fields.append(earlierField)   // the same envelope under the same DEK: the same value
+                    continue
                 }
                 let envelope: FieldEnvelope
                 do { envelope = try FieldEnvelope(string: text) } catch {
@@ -262,12 +286,13 @@ public enum VaultVerifier {
                 fields.append(VerifiedField(id: f.id, name: f.name, type: f.type, order: f.order,
                                             isEnvironmentVariable: f.isEnvironmentVariable, value: value))
             }
-            items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields, detail: detail))
+            items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields, detail: detail,
+                                      signed: item.detail))
         }
         seen = nextSeen
         seen.memberKeys = keysSeen.memberKeys
         seen.writers = keysSeen.writers
         return VerifiedVault(id: m.vaultId, name: summary.name, summaryVersion: summary.version, dekVersion: dekVersion, items: items,
-                             summary: summary, writers: writers, dek: dek)
+                             summary: summary, writers: writers, dek: dek, wrappedKey: wrapped.wrappedKey)
     }
 }

@@ -99,6 +99,10 @@ public struct FieldEnvelope: Sendable, Hashable {
     /// Lowercase hex SHA-256 of `string`'s UTF-8 bytes (the `envelopeHash` of item details).
     public var sha256Hex: String { SHA256Hex.of(Data(string.utf8)) }
 
+    /// Lowercase hex SHA-256 of `text` as served, unparsed: equal to a signed `envelopeHash`
+    /// only for the exact canonical envelope that was signed.
+    public static func sha256Hex(ofServed text: String) -> String { SHA256Hex.of(Data(text.utf8)) }
+
     public static func seal(_ plaintext: some DataProtocol, key: DataEncryptionKey, context: EnvelopeContext,
                             using rng: inout some RandomNumberGenerator) throws -> FieldEnvelope {
         try context.validate(for: key)

@@ -92,6 +92,41 @@ struct Fixture {
         #expect(seen.vaults["v-1"]?.items == ["i-db": 1, "i-openai": 1])
     }
 
+    /// A delta sync hands in the vault as it verified before; only byte-identical input may
+    /// skip work, and every check still refuses what it refused without `earlier`.
+    @Test func earlierChecksAreReusedOnlyForIdenticalInput() throws {
+        var f = try Fixture()
+        var seen = SeenState()
+        let earlier = try verify(f.material, seen: &seen)
+        let before = f.material
+        try f.write("i-openai", "openai", [("f-key", "api key", "sk-test-456")])
+        var next = seen
+        let v = try VaultVerifier.verify(f.material, privateKey: agentTestKey, seen: &next, earlier: earlier)
+        #expect(v.items.flatMap { $0.fields.map(\.value) } == ["admin", "s3cr3t-pw", "sk-test-456"])
+        #expect(next.vaults["v-1"]?.items == ["i-db": 1, "i-openai": 2])
+
+        func refusedWithEarlier(_ m: VaultMaterial, _ text: String) {
+            var s = seen
+            let e = #expect(throws: LatchError.self) { try VaultVerifier.verify(m, privateKey: agentTestKey, seen: &s, earlier: earlier) }
+            #expect(e?.message.contains(text) == true, "expected \"\(text)\" in: \(e?.message ?? "no error")")
+        }
+        // the same detail with its values swapped
+        var swapped = f.material
+        let i = swapped.items.firstIndex { $0.id == "i-db" }!
+        swapped.items[i].envelopes = ["f-user": swapped.items[i].envelopes["f-pass"]!, "f-pass": swapped.items[i].envelopes["f-user"]!]
+        refusedWithEarlier(swapped, "does not match the envelope hash")
+        // the same checkpoint under another signature: checked again, not taken from `earlier`
+        var forged = f.material
+        let d = forged.items[i].detail
+        forged.items[i].detail = SignedEnvelope(checkpoint: d.checkpoint, signerKeyId: d.signerKeyId,
+                                                signature: try outsiderTestKey.sign(Data("x".utf8)).base64EncodedString())
+        refusedWithEarlier(forged, "detail checkpoint signature is invalid")
+        // the vault as it was before the write, replayed to a client that verified the write
+        var s2 = next
+        let e = #expect(throws: LatchError.self) { try VaultVerifier.verify(before, privateKey: agentTestKey, seen: &s2, earlier: v) }
+        #expect(e?.message.contains("rollback") == true, "\(e?.message ?? "no error")")
+    }
+
     @Test func swappedFieldValuesAreRefused() throws {
         let f = try Fixture()
         var m = f.material
