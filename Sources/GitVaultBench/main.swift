@@ -10,6 +10,7 @@ import LatchGit
 
 let usage = """
     usage: GitVaultBench grant-revoke [--secrets N] [--agents M] [--keep] [--no-baseline]
+           GitVaultBench age-loop [N]
       --secrets N   secrets in the group (default 1000)
       --agents M    recipients of each secret before the grant, owner included (default 10)
       --keep        keep the temporary vault and print its path
@@ -22,6 +23,19 @@ func fail(_ message: String) -> Never {
 }
 
 var args = Array(CommandLine.arguments.dropFirst())
+if args.first == "age-loop" {
+    // `GitVaultBench age-loop N`: N decryptions and N encryptions of a 40-byte value to 11
+    // X25519 recipients, the age code alone (for `time` or `perf record`).
+    let count = args.dropFirst().first.flatMap(Int.init) ?? 100
+    let identities = (0..<11).map { _ in AgeX25519Identity.generate() }
+    let recipients: [any AgeRecipient] = identities.map(\.recipient)
+    var file = try Age.encrypt(Data(repeating: 0x61, count: 40), to: recipients)
+    for _ in 0..<count {
+        let plain = try Age.decrypt(file, identities: [identities[0]])
+        file = try Age.encrypt(plain, to: recipients)
+    }
+    exit(0)
+}
 guard args.first == "grant-revoke" else { fail(usage) }
 args.removeFirst()
 var secretCount = 1000, recipientCount = 10, keep = false, baseline = true
@@ -110,8 +124,10 @@ do {
         let owner = try IdentityResolver(environment: environment).ownerIdentity()
         let sample = try fs.read(vault.layout.url(VaultLayout.secretFile("\(group)/secret-0")))
         var plain = Data()
-        let dec = try seconds { for _ in 0..<200 { plain = try Age.decrypt(sample, identities: [owner]) } }
-        let enc = try seconds { for _ in 0..<200 { _ = try Age.encrypt(plain, to: recipients) } }
+        let dec = try seconds { for _ in 0..<1000 { plain = try Age.decrypt(sample, identities: [owner]) } } / 5
+        let decCPU = lastCPU / 5
+        let enc = try seconds { for _ in 0..<1000 { _ = try Age.encrypt(plain, to: recipients) } } / 5
+        let encCPU = lastCPU / 5
         let metaText = try String(decoding: fs.read(vault.layout.url(VaultLayout.metadataFile("\(group)/secret-0"))), as: UTF8.self)
         let yaml = try seconds { for _ in 0..<200 { _ = try SecretMetadata(yaml: metaText).yaml() } }
         let man = try seconds { _ = try VaultManifest(yaml: manifest.yaml()) }
@@ -132,16 +148,21 @@ do {
         }
         print(String(format: "steps per secret (ms): read %.3f decrypt %.3f encrypt %.3f write %.3f meta read+parse %.3f meta emit+write %.3f",
                      steps[0] * 5, steps[1] * 5, steps[2] * 5, steps[3] * 5, steps[4] * 5, steps[5] * 5))
-        print(String(format: "per secret: decrypt %.3f ms, encrypt to %d %.3f ms, meta parse+emit %.3f ms; manifest %.3f s; commit of %d paths %.3f s",
-                     dec * 5, recipients.count, enc * 5, yaml * 5, man, changed.count, commit))
+        print(String(format: "per secret: decrypt %.3f ms (CPU %.3f), encrypt to %d %.3f ms (CPU %.3f), meta parse+emit %.3f ms; manifest %.3f s; commit of %d paths %.3f s",
+                     dec * 5, decCPU * 5, recipients.count, enc * 5, encCPU * 5, yaml * 5, man, changed.count, commit))
     }
 
     // Timed: grant and revoke through the library (re-encryption + one commit each).
+    // GITVAULT_BENCH_PERF_CTL names the control fifo of `perf record -D -1 --control fifo:…`,
+    // so a profile covers only these two operations.
+    let perfControl = ProcessInfo.processInfo.environment["GITVAULT_BENCH_PERF_CTL"].flatMap { FileHandle(forWritingAtPath: $0) }
+    perfControl?.write(Data("enable\n".utf8))
     var granted: [String] = [], revoked: [String] = []
     let grantTime = try seconds { granted = try vault.grant(agent: "newcomer", group: group) }
     let grantCPU = lastCPU
     let revokeTime = try seconds { revoked = try vault.revoke(agent: "newcomer", group: group) }
     let revokeCPU = lastCPU
+    perfControl?.write(Data("disable\n".utf8))
     guard granted.count == secretCount, revoked.count == secretCount else { fail("unexpected secret count") }
 
     func fmt(_ value: Double) -> String { String(format: "%.3f s", value) }

@@ -20,7 +20,9 @@ public enum Age {
     /// Throws `AgeError.header` when there is no recipient, a scrypt recipient is mixed with
     /// any other, hybrid (post-quantum) and classic recipients are mixed, a work factor is
     /// outside 1…22, or a recipient type is not from this module. The hybrid recipient's
-    /// ML-KEM/X25519 encapsulation uses swift-crypto's system random source, not `rng`.
+    /// ML-KEM/X25519 encapsulation uses swift-crypto's system random source, not `rng`; so do
+    /// X25519 ephemeral keys when `rng` is `SystemRandomNumberGenerator` (one key generation
+    /// call instead of four system calls per stanza), still one fresh key per stanza.
     public static func encrypt(
         _ plaintext: some DataProtocol, to recipients: [any AgeRecipient], armored: Bool = false,
         using rng: inout some RandomNumberGenerator
@@ -46,7 +48,7 @@ public enum Age {
         for wrapper in wrappers { stanzas.append(try wrapper.wrap(fileKey: fileKey, using: &rng)) }
 
         var file = AgeFormat.headerWithoutMAC(stanzas)
-        let mac = AgePrimitives.hmacSHA256(key: headerKey(fileKey), message: file)
+        let mac = AgePrimitives.hmacSHA256(key: headerKey(fileKey), message: file[...])
         file += AgeFormat.macLineTail(mac)
 
         let nonce = AgePrimitives.randomBytes(AgeStream.nonceLength, using: &rng)
@@ -115,7 +117,7 @@ public enum Age {
         return nil
     }
 
-    static func headerKey(_ fileKey: [UInt8]) -> SymmetricKey {
-        AgePrimitives.deriveKey(ikm: fileKey, salt: [UInt8](), info: "header")
+    static func headerKey(_ fileKey: [UInt8]) -> [UInt8] {
+        AgePrimitives.deriveKeyBytes(ikm: fileKey, salt: [], info: "header")
     }
 }

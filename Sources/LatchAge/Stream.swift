@@ -10,7 +10,7 @@ enum AgeStream {
     static let sealedChunkSize = chunkSize + AgePrimitives.tagLength
 
     static func payloadKey(fileKey: [UInt8], nonce: ArraySlice<UInt8>) -> SymmetricKey {
-        AgePrimitives.deriveKey(ikm: fileKey, salt: nonce, info: "payload")
+        SymmetricKey(data: AgePrimitives.deriveKeyBytes(ikm: fileKey, salt: Array(nonce), info: "payload"))
     }
 
     static func chunkNonce(counter: UInt64, final: Bool) -> [UInt8] {

@@ -8,6 +8,8 @@ public struct AgeX25519Identity: AgeIdentity, Sendable, CustomStringConvertible,
     static let hrp = "age-secret-key-"
     private let secret: [UInt8]
     private let privateKey: Curve25519.KeyAgreement.PrivateKey
+    /// The public key, kept: every unwrap hashes it into the wrapping key's salt.
+    private let publicKeyBytes: [UInt8]
 
     private init(secret: [UInt8]) throws(AgeError) {
         guard secret.count == 32,
@@ -15,6 +17,7 @@ public struct AgeX25519Identity: AgeIdentity, Sendable, CustomStringConvertible,
         else { throw .header("an X25519 identity must be 32 bytes") }
         self.secret = secret
         self.privateKey = key
+        self.publicKeyBytes = Array(key.publicKey.rawRepresentation)
     }
 
     /// A new identity from the system's secure random source.
@@ -100,7 +103,7 @@ enum X25519Stanza {
     static let info = "age-encryption.org/v1/X25519"
 
     static func wrapKey(sharedSecret: [UInt8], share: [UInt8], recipient: [UInt8]) -> SymmetricKey {
-        AgePrimitives.deriveKey(ikm: sharedSecret, salt: share + recipient, info: info)
+        SymmetricKey(data: AgePrimitives.deriveKeyBytes(ikm: sharedSecret, salt: share + recipient, info: info))
     }
 
     /// X25519 of a scalar and a point; nil if the point is malformed or the result is all zero
@@ -124,9 +127,15 @@ extension AgeX25519Recipient: AgeStanzaWrapping {
 
     func wrap(fileKey: [UInt8], using rng: inout some RandomNumberGenerator) throws(AgeError) -> AgeStanza {
         for _ in 0..<8 {
-            let ephemeralSecret = AgePrimitives.randomBytes(32, using: &rng)
-            guard let ephemeral = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: ephemeralSecret)
-            else { continue }
+            let ephemeral: Curve25519.KeyAgreement.PrivateKey
+            if rng is SystemRandomNumberGenerator {
+                ephemeral = Curve25519.KeyAgreement.PrivateKey()
+            } else {
+                let ephemeralSecret = AgePrimitives.randomBytes(32, using: &rng)
+                guard let key = try? Curve25519.KeyAgreement.PrivateKey(rawRepresentation: ephemeralSecret)
+                else { continue }
+                ephemeral = key
+            }
             let share = Array(ephemeral.publicKey.rawRepresentation)
             guard let shared = X25519Stanza.sharedSecret(ephemeral, publicKeyBytes) else {
                 throw .header("recipient \(string) is a low-order point; refusing to encrypt to it")
@@ -152,8 +161,7 @@ extension AgeX25519Identity: AgeStanzaUnwrapping {
         guard let shared = X25519Stanza.sharedSecret(privateKey, share) else {
             throw .header("X25519 share is a low-order point (all-zero shared secret)")
         }
-        let ours = Array(privateKey.publicKey.rawRepresentation)
-        let key = X25519Stanza.wrapKey(sharedSecret: shared, share: share, recipient: ours)
+        let key = X25519Stanza.wrapKey(sharedSecret: shared, share: share, recipient: publicKeyBytes)
         return AgePrimitives.open(key: key, nonce: ageZeroNonce, sealed: stanza.body[...])
     }
 }

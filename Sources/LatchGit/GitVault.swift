@@ -74,10 +74,18 @@ public struct GitVault: Sendable {
         try git.commit(root: layout.root, changed: changed, removed: removed, message: message)
     }
 
-    /// Commits `changed` plus the files of a re-encryption, some of which may be staged already.
+    /// Commits `changed` plus the files of a re-encryption. When the re-encryption staged its
+    /// files as it went, `changed` goes through the same `update-index` (one index write).
     func commit(changed: [String], reencrypted: Reencrypted, removed: [String] = [], message: String) throws {
-        try git.commit(root: layout.root, changed: changed + reencrypted.unstaged, removed: removed, message: message,
-                       alreadyStaged: reencrypted.staged)
+        if let stager = reencrypted.stager {
+            stager.stage(changed)
+            try stager.finish()
+            try git.commit(root: layout.root, changed: [], removed: removed, message: message,
+                           alreadyStaged: reencrypted.staged + changed)
+        } else {
+            try git.commit(root: layout.root, changed: changed + reencrypted.unstaged, removed: removed,
+                           message: message, alreadyStaged: reencrypted.staged)
+        }
     }
 
     // MARK: - init
@@ -347,11 +355,14 @@ public struct GitVault: Sendable {
         return secrets
     }
 
-    /// The files a re-encryption wrote: those a background `git update-index` already staged
-    /// while the others were being encrypted, and those still to stage.
+    /// The files a re-encryption wrote: those a background `git update-index` staged while
+    /// the others were being encrypted, and those still to stage. The stager is left running
+    /// for the files the command writes next (the manifest); `commit` finishes it, and so does
+    /// its deinitializer when the command fails before.
     struct Reencrypted {
         var staged: [String] = []
         var unstaged: [String] = []
+        var stager: (any VaultStager)?
     }
 
     func reencrypt(_ secrets: [String], manifest: VaultManifest,
@@ -397,10 +408,12 @@ public struct GitVault: Sendable {
                 if let stager, case .success(let files) = result { stager.stage(files) }
                 results.set(index, result)
             }
-            let staging = Result { try stager?.finish() }
-            let files = try results.all().flatMap { try $0.get() }
-            try staging.get()
-            return stager == nil ? Reencrypted(unstaged: files) : Reencrypted(staged: files)
+            let files: [String]
+            do { files = try results.all().flatMap { try $0.get() } } catch {
+                try? stager?.finish()
+                throw error
+            }
+            return stager == nil ? Reencrypted(unstaged: files) : Reencrypted(staged: files, stager: stager)
         }
         var changed: [String] = []
         for job in jobs {
@@ -414,16 +427,17 @@ public struct GitVault: Sendable {
                       ownerIdentity: AgeX25519Identity, now: VaultTimestamp,
                       using rng: inout some RandomNumberGenerator) throws -> [String] {
         let file = VaultLayout.secretFile(secret)
-        let plaintext = try decrypt(read(file), identity: ownerIdentity, what: secret)
+        let fileURL = layout.fileURL(file)
+        let plaintext = try decrypt(fileSystem.read(fileURL), identity: ownerIdentity, what: secret)
         let ciphertext: Data
         do { ciphertext = try Age.encrypt(plaintext, to: recipients.map { $0 as any AgeRecipient }, using: &rng) } catch {
             throw GitVaultError.crypto("cannot encrypt '\(secret)': \(error)")
         }
         // Rewritten in place (see VaultFileSystem.overwrite): the previous versions are in HEAD
         // until the commit, and a new inode per file made the file system the bottleneck.
-        try fileSystem.overwrite(ciphertext, at: layout.url(file))
+        try fileSystem.overwrite(ciphertext, at: fileURL)
         let metaFile = VaultLayout.metadataFile(secret)
-        let metaURL = layout.url(metaFile)
+        let metaURL = layout.fileURL(metaFile)
         guard fileSystem.fileExists(metaURL) else { return [file] }
         var meta = try SecretMetadata(yaml: String(decoding: fileSystem.read(metaURL), as: UTF8.self), file: metaFile)
         meta.authorizedAgents = agents

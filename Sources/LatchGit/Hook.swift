@@ -25,8 +25,14 @@ public enum PreCommitHook {
         if [ -x "$hook_dir/\(chainedName)" ]; then
           "$hook_dir/\(chainedName)" "$@" || exit $?
         fi
-        staged=$(git diff --cached --name-only --diff-filter=ACMR)
-        [ -n "$staged" ] || exit 0
+        # The staged contents: their blob ids (the fourth field of the raw diff).
+        blobs=$(git diff --cached --no-renames --diff-filter=ACMR --raw --no-abbrev | awk '{ print $4 }')
+        [ -n "$blobs" ] || exit 0
+        # One pass over all of them (cat-file's output to grep) ends the hook when grep finds
+        # nothing (status 1); the files are named only after a match or an error (git grep
+        # with one pathspec per staged file is quadratic: 0.1 s for the 2,000 of a grant).
+        printf '%s\\n' "$blobs" | git cat-file --batch | grep -a -q -E -e '\(pattern)'
+        [ $? -eq 1 ] && exit 0
         found=$(git diff --cached --name-only -z --diff-filter=ACMR |
           xargs -0 git grep --cached -l -E -e '\(pattern)' -- 2>/dev/null)
         if [ -n "$found" ]; then

@@ -38,7 +38,11 @@ public enum VaultIdentifier {
     /// The file path of a secret below `secrets/`, without extension: `group/name` stays as is,
     /// a path without a slash goes under `default/`.
     public static func storagePath(forSecretPath path: String) -> String {
-        path.contains("/") ? path : "default/" + path
+        // ASCII paths (the usual ones) by bytes: Foundation's substring search showed in the
+        // profile of a grant. Other text as before.
+        let utf8 = path.utf8
+        let hasSlash = utf8.allSatisfy { $0 < 0x80 } ? utf8.contains(UInt8(ascii: "/")) : path.contains("/")
+        return hasSlash ? path : "default/" + path
     }
 
     static func validateComponent(kind: String, _ value: String) throws {

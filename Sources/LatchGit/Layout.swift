@@ -36,6 +36,9 @@ public struct VaultLayout: Sendable, Equatable {
         """
 
     public func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
+    /// `url` for a path known to name a file: no `stat` to find out whether it is a directory
+    /// (a grant builds 2,000 of these).
+    func fileURL(_ relative: String) -> URL { root.appending(path: relative, directoryHint: .notDirectory) }
     public var vaultDirectory: URL { url(Self.directory) }
 
     /// Finds the vault from `directory` upward: the first directory holding `.agent-vault/`.

@@ -46,15 +46,18 @@ public struct VaultTimestamp: Sendable, Hashable, Comparable, CustomStringConver
 
     /// RFC 3339, UTC, `Z`, with 0/3/6/9 fractional digits.
     public var description: String {
+        // Built by hand: `String(format:)` took about 15 µs a call, twice per `.meta` of a grant.
         let (y, m, d, hh, mm, ss) = Self.civil(from: seconds)
-        var text = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, hh, mm, ss)
+        let p = Self.zeroPadded
+        var text = p(y, 4) + "-" + p(m, 2) + "-" + p(d, 2) + "T" + p(hh, 2) + ":" + p(mm, 2) + ":" + p(ss, 2)
         if nanoseconds != 0 {
-            if nanoseconds % 1_000_000 == 0 {
-                text += String(format: ".%03d", nanoseconds / 1_000_000)
-            } else if nanoseconds % 1_000 == 0 {
-                text += String(format: ".%06d", nanoseconds / 1_000)
+            let n = Int(nanoseconds)
+            if n % 1_000_000 == 0 {
+                text += "." + p(n / 1_000_000, 3)
+            } else if n % 1_000 == 0 {
+                text += "." + p(n / 1_000, 6)
             } else {
-                text += String(format: ".%09d", nanoseconds)
+                text += "." + p(n, 9)
             }
         }
         return text + "Z"
@@ -138,6 +141,15 @@ public struct VaultTimestamp: Sendable, Hashable, Comparable, CustomStringConver
         let doy = (153 * mp + 2) / 5 + day - 1
         let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
         return era * 146_097 + doe - 719_468
+    }
+
+    /// `value` in decimal, zero-padded to `width` characters as printf's `%0<width>d` does
+    /// (a minus sign counts toward the width).
+    static func zeroPadded(_ value: Int, _ width: Int) -> String {
+        let digits = String(value.magnitude)
+        let sign = value < 0 ? "-" : ""
+        let padding = max(0, width - sign.count - digits.count)
+        return sign + String(repeating: "0", count: padding) + digits
     }
 
     static func civil(from seconds: Int64) -> (Int, Int, Int, Int, Int, Int) {

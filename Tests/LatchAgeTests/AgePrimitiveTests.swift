@@ -161,6 +161,45 @@ import Testing
         #expect(counts.values.map(\.ran).reduce(0, +) == file.numberOfTests)
     }
 
+    /// The 32-byte derivation age uses (our HMAC over swift-crypto's SHA-256) against the
+    /// Wycheproof vectors of that size.
+    @Test func deriveKeyBytesMatchesWycheproof() throws {
+        let file = try Self.load("hkdf_sha256_test.json", as: HKDFGroup.self)
+        var ran = 0
+        for group in file.testGroups {
+            for test in group.tests where test.result == "valid" && test.size == 32 {
+                let out = AgePrimitives.deriveKeyBytes(
+                    ikm: try unhex(test.ikm), salt: try unhex(test.salt), info: try unhex(test.info))
+                #expect(try out == unhex(test.okm), "tcId \(test.tcId)")
+                ran += 1
+            }
+        }
+        #expect(ran > 0)
+    }
+
+    /// `HMACSHA256` agrees with swift-crypto's HMAC for keys shorter than, as long as and
+    /// longer than the block, and messages fed in one or several pieces.
+    @Test func hmacMatchesSwiftCrypto() {
+        var rng = TestRNG(seed: 3)
+        for keyLength in [0, 1, 16, 32, 63, 64, 65, 100, 200] {
+            for messageLength in [0, 1, 55, 56, 64, 65, 1000] {
+                let key = AgePrimitives.randomBytes(keyLength, using: &rng)
+                let message = AgePrimitives.randomBytes(messageLength, using: &rng)
+                let expected = Array(HMAC<SHA256>.authenticationCode(for: message, using: SymmetricKey(data: key)))
+                #expect(AgePrimitives.hmacSHA256(key: key, message: message[...]) == expected)
+                var pieces = HMACSHA256(key: key)
+                pieces.update(Array(message.prefix(messageLength / 3)))
+                pieces.update(Array(message.dropFirst(messageLength / 3)))
+                #expect(pieces.finalize() == expected)
+                #expect(AgePrimitives.isValidHMAC(expected, key: key, message: message[...]))
+                var wrong = expected
+                wrong[messageLength % 32] ^= 0x01
+                #expect(!AgePrimitives.isValidHMAC(wrong, key: key, message: message[...]))
+                #expect(!AgePrimitives.isValidHMAC(Array(expected.dropLast()), key: key, message: message[...]))
+            }
+        }
+    }
+
     /// The fixed-size derivation age uses agrees with the general one.
     @Test func deriveKeyMatchesGeneralHKDF() {
         let ikm = [UInt8](repeating: 0x0b, count: 22)

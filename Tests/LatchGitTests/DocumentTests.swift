@@ -79,6 +79,21 @@ import Testing
         #expect(now.wholeDays(until: VaultTimestamp(seconds: 1_000_000 - 86_400 * 2 - 5)) == -2)
     }
 
+    /// The hand-built description pads like the `String(format:)` it replaced, also for years
+    /// before 1000, before year 0 and after 9999.
+    @Test func timestampPaddingMatchesPrintf() {
+        for value in [0, 7, 42, 999, 1000, 12345, -1, -7, -42, -999, -12345] {
+            for width in [2, 3, 4, 6, 9] {
+                #expect(VaultTimestamp.zeroPadded(value, width) == String(format: "%0\(width)d", value), "\(value) \(width)")
+            }
+        }
+        for seconds: Int64 in [-62_198_755_200, -62_167_219_201, -30_000_000_000, 253_402_300_800, 1_800_000_000] {
+            let (y, m, d, hh, mm, ss) = VaultTimestamp.civil(from: seconds)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", y, m, d, hh, mm, ss) + ".000123Z"
+            #expect(VaultTimestamp(seconds: seconds, nanoseconds: 123_000).description == expected)
+        }
+    }
+
     @Test func scalarStyles() {
         for ambiguous in ["", "null", "~", "true", "False", "yes", "off", "12", "-3", "+4", "0x1F", "0o17", "0b101",
                           "1.5", ".5", "1e3", "-2.5E-3", ".inf", "-.Inf", ".NaN", "1_000", "007"] {

@@ -63,4 +63,48 @@ import Testing
         try "more\n".write(to: repo.appendingPathComponent("ok.txt"), atomically: true, encoding: .utf8)
         #expect(try await git(["commit", "-q", "-am", "more"], in: repo, home: home).status != 0)
     }
+
+    /// The hook reads the staged contents of every staged file in one pass: one key among many
+    /// clean files is found and named alone, and a file whose committed version held a key
+    /// passes once the staged version no longer does.
+    @Test func checksTheStagedVersionOfManyFiles() async throws {
+        let dir = try temporaryDirectory("gitvault-hook-many")
+        defer { cleanup(dir) }
+        let repo = dir.appendingPathComponent("repo"), home = dir.appendingPathComponent("home")
+        try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
+        #expect(try await git(["init", "-q"], in: repo, home: home).status == 0)
+        let hooks = repo.appendingPathComponent(".git/hooks")
+        try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+        #expect(try PreCommitHook.install(into: hooks, fileSystem: LocalFileSystem()))
+
+        // A key committed past the hook, then removed: the staged version is what counts.
+        try Self.blocked[1].1.write(to: repo.appendingPathComponent("legacy.pem"), atomically: true, encoding: .utf8)
+        #expect(try await git(["add", "legacy.pem"], in: repo, home: home).status == 0)
+        #expect(try await git(["commit", "-q", "--no-verify", "-m", "legacy"], in: repo, home: home).status == 0)
+        try "redacted\n".write(to: repo.appendingPathComponent("legacy.pem"), atomically: true, encoding: .utf8)
+        #expect(try await git(["add", "legacy.pem"], in: repo, home: home).status == 0)
+        let cleaned = try await git(["commit", "-q", "-m", "clean"], in: repo, home: home)
+        #expect(cleaned.status == 0, "\(cleaned.stderr)")
+
+        for index in 0..<200 {
+            try Data("value \(index)\n".utf8).write(to: repo.appendingPathComponent("file-\(index).txt"))
+        }
+        #expect(try await git(["add", "."], in: repo, home: home).status == 0)
+        let clean = try await git(["commit", "-q", "-m", "many"], in: repo, home: home)
+        #expect(clean.status == 0, "\(clean.stderr)")
+        // Modified files (the staged blob differs from HEAD's), one of them now holding a key.
+        for index in 0..<200 {
+            try Data("value \(index) changed\n".utf8).write(to: repo.appendingPathComponent("file-\(index).txt"))
+        }
+        try Self.blocked[0].1.write(to: repo.appendingPathComponent("file-117.txt"), atomically: true, encoding: .utf8)
+        #expect(try await git(["add", "."], in: repo, home: home).status == 0)
+        let blocked = try await git(["commit", "-q", "-m", "changed"], in: repo, home: home)
+        #expect(blocked.status != 0)
+        #expect(blocked.stderr.contains("  file-117.txt") && !blocked.stderr.contains("file-116.txt"), "\(blocked.stderr)")
+        try "fine\n".write(to: repo.appendingPathComponent("file-117.txt"), atomically: true, encoding: .utf8)
+        #expect(try await git(["add", "file-117.txt"], in: repo, home: home).status == 0)
+        let passed = try await git(["commit", "-q", "-m", "changed"], in: repo, home: home)
+        #expect(passed.status == 0, "\(passed.stderr)")
+    }
 }
