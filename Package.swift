@@ -88,13 +88,15 @@ targets += [
         swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchReplicaTests",
-        dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres"],
+        dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres", "LatchClient"],
         swiftSettings: swiftSettings),
     .target(
         name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", "LatchLog", hummingbird, logging],
         swiftSettings: swiftSettings),
-    // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field).
-    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire"], swiftSettings: swiftSettings),
+    // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field), and
+    // runs its delta-sync goal (`latch-server-seed delta-sync`: seeds SQLite stores directly).
+    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire", "LatchDomain", "LatchStoreSQLite"],
+                     swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchServerTests",
         dependencies: [

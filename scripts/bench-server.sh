@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Load benchmark for `latch serve` on SQLite: GET /healthz vs an authenticated
 # GET /api/v1/machine/vault/:id/fields/:fieldId, same release build, one run.
-# Prints requests/s, p50/p99 latency for both, their ratio, and the server's peak RSS.
+# Prints requests/s, p50/p99 latency for both, their ratio, and the server's peak RSS; then the
+# delta-sync goal: one delta sync after one change in a tenant of 100,000 items vs one of 1,000,
+# each against a real `latch serve` (latch-server-seed delta-sync; LATCH_BENCH_DELTA=0 skips it).
 #
 #   scripts/bench-server.sh [DURATION_SECONDS] [CONNECTIONS]     (defaults 10, 16)
 #
@@ -50,6 +52,7 @@ run() { # name url header(or empty) var
   non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
   printf '%-22s %12s req/s   p50 %-9s p99 %-9s non-2xx %s\n' "$1" "$rps" "$p50" "$p99" "${non2xx:-0}"
   eval "RPS_$4=$rps"
+  eval "P99_$4=$p99"
 }
 
 echo "latch serve load benchmark: ${DURATION}s each, $CONNS connections, $THREADS wrk threads, SQLite (WAL, synchronous=FULL)"
@@ -58,4 +61,9 @@ run "GET field (auth)" "$FIELD_URL" "X-API-Key: $API_KEY" F
 RATIO=$(awk -v a="$RPS_F" -v b="$RPS_H" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
 RSS=$(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$SERVER/status")
 echo "field/healthz throughput ratio: $RATIO   (goal >= 0.5)"
+echo "field read p99: $P99_F   (goal <= 5 ms)"
 echo "server peak RSS: $RSS   (goal <= 64 MB)"
+if [ "${LATCH_BENCH_DELTA:-1}" != 0 ]; then
+  echo "delta sync after one change, tenant of 100,000 items vs 1,000 (seeding takes about a minute):"
+  "$BIN/latch-server-seed" delta-sync "$BIN/latch"
+fi

@@ -12,49 +12,80 @@ public struct AccessResolver: Sendable {
     public let tx: any StoreTransaction
     public init(_ tx: any StoreTransaction) { self.tx = tx }
 
-    func subjects(_ p: Principal) async throws -> Set<String> {
-        Set([p.id] + (try await tx.groupIds(of: p.id)))
+    /// The ids a grant may name for the principal: its own, and its groups' (looked up only when
+    /// a group grant has to be matched: a check that direct grants settle never reads them).
+    final class Subjects {
+        let principal: Principal
+        var groups: Set<String>?
+        init(_ p: Principal) { principal = p }
+        func contains(_ id: String, _ tx: any StoreTransaction, group: Bool) async throws -> Bool {
+            if id == principal.id { return true }
+            guard group else { return false }
+            if groups == nil { groups = Set(try await tx.groupIds(of: principal.id)) }
+            return groups?.contains(id) ?? false
+        }
     }
 
-    func fromGrants(_ grants: [PermissionGrant], _ p: Principal, _ subjects: Set<String>, depth: Int) async throws -> AccessLevel? {
+    /// The highest level `grants` give; stops early once `enough` is reached.
+    func fromGrants(_ grants: [PermissionGrant], _ p: Principal, _ subjects: Subjects, depth: Int,
+                    enough: AccessLevel) async throws -> AccessLevel? {
         var best: AccessLevel?
-        for g in grants where g.tenantId == p.tenantId {
+        // Direct grants first: they need no further reads.
+        for g in grants.sorted(by: { Self.cost($0.granteeType) < Self.cost($1.granteeType) }) where g.tenantId == p.tenantId {
+            if let b = best, g.level <= b { continue }
             var level: AccessLevel?
             switch g.granteeType {
             case .user, .agent, .group:
-                if subjects.contains(g.granteeId) { level = g.level }
+                if try await subjects.contains(g.granteeId, tx, group: g.granteeType == .group) { level = g.level }
             case .project:
-                if depth < 1, try await projectLevel(p, projectId: g.granteeId, subjects: subjects, depth: depth + 1) != nil { level = g.level }
+                if depth < 1, try await projectLevel(p, projectId: g.granteeId, subjects: subjects, depth: depth + 1, enough: .read) != nil {
+                    level = g.level
+                }
             }
             if let l = level, best.map({ l > $0 }) ?? true { best = l }
+            if let b = best, b >= enough { return b }
         }
         return best
     }
 
-    func projectLevel(_ p: Principal, projectId: String, subjects: Set<String>, depth: Int) async throws -> AccessLevel? {
+    static func cost(_ t: GranteeType) -> Int {
+        switch t { case .user, .agent: 0; case .group: 1; case .project: 2 }
+    }
+
+    func projectLevel(_ p: Principal, projectId: String, subjects: Subjects, depth: Int, enough: AccessLevel) async throws -> AccessLevel? {
         if p.role == .tenantAdmin, let pr = try await tx.project(projectId), pr.tenantId == p.tenantId { return .admin }
-        return try await fromGrants(tx.grants(assetId: projectId), p, subjects, depth: depth)
+        return try await fromGrants(tx.grants(assetId: projectId), p, subjects, depth: depth, enough: enough)
     }
 
     public func projectAccess(_ p: Principal, projectId: String) async throws -> AccessLevel? {
-        try await projectLevel(p, projectId: projectId, subjects: subjects(p), depth: 0)
+        try await projectLevel(p, projectId: projectId, subjects: Subjects(p), depth: 0, enough: .admin)
     }
 
-    public func vaultAccess(_ p: Principal, _ v: Vault) async throws -> AccessLevel? {
+    /// The principal's level on the vault. With `enough`, the answer may stop at the first level
+    /// at or above it (a caller that only compares with `enough` skips the remaining reads).
+    public func vaultAccess(_ p: Principal, _ v: Vault, enough: AccessLevel = .admin) async throws -> AccessLevel? {
+        try await vaultLevel(p, v, Subjects(p), enough: enough)
+    }
+
+    func vaultLevel(_ p: Principal, _ v: Vault, _ s: Subjects, enough: AccessLevel) async throws -> AccessLevel? {
         guard v.tenantId == p.tenantId, !p.archived else { return nil }
         if p.role == .tenantAdmin { return .admin }
-        let s = try await subjects(p)
-        var best = try await fromGrants(tx.grants(assetId: v.id), p, s, depth: 0)
-        if let pid = v.projectId, let l = try await projectLevel(p, projectId: pid, subjects: s, depth: 0), best.map({ l > $0 }) ?? true {
+        var best = try await fromGrants(tx.grants(assetId: v.id), p, s, depth: 0, enough: enough)
+        if let b = best, b >= enough { return b }
+        if let pid = v.projectId, let l = try await projectLevel(p, projectId: pid, subjects: s, depth: 0, enough: enough),
+           best.map({ l > $0 }) ?? true {
             best = l
         }
         return best
     }
 
-    public func itemAccess(_ p: Principal, _ v: Vault, _ i: Item) async throws -> AccessLevel? {
+    /// The principal's level on the item (see `vaultAccess` for `enough`).
+    public func itemAccess(_ p: Principal, _ v: Vault, _ i: Item, enough: AccessLevel = .admin) async throws -> AccessLevel? {
         guard i.tenantId == p.tenantId else { return nil }
-        var best = try await vaultAccess(p, v)
-        if let l = try await fromGrants(tx.grants(assetId: i.id), p, subjects(p), depth: 0), best.map({ l > $0 }) ?? true { best = l }
+        let s = Subjects(p)
+        var best = try await vaultLevel(p, v, s, enough: enough)
+        if let b = best, b >= enough { return b }
+        if let l = try await fromGrants(tx.grants(assetId: i.id), p, s, depth: 0, enough: enough), best.map({ l > $0 }) ?? true { best = l }
         return best
     }
 

@@ -5,7 +5,13 @@ import LatchCrypto
 /// Small hashing helpers (lowercase hex SHA-256, constant-time comparison).
 public enum Hashing {
     public static func sha256Hex(_ data: some DataProtocol) -> String {
-        SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(64)
+        for b in SHA256.hash(data: data) {
+            out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0f)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
     public static func sha256Hex(_ s: String) -> String { sha256Hex(Data(s.utf8)) }
     /// Compares two byte strings in time that depends only on their lengths.
@@ -92,6 +98,35 @@ public func verifyAuditChain(_ store: any LatchStore) async throws -> Int {
     return try AuditChain.verify(events)
 }
 
+/// An audit event before it joins the chain (no sequence number or hashes yet).
+public struct AuditDraft: Sendable {
+    public var time: Date
+    public var tenantId: String?
+    public var action: String
+    public var outcome: String
+    public var principalId: String?
+    public var accessKey: String?
+    public var assetType: String?
+    public var assetId: String?
+    public var source: String?
+    public var detail: String?
+    public init(time: Date, tenantId: String?, action: String, outcome: String, principalId: String?, accessKey: String?,
+                assetType: String? = nil, assetId: String? = nil, source: String? = nil, detail: String? = nil) {
+        self.time = time; self.tenantId = tenantId; self.action = action; self.outcome = outcome; self.principalId = principalId
+        self.accessKey = accessKey; self.assetType = assetType; self.assetId = assetId; self.source = source; self.detail = detail
+    }
+
+    /// The chained event that follows `last` (nil: the first event).
+    public func chained(after last: (seq: Int64, hash: String)?) throws -> AuditEvent {
+        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
+        var e = AuditEvent(seq: (last?.seq ?? 0) + 1, tenantId: tenantId, time: t, action: action, outcome: outcome,
+                           principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
+                           source: source, detail: detail, prevHash: last?.hash ?? AuditChain.genesis, hash: "")
+        e.hash = try AuditChain.hash(of: e)
+        return e
+    }
+}
+
 extension StoreTransaction {
     /// Appends one event to the chain inside this transaction.
     @discardableResult
@@ -99,13 +134,25 @@ extension StoreTransaction {
         time: Date, tenantId: String?, action: String, outcome: String, principalId: String?, accessKey: String?,
         assetType: String? = nil, assetId: String? = nil, source: String? = nil, detail: String? = nil
     ) async throws -> AuditEvent {
-        let last = try await lastAuditEvent()
-        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
-        var e = AuditEvent(seq: (last?.seq ?? 0) + 1, tenantId: tenantId, time: t, action: action, outcome: outcome,
-                           principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
-                           source: source, detail: detail, prevHash: last?.hash ?? AuditChain.genesis, hash: "")
-        e.hash = try AuditChain.hash(of: e)
-        try await appendAuditEvent(e)
-        return e
+        try await appendAudit([AuditDraft(time: time, tenantId: tenantId, action: action, outcome: outcome, principalId: principalId,
+                                          accessKey: accessKey, assetType: assetType, assetId: assetId, source: source,
+                                          detail: detail)])[0]
+    }
+
+    /// Appends several events to the chain, in order, inside this transaction: the chain's tail
+    /// is read once and the rows go to the store in one batch (a group commit's audit rows).
+    @discardableResult
+    public func appendAudit(_ drafts: [AuditDraft]) async throws -> [AuditEvent] {
+        guard !drafts.isEmpty else { return [] }
+        var last = try await lastAuditEvent().map { (seq: $0.seq, hash: $0.hash) }
+        var events: [AuditEvent] = []
+        events.reserveCapacity(drafts.count)
+        for d in drafts {
+            let e = try d.chained(after: last)
+            events.append(e)
+            last = (e.seq, e.hash)
+        }
+        try await appendAuditEvents(events)
+        return events
     }
 }

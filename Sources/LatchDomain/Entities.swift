@@ -248,6 +248,11 @@ public struct Field: Codable, Sendable, Equatable {
     /// The field's envelope string (ciphertext), exactly as received.
     public var envelope: String
     public var updatedAt: Date
+    public init(id: String, itemId: String, vaultId: String, tenantId: String, name: String, type: String, order: Int,
+                isEnvironmentVariable: Bool, envelope: String, updatedAt: Date) {
+        self.id = id; self.itemId = itemId; self.vaultId = vaultId; self.tenantId = tenantId; self.name = name; self.type = type
+        self.order = order; self.isEnvironmentVariable = isEnvironmentVariable; self.envelope = envelope; self.updatedAt = updatedAt
+    }
 }
 
 public struct WrappedKey: Codable, Sendable, Equatable {

@@ -49,7 +49,7 @@ extension LatchService {
                    allowArchived: Bool = false) async throws -> Vault {
         try Self.checkId(id, "vault id")
         guard let v = try await tx.vault(id), v.tenantId == ctx.tenant.id,
-              let level = try await AccessResolver(tx).vaultAccess(ctx.principal, v) else {
+              let level = try await AccessResolver(tx).vaultAccess(ctx.principal, v, enough: need) else {
             throw DomainError.notFound("vault \(id) does not exist or is not shared with you")
         }
         guard level >= need else {
@@ -212,8 +212,18 @@ extension LatchService {
 
     func loadItem(_ tx: any StoreTransaction, _ ctx: AuthContext, vaultId: String?, itemId: String, need: AccessLevel) async throws -> (Vault, Item) {
         try Self.checkId(itemId, "item id")
-        guard let i = try await tx.item(itemId), i.tenantId == ctx.tenant.id, vaultId == nil || i.vaultId == vaultId, !i.archived,
-              let v = try await tx.vault(i.vaultId), let level = try await AccessResolver(tx).itemAccess(ctx.principal, v, i) else {
+        let rows = try await tx.getLineage([.items, .vaults], id: itemId)   // the item and its vault in one read
+        let i = try rows.first.map { try tx.decode(Item.self, $0) }
+        let v = try rows.count > 1 ? tx.decode(Vault.self, rows[1]) : nil
+        return try await checkItem(tx, ctx, vaultId: vaultId, itemId: itemId, i, v, need: need)
+    }
+
+    /// The access check of `loadItem` on an item and vault already read.
+    func checkItem(_ tx: any StoreTransaction, _ ctx: AuthContext, vaultId: String?, itemId: String, _ item: Item?, _ vault: Vault?,
+                   need: AccessLevel) async throws -> (Vault, Item) {
+        guard let i = item, i.tenantId == ctx.tenant.id, vaultId == nil || i.vaultId == vaultId, !i.archived,
+              let v = vault, v.id == i.vaultId,
+              let level = try await AccessResolver(tx).itemAccess(ctx.principal, v, i, enough: need) else {
             throw DomainError.notFound("item \(itemId) does not exist or is not shared with you")
         }
         guard level >= need else { throw DomainError.forbidden("you have \(level.rawValue) on item \(itemId); this needs \(need.rawValue)") }
@@ -233,10 +243,15 @@ extension LatchService {
         return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId, read: true) { tx in
             try Self.checkId(vaultId, "vault id")
             try Self.checkId(fieldId, "field id")
-            guard let f = try await tx.field(fieldId), f.vaultId == vaultId, f.tenantId == ctx.tenant.id else {
+            // The field, its item and its vault in one read; then the same checks as loadItem.
+            let rows = try await tx.getLineage([.fields, .items, .vaults], id: fieldId)
+            guard let f = try rows.first.map({ try tx.decode(Field.self, $0) }), f.vaultId == vaultId, f.tenantId == ctx.tenant.id else {
                 throw DomainError.notFound("field \(fieldId) does not exist in vault \(vaultId) or is not shared with you")
             }
-            let (_, i) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: f.itemId, need: .read)
+            let item = try rows.count > 1 ? tx.decode(Item.self, rows[1]) : nil
+            let vault = try rows.count > 2 ? tx.decode(Vault.self, rows[2]) : nil
+            try Self.checkId(f.itemId, "item id")
+            let (_, i) = try await self.checkItem(tx, ctx, vaultId: vaultId, itemId: f.itemId, item?.id == f.itemId ? item : nil, vault, need: .read)
             return ((i, f), nil)
         }
     }

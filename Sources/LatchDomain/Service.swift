@@ -37,7 +37,7 @@ public struct LatchService: Sendable {
     }
 
     /// Forgets cached authentications (call after revoking a key or archiving a principal).
-    public func invalidateAuthCache() async { await authCache.clear() }
+    public func invalidateAuthCache() async { authCache.clear() }
 
     // MARK: helpers
 
@@ -189,11 +189,12 @@ public struct LatchService: Sendable {
         let access = parts.first ?? ""
         let secret = parts.count == 2 ? parts[1] : ""
         let secretHash = Hashing.sha256Hex(secret)
-        if parts.count == 2, var cached = await authCache.get(access, now: clock.now()),
+        if parts.count == 2, var cached = authCache.get(access, now: clock.now()),
            Hashing.constantTimeEqual(Array(cached.apiKey.secretHash.utf8), Array(secretHash.utf8)) {
             cached.source = source
             return cached
         }
+        let generation = authCache.currentGeneration()
         let found: AuthContext? = try await store.read { tx in
             guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
             let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(secretHash.utf8))
@@ -210,7 +211,7 @@ public struct LatchService: Sendable {
             }
             throw DomainError.invalidAPIKey()
         }
-        await authCache.put(access, ctx, now: clock.now())
+        authCache.put(access, ctx, now: clock.now(), generation: generation)
         return ctx
     }
 
@@ -287,19 +288,6 @@ extension LatchService {
     }
 }
 
-struct AuditDraft: Sendable {
-    var time: Date
-    var tenantId: String?
-    var action: String
-    var outcome: String
-    var principalId: String?
-    var accessKey: String?
-    var assetType: String?
-    var assetId: String?
-    var source: String?
-    var detail: String?
-}
-
 /// Group commit for audit events that are not part of a write: concurrent callers' events are
 /// appended to the chain in one write transaction, and each caller resumes only once its event
 /// is committed.
@@ -326,13 +314,7 @@ actor AuditBatcher {
             pending = []
             let drafts = batch.map(\.0)
             do {
-                try await store.write { tx in
-                    for d in drafts {
-                        try await tx.appendAudit(time: d.time, tenantId: d.tenantId, action: d.action, outcome: d.outcome,
-                                                 principalId: d.principalId, accessKey: d.accessKey, assetType: d.assetType,
-                                                 assetId: d.assetId, source: d.source, detail: d.detail)
-                    }
-                }
+                try await store.write { tx in _ = try await tx.appendAudit(drafts) }
                 for (_, c) in batch { c.resume() }
             } catch {
                 for (_, c) in batch { c.resume(throwing: error) }
@@ -342,20 +324,33 @@ actor AuditBatcher {
     }
 }
 
-/// Verified API keys, briefly remembered so a busy agent's requests skip the key lookup.
-actor AuthCache {
+/// Verified API keys, briefly remembered so a busy agent's requests skip the key lookup. A
+/// lock, not an actor: every authenticated request passes here. `clear` bumps a generation so a
+/// lookup that started before it (and read the key before a revocation committed) cannot put
+/// its stale context back afterwards.
+final class AuthCache: @unchecked Sendable {
     let ttl: Double
-    var entries: [String: (AuthContext, Date)] = [:]
+    private let lock = NSLock()
+    private var entries: [String: (AuthContext, Date)] = [:]
+    private var generation = 0
     init(ttl: Double) { self.ttl = ttl }
     func get(_ access: String, now: Date) -> AuthContext? {
-        guard ttl > 0, let (ctx, at) = entries[access] else { return nil }
-        guard now.timeIntervalSince(at) < ttl, now >= at else { entries[access] = nil; return nil }
-        return ctx
+        guard ttl > 0 else { return nil }
+        return lock.withLock {
+            guard let (ctx, at) = entries[access] else { return nil }
+            guard now.timeIntervalSince(at) < ttl, now >= at else { entries[access] = nil; return nil }
+            return ctx
+        }
     }
-    func put(_ access: String, _ ctx: AuthContext, now: Date) {
+    /// The generation to hand back to `put` (taken before the store read).
+    func currentGeneration() -> Int { lock.withLock { generation } }
+    func put(_ access: String, _ ctx: AuthContext, now: Date, generation g: Int) {
         guard ttl > 0 else { return }
-        if entries.count > 10_000 { entries.removeAll() }
-        entries[access] = (ctx, now)
+        lock.withLock {
+            guard g == generation else { return }
+            if entries.count > 10_000 { entries.removeAll() }
+            entries[access] = (ctx, now)
+        }
     }
-    func clear() { entries.removeAll() }
+    func clear() { lock.withLock { entries.removeAll(); generation &+= 1 } }
 }

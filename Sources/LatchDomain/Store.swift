@@ -75,6 +75,10 @@ public protocol StoreTransaction: Sendable {
     /// The rows with these ids, in any order; ids with no row are left out. The default asks
     /// `get` for each; a store may answer in one query (the transparency log's batch proofs).
     func getMany(_ table: StoreTable, ids: [String]) async throws -> [StoreRow]
+    /// The row `id` of `tables[0]`, then the row of `tables[1]` whose id is that row's `parentId`,
+    /// and so on (a field, its item, its vault); stops at the first missing row. The default asks
+    /// `get` for each; a store may answer in one query (a field read's one round trip).
+    func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow]
     /// Rows whose `column` equals `value`, ordered by id.
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow]
     func delete(_ table: StoreTable, id: String) async throws
@@ -85,6 +89,9 @@ public protocol StoreTransaction: Sendable {
     func lastAuditEvent() async throws -> AuditEvent?
     /// Appends an event whose `seq` is the last one's plus one (the caller computes the chain).
     func appendAuditEvent(_ event: AuditEvent) async throws
+    /// Appends events whose `seq`s continue the chain, in order (the caller computes the chain).
+    /// The default calls `appendAuditEvent` for each; a store may insert them in one statement.
+    func appendAuditEvents(_ events: [AuditEvent]) async throws
     func auditEvents(_ filter: AuditFilter) async throws -> [AuditEvent]
 
     /// Appends to the change log; returns the new sequence number (monotonic, never reused).
@@ -110,6 +117,19 @@ extension StoreTransaction {
         var out: [StoreRow] = []
         for id in ids { if let r = try await get(table, id: id) { out.append(r) } }
         return out
+    }
+    public func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
+        var out: [StoreRow] = []
+        var next: String? = id
+        for t in tables {
+            guard let nid = next, let r = try await get(t, id: nid) else { break }
+            out.append(r)
+            next = r.parentId
+        }
+        return out
+    }
+    public func appendAuditEvents(_ events: [AuditEvent]) async throws {
+        for e in events { try await appendAuditEvent(e) }
     }
 
     func encode<T: Encodable>(_ v: T) throws -> String {

@@ -2,6 +2,7 @@
 // the given token, creates one vault with one item and one field (real keys, real signed
 // checkpoints, a real envelope), and prints shell assignments: API_KEY, VAULT_ID, FIELD_ID.
 // Usage: latch-server-seed BASE_URL BOOTSTRAP_TOKEN
+//        latch-server-seed delta-sync LATCH_BIN [...]   (the delta-sync goal: DeltaSync.swift)
 import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -32,6 +33,10 @@ func signed<S: SignedStatement>(_ s: S, _ k: PrincipalPrivateKey) throws -> Stri
     String(decoding: try JSONEncoder().encode(try SignedEnvelope.sign(s, with: k)), as: UTF8.self)
 }
 
+if CommandLine.arguments.dropFirst().first == "delta-sync" {   // see DeltaSync.swift
+    await DeltaSyncBench.main(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 let args = CommandLine.arguments
 guard args.count == 3 else { fail("usage: latch-server-seed BASE_URL BOOTSTRAP_TOKEN") }
 let base = args[1], token = args[2]

@@ -456,6 +456,31 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(unescaped: table.rawValue) WHERE id = \(id)").first.map(decodeRow)
     }
 
+    /// One query: a SELECT per table joined by UNION ALL, each id found by primary key through
+    /// its child's parent_id; `n` numbers the tables.
+    func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
+        guard !tables.isEmpty else { return [] }
+        var key = "$1"
+        var parts: [String] = []
+        for (n, t) in tables.enumerated() {
+            if n > 0 { key = "(SELECT parent_id FROM \(tables[n - 1].rawValue) WHERE id = \(key))" }
+            parts.append("SELECT \(n)::BIGINT AS n, id, tenant_id, parent_id, lookup, doc FROM \(t.rawValue) WHERE id = \(key)")
+        }
+        var binds = PostgresBindings()
+        binds.append(id)
+        let rows = try await q(PostgresQuery(unsafeSQL: parts.joined(separator: " UNION ALL ") + " ORDER BY n", binds: binds))
+        var out: [StoreRow] = []
+        for r in rows {
+            let decoded: (Int64, String, String?, String?, String?, String)
+            do { decoded = try r.decode((Int64, String, String?, String?, String?, String).self) } catch {
+                throw StoreError(.corrupt, "row does not decode: \(error)")
+            }
+            guard decoded.0 == Int64(out.count) else { break }
+            out.append(StoreRow(id: decoded.1, tenantId: decoded.2, parentId: decoded.3, lookup: decoded.4, doc: decoded.5))
+        }
+        return out
+    }
+
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
         try await q("""
             SELECT id, tenant_id, parent_id, lookup, doc FROM \(unescaped: table.rawValue) \
@@ -498,6 +523,25 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
             VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
             \(e.assetId), \(e.hash), \(doc))
             """)
+    }
+
+    func appendAuditEvents(_ events: [AuditEvent]) async throws {
+        for start in stride(from: 0, to: events.count, by: 500) {
+            let chunk = events[start..<min(events.count, start + 500)]
+            var binds = PostgresBindings()
+            var values: [String] = []
+            for e in chunk {
+                let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+                let b = binds.count
+                binds.append(e.seq); binds.append(e.tenantId); binds.append(AuditChain.millis(e.time)); binds.append(e.action)
+                binds.append(e.outcome); binds.append(e.principalId); binds.append(e.assetId); binds.append(e.hash); binds.append(doc)
+                values.append("(" + (1...9).map { "$\(b + $0)" }.joined(separator: ", ") + ")")
+            }
+            try await exec(PostgresQuery(unsafeSQL: """
+                INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
+                VALUES \(values.joined(separator: ", "))
+                """, binds: binds))
+        }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {

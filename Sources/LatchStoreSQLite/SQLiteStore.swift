@@ -6,6 +6,9 @@ import SQLiteNIO
 /// connection (writes are serialised, each in `BEGIN IMMEDIATE … COMMIT`) and a few reader
 /// connections (WAL lets them read while a write is in flight). Schema migrations are
 /// versioned in code and recorded in `schema_migrations`.
+///
+/// Each connection has its own thread (SQLite calls block): the writer's commit waits for an
+/// fsync (synchronous=FULL), and on a shared pool that wait would stall the readers behind it.
 public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
     let writer: Pooled
@@ -14,36 +17,62 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
 
     final class Pooled: Sendable {
         let connection: SQLiteConnection
+        let thread: NIOThreadPool
         let lock = AsyncLock()
-        init(_ c: SQLiteConnection) { connection = c }
+        init(_ c: SQLiteConnection, _ t: NIOThreadPool) { connection = c; thread = t }
+
+        /// Opens a connection on a fresh one-thread pool.
+        static func open(_ path: String) async throws -> Pooled {
+            let t = NIOThreadPool(numberOfThreads: 1)
+            t.start()
+            do {
+                let c = try await SQLiteConnection.open(storage: .file(path: path), threadPool: t,
+                                                        on: MultiThreadedEventLoopGroup.singleton.any())
+                return Pooled(c, t)
+            } catch {
+                try? await t.shutdownGracefully()
+                throw error
+            }
+        }
+
+        func close() async {
+            try? await connection.close()
+            try? await thread.shutdownGracefully()
+        }
     }
 
-    actor Counter {
-        var n = 0
-        func take() -> Int { n &+= 1; return n }
+    /// Round-robin over the readers (a lock, not an actor: every read passes here).
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func take() -> Int { lock.withLock { n &+= 1; return n } }
     }
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public static func open(path: String, readers: Int = 4) async throws -> SQLiteLatchStore {
+        var opened: [Pooled] = []   // closed again (threads too) when opening fails part-way
         do {
-            let w = try await SQLiteConnection.open(storage: .file(path: path))
+            let wp = try await Pooled.open(path)
+            opened.append(wp)
+            let w = wp.connection
             for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
                 _ = try await w.query(p)
             }
             try await migrate(w)
             var rs: [Pooled] = []
             for _ in 0..<max(1, readers) {
-                let r = try await SQLiteConnection.open(storage: .file(path: path))
+                let r = try await Pooled.open(path)
+                opened.append(r)
                 for p in ["PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] {
-                    _ = try await r.query(p)
+                    _ = try await r.connection.query(p)
                 }
-                rs.append(Pooled(r))
+                rs.append(r)
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
-            return SQLiteLatchStore(path: path, writer: Pooled(w), readers: rs)
-        } catch let e as StoreError {
-            throw e
+            return SQLiteLatchStore(path: path, writer: wp, readers: rs)
         } catch {
+            for p in opened { await p.close() }
+            if let e = error as? StoreError { throw e }
             throw StoreError(.unavailable, "cannot open SQLite database at \(path): \(error)")
         }
     }
@@ -53,7 +82,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     public func close() async {
-        for p in readers + [writer] { try? await p.connection.close() }
+        for p in readers + [writer] { await p.close() }
     }
 
     // MARK: migrations
@@ -117,7 +146,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     // MARK: transactions
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        let p = readers[await next.take() % readers.count]
+        let p = readers[next.take() % readers.count]
         return try await run(p, begin: "BEGIN", body)
     }
 
@@ -153,7 +182,8 @@ final class SQLiteTransaction: StoreTransaction {
 
     func q(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
         do { return try await c.query(sql, binds) } catch let e as SQLiteError {
-            throw StoreError(e.reason == .constraint ? .constraint : .unavailable, "\(e)")
+            // SQLite reports most constraint failures by extended code (constraintPrimaryKeyFailed, …).
+            throw StoreError(String(describing: e.reason).hasPrefix("constraint") ? .constraint : .unavailable, "\(e)")
         } catch { throw StoreError(.unavailable, "\(error)") }
     }
 
@@ -201,6 +231,17 @@ final class SQLiteTransaction: StoreTransaction {
         return out
     }
 
+    func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
+        guard !tables.isEmpty else { return [] }
+        let rows = try await q(LineageSQL.query(tables, placeholder: "?1"), [.text(id)])
+        var out: [StoreRow] = []
+        for r in rows {
+            guard r.column("n")?.integer == out.count else { break }
+            out.append(try row(r))
+        }
+        return out
+    }
+
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
         try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE \(column.rawValue) = ? ORDER BY id",
                     [.text(value)]).map(row)
@@ -243,6 +284,22 @@ final class SQLiteTransaction: StoreTransaction {
                   .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)])
     }
 
+    func appendAuditEvents(_ events: [AuditEvent]) async throws {
+        for start in stride(from: 0, to: events.count, by: 100) {   // 9 parameters a row, under SQLite's 999
+            let chunk = events[start..<min(events.count, start + 100)]
+            var binds: [SQLiteData] = []
+            binds.reserveCapacity(chunk.count * 9)
+            for e in chunk {
+                let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+                binds += [.integer(Int(e.seq)), Self.opt(e.tenantId), .integer(Int(AuditChain.millis(e.time))), .text(e.action),
+                          .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)]
+            }
+            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+            _ = try await q("INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) VALUES \(values)",
+                            binds)
+        }
+    }
+
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
         var sql = "SELECT doc FROM audit_events WHERE seq > ?"
         var binds: [SQLiteData] = [.integer(Int(f.afterSeq))]
@@ -276,5 +333,20 @@ final class SQLiteTransaction: StoreTransaction {
 
     func lastChangeSeq(tenantId: String) async throws -> Int64 {
         Int64(try await q("SELECT COALESCE(MAX(seq), 0) AS s FROM changes WHERE tenant_id = ?", [.text(tenantId)]).first?.column("s")?.integer ?? 0)
+    }
+}
+
+/// The one query behind `getLineage` (shared SQL for SQLite and PostgreSQL): one SELECT per
+/// table joined by UNION ALL, each row's id found by primary key through its child's parent_id;
+/// `n` numbers the tables.
+enum LineageSQL {
+    static func query(_ tables: [StoreTable], placeholder: String) -> String {
+        var key = placeholder
+        var parts: [String] = []
+        for (n, t) in tables.enumerated() {
+            if n > 0 { key = "(SELECT parent_id FROM \(tables[n - 1].rawValue) WHERE id = \(key))" }
+            parts.append("SELECT \(n) AS n, id, tenant_id, parent_id, lookup, doc FROM \(t.rawValue) WHERE id = \(key)")
+        }
+        return parts.joined(separator: " UNION ALL ") + " ORDER BY n"
     }
 }

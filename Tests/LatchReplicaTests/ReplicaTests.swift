@@ -1,4 +1,6 @@
 import Foundation
+import LatchClient
+import LatchCrypto
 import LatchDomain
 import LatchStorePostgres
 import LatchWire
@@ -67,6 +69,158 @@ struct ReplicaTests {
         let changes = try await store.read { tx in try await tx.changes(tenantId: updates.first?.tenantId ?? "", afterSeq: 0, limit: 1000) }
         #expect(changes.map(\.seq) == changes.map(\.seq).sorted() && !changes.isEmpty)
         await store.close()
+    }
+
+    /// The same with real clients. The operator's `latch` CLI writes through replica A; an
+    /// agent's CLI reads through replica B, and an SDK client (full transparency-log checks, the
+    /// default) delta-syncs through B and sees A's writes. Both replicas serve one log: each
+    /// side's `latch verify --print-head` checks as a witness on the other side's client.
+    /// Operator SDK clients on A and on B that race to move the vault to the same version end
+    /// with one winner and a `LatchError(.conflict)` (409) for the other; afterwards every
+    /// client's `latch verify` passes and the audit chain verifies.
+    @Test func clientsWriteThroughOneReplicaAndReadThroughTheOther() async throws {
+        let url = Env.url(try #require(Env.databaseURL), ["schema": Env.freshSchema()])
+        let a = try ServeProcess(databaseURL: url)
+        let b = try ServeProcess(databaseURL: url, logKeyFile: a.dataDir.appendingPathComponent("log-key").path)
+        defer { a.stop(); b.stop() }
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("latch-clients-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: root) }
+        // Two client machines: the operator's (talks to A) and the agent's (talks to B).
+        let homeA = root.appendingPathComponent("client-a").path, homeB = root.appendingPathComponent("client-b").path
+        @discardableResult
+        func must(_ home: String, _ args: String..., stdin: String? = nil) async throws -> LatchCLI.Result {
+            let r = try await LatchCLI.run(args, env: ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": root.path], stdin: stdin)
+            guard r.code == 0 else { throw TestFailure("latch \(args.joined(separator: " ")) exited \(r.code): \(r.err)") }
+            return r
+        }
+        func logKey(_ verifyJSON: LatchCLI.Result) -> String? {
+            ((try? JSONSerialization.jsonObject(with: Data(verifyJSON.out.utf8))) as? [String: Any]).flatMap { $0["log"] as? [String: Any] }?["logKey"] as? String
+        }
+        func secret() -> String { "rv-" + UUID().uuidString.lowercased() }
+
+        try await a.start()
+        try await must(homeA, "init", "--server", a.base, "--token", try #require(a.bootstrapToken), "--name", "op")
+        try await b.start()
+        #expect(b.bootstrapToken == nil, "B finds the database bootstrapped")
+        try await must(homeA, "vault", "create", "prod")
+        let v1 = secret()
+        try await must(homeA, "secret", "set", "prod", "db", "--field", "password", stdin: v1)
+        let agentFile = root.appendingPathComponent("bot.json")
+        try await must(homeA, "agent", "create", "bot", "--vault", "prod", "--out", agentFile.path)
+        // The agent lives on replica B: its runtime config names B, not A.
+        var runtime = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: agentFile)) as? [String: Any])
+        runtime["baseUrl"] = b.base
+        let agentOnB = root.appendingPathComponent("bot-on-b.json")
+        try JSONSerialization.data(withJSONObject: runtime).write(to: agentOnB)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: agentOnB.path)
+        try await must(homeB, "configure", "agent", "--config", agentOnB.path, "--profile", "bot")
+        let got = try await must(homeB, "get", "DB", "--profile", "bot")
+        let readFirst = got.out == v1
+        #expect(readFirst, "a secret written through A is read (and verified) by a client of B")
+
+        // An SDK client of B syncs, then A's writes reach it as a delta sync through B.
+        let transport = SyncRecordingTransport()
+        let reader = try await Latch.create(profile: "bot", environment: ["LATCH_HOME": homeB], transport: transport)
+        #expect(reader.configuration.baseURL.absoluteString.hasPrefix(b.base))
+        let readerSaw1 = reader.env["DB"] == v1
+        #expect(readerSaw1)
+        let before = try #require(reader.lastLogReport)
+        let vaultId = try #require(reader.verifiedVaults.first { $0.name == "prod" }?.id)
+        let v2 = secret(), v3 = secret()
+        try await must(homeA, "secret", "set", "prod", "db", "--field", "password", stdin: v2)
+        try await must(homeA, "secret", "set", "prod", "api", "--field", "key", stdin: v3)
+        try await reader.refresh()
+        let readerSaw23 = reader.env["DB"] == v2 && reader.env["API"] == v3
+        #expect(readerSaw23, "the SDK client of B sees both writes made through A")
+        let syncs = transport.syncs.get
+        #expect(syncs.count == 2 && syncs.first?.full == true, "\(syncs)")
+        if let delta = syncs.last {
+            #expect(delta.query.contains("cursor=") && !delta.full, "the second sync is a delta from B's cursor: \(delta)")
+            #expect(delta.items == 2, "the delta carries the two items written through A: \(delta)")
+        }
+        let after = try #require(reader.lastLogReport)
+        #expect(after.treeSize > before.treeSize && after.previousTreeSize == before.treeSize && after.consistencyProofVerified,
+                "the log grown by A's writes is proven consistent through B: \(before.treeSize) -> \(after.treeSize)")
+
+        // One log: both clients pinned one key, and each side's tree head checks on the other side.
+        let keyA = logKey(try await must(homeA, "verify", "--json"))
+        let keyB = logKey(try await must(homeB, "verify", "--profile", "bot", "--json"))
+        #expect(keyA != nil && keyA == keyB, "clients of A and B pinned one log key: \(keyA ?? "-") / \(keyB ?? "-")")
+        func witness(from home: String, _ fromArgs: [String], on other: String, _ otherArgs: [String]) async throws {
+            let head = try await LatchCLI.run(["verify", "--print-head"] + fromArgs,
+                                              env: ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": root.path])
+            #expect(head.code == 0 && head.out.contains("latchkey.log"), "\(head.err)")
+            let file = root.appendingPathComponent("head-\(UUID().uuidString).txt")
+            try Data(head.out.utf8).write(to: file)
+            let checked = try await LatchCLI.run(["verify", "--witness", file.path] + otherArgs,
+                                                 env: ["PATH": "/usr/bin:/bin", "LATCH_HOME": other, "HOME": root.path])
+            #expect(checked.code == 0 && checked.out.contains("witness:      tree head of size"), "\(checked.out) \(checked.err)")
+        }
+        try await witness(from: homeA, [], on: homeB, ["--profile", "bot"])
+        try await witness(from: homeB, ["--profile", "bot"], on: homeA, [])
+
+        // Race: operator clients on A and on B both move the vault from the version they read.
+        let opA = try await Latch.create(environment: ["LATCH_HOME": homeA])
+        let opB = try await Latch.create(baseURL: b.base, environment: ["LATCH_HOME": homeA])
+        let rounds = 4
+        var wins = ["A": 0, "B": 0]
+        for round in 0..<rounds {
+            try await opA.refresh()
+            try await opB.refresh()
+            let va = try #require(opA.verifiedVaults.first { $0.id == vaultId })
+            let vb = try #require(opB.verifiedVaults.first { $0.id == vaultId })
+            #expect(va.summaryVersion == vb.summaryVersion, "round \(round): both replicas serve one version")
+            let next = va.summaryVersion + 1
+            async let fromA = Self.rename(opA, va.summary, to: "A-\(next)")
+            async let fromB = Self.rename(opB, vb.summary, to: "B-\(next)")
+            let (ea, eb) = await (fromA, fromB)
+            #expect((ea == nil) != (eb == nil), "round \(round): exactly one winner (A: \(ea.map { "\($0)" } ?? "ok"), B: \(eb.map { "\($0)" } ?? "ok"))")
+            for e in [ea, eb].compactMap({ $0 }) {
+                let conflict = e as? LatchError
+                #expect(conflict?.kind == .conflict && conflict?.status == 409
+                        && ["stale_version", "write_conflict"].contains(conflict?.serverCode ?? ""),
+                        "round \(round): the loser's client sees a conflict, got \(e)")
+            }
+            let winner = ea == nil ? "A" : "B"
+            wins[winner, default: 0] += 1
+            try await reader.refresh()
+            let seen = reader.verifiedVaults.first { $0.id == vaultId }
+            #expect(seen?.summaryVersion == next && seen?.name == "\(winner)-\(next)",
+                    "round \(round): the client of B verifies the winner of v\(next) (\(seen?.name ?? "none"))")
+        }
+        print("replica race: \(rounds) rounds, wins through A \(wins["A"] ?? 0), through B \(wins["B"] ?? 0)")
+        let stillReads = reader.env["DB"] == v2 && reader.env["API"] == v3
+        #expect(stillReads)
+
+        // Afterwards: every client verifies the log, the heads still agree, the audit chain verifies.
+        try await must(homeA, "verify")
+        try await must(homeB, "verify", "--profile", "bot")
+        try await witness(from: homeB, ["--profile", "bot"], on: homeA, [])
+        var config = try PostgresStoreConfiguration(url: url)
+        config.poolSize = 1
+        config.relaxTimeoutsForSharedTestThreads()
+        let store = try await PostgresLatchStore.open(config)
+        let audited = try await verifyAuditChain(store)
+        let updates = try await store.read { tx in try await tx.auditEvents(AuditFilter(action: "vault.update")) }
+        await store.close()
+        #expect(updates.filter { $0.outcome == "success" }.count == rounds)
+        #expect(updates.filter { $0.outcome != "success" }.count == rounds, "every lost race is audited")
+        #expect(audited > 2 * rounds)
+    }
+
+    /// Signs `summary` moved to its next version under `name` and sends it through `client`;
+    /// nil when the server accepted it, else the error the client saw.
+    static func rename(_ client: Latch, _ summary: VaultSummaryCheckpoint, to name: String) async -> (any Error)? {
+        do {
+            var s = summary
+            s.version += 1
+            s.name = name
+            let text = String(decoding: try JSONEncoder().encode(SignedEnvelope.sign(s, with: client.privateKey)), as: UTF8.self)
+            _ = try await client.http.postJSON(VaultResponse.self, LatchRoutes.updateVault(s.vaultId),
+                                               body: UpdateVaultRequest(summaryCheckpoint: text), method: "PATCH")
+            return nil
+        } catch { return error }
     }
 
     /// PostgreSQL stops under load and starts again: requests fail with 503 while it is down,

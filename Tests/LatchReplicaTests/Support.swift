@@ -5,6 +5,7 @@ import FoundationNetworking
 #if canImport(Glibc)
 import Glibc
 #endif
+import LatchClient
 import LatchCrypto
 import LatchStorePostgres
 import LatchWire
@@ -300,5 +301,59 @@ final class PrivateCluster: @unchecked Sendable {
     func destroy() {
         _ = try? run("pg_ctl", ["-D", dir.path + "/data", "-m", "immediate", "stop"])
         try? FileManager.default.removeItem(at: dir)
+    }
+}
+
+/// The real `latch` CLI as a client: runs `latch args…` with `env` (and `stdin`), waiting on a
+/// thread of its own so a test blocked on the child holds none of the few shared async threads.
+enum LatchCLI {
+    struct Result { var code: Int32; var out: String; var err: String }
+
+    static func run(_ args: [String], env: [String: String], stdin: String? = nil) async throws -> Result {
+        try await withCheckedThrowingContinuation { k in
+            Thread { k.resume(with: Swift.Result { try runBlocking(args, env: env, stdin: stdin) }) }.start()
+        }
+    }
+
+    static func runBlocking(_ args: [String], env: [String: String], stdin: String?) throws -> Result {
+        // Output goes to files, not pipes: nothing can block on a full pipe.
+        let base = FileManager.default.temporaryDirectory.appendingPathComponent("latch-cli-\(UUID().uuidString)")
+        let outURL = base.appendingPathExtension("out"), errURL = base.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let p = Process()
+        p.executableURL = try LatchBinary.url()
+        p.arguments = args
+        p.environment = env
+        let input = Pipe()
+        p.standardInput = input
+        p.standardOutput = try FileHandle(forWritingTo: outURL)
+        p.standardError = try FileHandle(forWritingTo: errURL)
+        try p.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        p.waitUntilExit()
+        return Result(code: p.terminationStatus, out: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
+                      err: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
+    }
+}
+
+/// The SDK's real transport, noting each `/vault/sync` request's query and whether the answer
+/// was a full snapshot or a delta (and how many items it carried).
+final class SyncRecordingTransport: HTTPTransport, @unchecked Sendable {
+    struct Sync { var query: String; var full: Bool; var items: Int; var vaults: Int }
+    private let inner = URLSessionTransport()
+    let syncs = Locked<[Sync]>([])
+
+    func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        let (data, response) = try await inner.send(request)
+        if let url = request.url, url.path == LatchRoutes.sync, response.statusCode == 200,
+           let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+            let s = Sync(query: url.query ?? "", full: body["full"] as? Bool ?? true,
+                         items: (body["items"] as? [Any])?.count ?? -1, vaults: (body["vaults"] as? [Any])?.count ?? -1)
+            syncs.with { $0.append(s) }
+        }
+        return (data, response)
     }
 }

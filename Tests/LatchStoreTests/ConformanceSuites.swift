@@ -1,26 +1,42 @@
 import Foundation
 import LatchDomain
-import LatchStoreSQLite
+@testable import LatchStoreSQLite
 @testable import LatchStorePostgres
 import Testing
 
-/// Runs the conformance suite against a fresh SQLite file per case.
+/// The in-memory twin (for unit tests elsewhere) held to the same behaviour, except what
+/// needs a store that outlives its handle.
+@Suite struct MemoryConformanceTests {
+    @Test(arguments: StoreConformance.Case.allCases.filter { !$0.needsDurableStore })
+    func conformance(_ c: StoreConformance.Case) async throws {
+        try await c.run(StoreUnderTest(stores: [MemoryStore()], durable: nil))
+    }
+}
+
+/// Every conformance case against a fresh SQLite file.
 @Suite struct SQLiteConformanceTests {
-    func withStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
+    @Test(arguments: StoreConformance.Case.allCases)
+    func conformance(_ c: StoreConformance.Case) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-store-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let s = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path)
-        do { try await body(s) } catch { await s.close(); throw error }
-        await s.close()
+        let path = dir.appendingPathComponent("latch.sqlite").path
+        let handles = OpenHandles()
+        @Sendable func open() async throws -> any LatchStore {
+            let s = try await SQLiteLatchStore.open(path: path)
+            await handles.add(s) { await s.close() }
+            return s
+        }
+        let durable = StoreUnderTest.Durable(
+            newestMigration: SQLiteLatchStore.migrations.last?.version ?? 0,
+            schemaVersion: { s in try await #require(s as? SQLiteLatchStore).schemaVersion() },
+            reopen: { await handles.closeAll(); return try await open() })
+        do { try await c.run(StoreUnderTest(stores: [try await open()], durable: durable)) } catch {
+            await handles.closeAll()
+            throw error
+        }
+        await handles.closeAll()
     }
-    @Test func rows() async throws { try await withStore { try await StoreConformance.rows($0) } }
-    @Test func settings() async throws { try await withStore { try await StoreConformance.settings($0) } }
-    @Test func auditChain() async throws { try await withStore { try await StoreConformance.auditChain($0) } }
-    @Test func changeLog() async throws { try await withStore { try await StoreConformance.changeLog($0) } }
-    @Test func rollback() async throws { try await withStore { try await StoreConformance.rollback($0) } }
-    @Test func readOnly() async throws { try await withStore { try await StoreConformance.readOnly($0) } }
-    @Test func concurrentWriters() async throws { try await withStore { try await StoreConformance.concurrentWriters([$0]) } }
 }
 
 /// The PostgreSQL database the tests use: `LATCH_TEST_DATABASE_URL` (`.ci/run` starts a
@@ -50,35 +66,47 @@ enum PostgresTestDatabase {
 
     static func freshSchema() -> String { "latch_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "") }
 
-    /// Opens `replicas` stores on one fresh schema (as several `latch serve` would), runs `body`, drops the schema.
-    static func withStores(replicas: Int = 1, _ body: ([PostgresLatchStore]) async throws -> Void) async throws {
+    /// `replicas` handles on one fresh schema (as several `latch serve` would open), reopenable;
+    /// afterwards the schema is dropped and every handle closed.
+    static func withStoreUnderTest(replicas: Int = 1, _ body: (StoreUnderTest) async throws -> Void) async throws {
         let config = try configuration(schema: freshSchema())
-        var stores: [PostgresLatchStore] = []
-        for _ in 0..<replicas { stores.append(try await PostgresLatchStore.open(config)) }
+        let handles = OpenHandles()
+        @Sendable func open() async throws -> PostgresLatchStore {
+            let s = try await PostgresLatchStore.open(config)
+            await handles.add(s) { await s.close() }
+            return s
+        }
         var failure: (any Error)?
-        do { try await body(stores) } catch { failure = error }
-        try? await stores[0].dropSchemaForTesting()
-        for s in stores { await s.close() }
+        do {
+            var stores: [any LatchStore] = []
+            for _ in 0..<replicas { stores.append(try await open()) }
+            let durable = StoreUnderTest.Durable(
+                newestMigration: PostgresLatchStore.migrations.last?.version ?? 0,
+                schemaVersion: { s in try await #require(s as? PostgresLatchStore).schemaVersion() },
+                reopen: { await handles.closeAll(); return try await open() })
+            try await body(StoreUnderTest(stores: stores, durable: durable))
+        } catch { failure = error }
+        if let live = await handles.latest as? PostgresLatchStore {
+            try? await live.dropSchemaForTesting()
+        } else if let cleaner = try? await PostgresLatchStore.open(config) {
+            try? await cleaner.dropSchemaForTesting()
+            await cleaner.close()
+        }
+        await handles.closeAll()
         if let failure { throw failure }
     }
 }
 
 @Suite(.enabled(if: PostgresTestDatabase.url != nil, PostgresTestDatabase.skipReason))
 struct PostgresConformanceTests {
-    func withStore(_ body: (PostgresLatchStore) async throws -> Void) async throws {
-        try await PostgresTestDatabase.withStores { try await body($0[0]) }
+    @Test(arguments: StoreConformance.Case.allCases)
+    func conformance(_ c: StoreConformance.Case) async throws {
+        try await PostgresTestDatabase.withStoreUnderTest { try await c.run($0) }
     }
-    @Test func rows() async throws { try await withStore { try await StoreConformance.rows($0) } }
-    @Test func settings() async throws { try await withStore { try await StoreConformance.settings($0) } }
-    @Test func auditChain() async throws { try await withStore { try await StoreConformance.auditChain($0) } }
-    @Test func changeLog() async throws { try await withStore { try await StoreConformance.changeLog($0) } }
-    @Test func rollback() async throws { try await withStore { try await StoreConformance.rollback($0) } }
-    @Test func readOnly() async throws { try await withStore { try await StoreConformance.readOnly($0) } }
-    @Test func concurrentWriters() async throws { try await withStore { try await StoreConformance.concurrentWriters([$0]) } }
 
     /// Two replicas (two pools) on one database: still one winner per version, one linear chain.
     @Test func concurrentWritersOnTwoReplicas() async throws {
-        try await PostgresTestDatabase.withStores(replicas: 2) { try await StoreConformance.concurrentWriters($0, writers: 30) }
+        try await PostgresTestDatabase.withStoreUnderTest(replicas: 2) { try await StoreConformance.concurrentWriters($0.stores, writers: 30) }
     }
 
     /// Replicas that start together apply each migration exactly once.
@@ -117,7 +145,10 @@ struct PostgresConformanceTests {
         // answered; the bound is loose because CPU-bound tests may hold every thread for a while.
         #expect(ContinuousClock.now - start < .seconds(60))
     }
+}
 
+/// Parsing the database URL needs no database: it runs with or without one.
+@Suite struct PostgresConfigurationTests {
     @Test func urlParsing() throws {
         let c = try PostgresStoreConfiguration(url: "postgres://al%40ce:p%2Fw@db.example:6543/latch?sslmode=disable&pool_size=7&schema=tenant_a")
         #expect(c.username == "al@ce" && c.password == "p/w" && c.host == "db.example" && c.port == 6543)

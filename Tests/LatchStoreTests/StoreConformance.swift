@@ -2,11 +2,66 @@ import Foundation
 import LatchDomain
 import Testing
 
-/// The one storage conformance suite: every case takes any `LatchStore` (fresh and empty) and
-/// checks the behaviour the domain relies on. `SQLiteConformanceTests` and
-/// `PostgresConformanceTests` run each case against their store.
+/// The store under test, as a thin suite opens it: the handles open on one fresh, empty
+/// database (several for a store that replicas share), and for a durable store what it takes
+/// to reopen it. The suite closes whatever it opened when the case ends.
+struct StoreUnderTest: Sendable {
+    struct Durable: Sendable {
+        /// The newest schema migration the store's code knows.
+        var newestMigration: Int
+        /// The schema version a handle reports (what `schema_migrations` records).
+        var schemaVersion: @Sendable (any LatchStore) async throws -> Int
+        /// Closes every handle open so far and opens a new one on the same database.
+        var reopen: @Sendable () async throws -> any LatchStore
+    }
+    var stores: [any LatchStore]
+    /// nil for the in-memory twin: it keeps nothing once closed.
+    var durable: Durable?
+    var store: any LatchStore { stores[0] }
+}
+
+/// Closes, once, every handle a thin suite opened.
+actor OpenHandles {
+    private var open: [(store: any LatchStore, close: @Sendable () async -> Void)] = []
+    func add(_ store: any LatchStore, close: @escaping @Sendable () async -> Void) { open.append((store, close)) }
+    /// The handle opened last, while it is open.
+    var latest: (any LatchStore)? { open.last?.store }
+    func closeAll() async {
+        let all = open
+        open = []
+        for h in all { await h.close() }
+    }
+}
+
+/// The one storage conformance suite: each case is written once against `any LatchStore` and
+/// checks behaviour the domain relies on. `MemoryConformanceTests`, `SQLiteConformanceTests`
+/// and `PostgresConformanceTests` run every case against their store.
 enum StoreConformance {
     struct Boom: Error, Equatable {}
+
+    enum Case: String, CaseIterable, Sendable, CustomTestStringConvertible {
+        case rows, lineage, settings, auditChain, auditBatch, changeLog, rollback, readOnly, concurrentWriters, reopen
+        var testDescription: String { rawValue }
+        /// Cases that need a store that keeps its data across a reopen (not the in-memory twin).
+        var needsDurableStore: Bool { self == .reopen }
+
+        func run(_ s: StoreUnderTest) async throws {
+            switch self {
+            case .rows: try await StoreConformance.rows(s.store)
+            case .lineage: try await StoreConformance.lineage(s.store)
+            case .settings: try await StoreConformance.settings(s.store)
+            case .auditChain: try await StoreConformance.auditChain(s.store)
+            case .auditBatch: try await StoreConformance.auditBatch(s.store)
+            case .changeLog: try await StoreConformance.changeLog(s.store)
+            case .rollback: try await StoreConformance.rollback(s.store)
+            case .readOnly: try await StoreConformance.readOnly(s.store)
+            case .concurrentWriters: try await StoreConformance.concurrentWriters(s.stores)
+            case .reopen:
+                let durable = try #require(s.durable, "the reopen case needs a durable store")
+                try await StoreConformance.reopen(s.store, durable)
+            }
+        }
+    }
 
     static func row(_ id: String, t: String? = "t1", p: String? = nil, l: String? = nil, doc: String = "{}") -> StoreRow {
         StoreRow(id: id, tenantId: t, parentId: p, lookup: l, doc: doc)
@@ -32,6 +87,9 @@ enum StoreConformance {
         }
         let replaced = try await s.read { tx in try await tx.get(.vaults, id: "v1") }
         #expect(replaced == row("v1", t: nil, p: nil, l: nil, doc: #"{"n":3}"#), "put replaces every column, NULLs included")
+        #expect(try await s.read { tx in try await tx.find(.vaults, .parentId, "proj") }.isEmpty, "the lookup columns follow a replaced row")
+        #expect(try await s.read { tx in try await tx.find(.vaults, .lookup, "x") }.isEmpty)
+        #expect(try await s.read { tx in try await tx.find(.vaults, .tenantId, "t1") }.isEmpty)
         let byParent = try await s.read { tx in try await tx.find(.items, .parentId, "vault") }
         #expect(byParent.map(\.id) == ["B", "_", "a", "é"])
         #expect(try await s.read { tx in try await tx.find(.items, .tenantId, "t1") }.map(\.id) == ["B", "_", "a", "é"])
@@ -51,6 +109,28 @@ enum StoreConformance {
         #expect(try await s.read { tx in try await tx.get(.fields, id: "f") }?.doc == doc)
     }
 
+    /// `getLineage`: a row, then its parent in the next table, and so on (a field read's one
+    /// round trip); stops at the first missing row.
+    static func lineage(_ s: any LatchStore) async throws {
+        try await s.write { tx in
+            try await tx.put(.vaults, row("v", p: "proj", doc: #"{"vault":1}"#))
+            try await tx.put(.items, row("i", p: "v", doc: #"{"item":1}"#))
+            try await tx.put(.fields, row("f", p: "i", doc: #"{"field":1}"#))
+            try await tx.put(.fields, row("orphan", p: "gone"))
+        }
+        let all = try await s.read { tx in try await tx.getLineage([.fields, .items, .vaults], id: "f") }
+        #expect(all == [row("f", p: "i", doc: #"{"field":1}"#), row("i", p: "v", doc: #"{"item":1}"#), row("v", p: "proj", doc: #"{"vault":1}"#)])
+        #expect(try await s.read { tx in try await tx.getLineage([.items, .vaults], id: "i") }.map(\.id) == ["i", "v"])
+        #expect(try await s.read { tx in try await tx.getLineage([.fields, .items, .vaults], id: "orphan") }.map(\.id) == ["orphan"])
+        #expect(try await s.read { tx in try await tx.getLineage([.fields, .items, .vaults], id: "unknown") }.isEmpty)
+        // rows follow a write in the same transaction
+        let inTx = try await s.write { tx in
+            try await tx.put(.items, row("i", p: "v", doc: #"{"item":2}"#))
+            return try await tx.getLineage([.fields, .items], id: "f")
+        }
+        #expect(inTx.last?.doc == #"{"item":2}"#)
+    }
+
     static func settings(_ s: any LatchStore) async throws {
         #expect(try await s.read { tx in try await tx.setting("k") } == nil)
         try await s.write { tx in try await tx.setSetting("k", "one") }
@@ -61,8 +141,10 @@ enum StoreConformance {
         #expect(try await s.read { tx in try await tx.setting("k") } == nil)
     }
 
+    /// The audit chain through the primitives: append, filter, events back exactly as appended
+    /// (times to the millisecond), and a sequence number already taken is refused.
     static func auditChain(_ s: any LatchStore) async throws {
-        let base = Date(timeIntervalSince1970: 1_700_000_000)
+        let base = Date(timeIntervalSince1970: 1_700_000_000.123)
         try await s.write { tx in
             for i in 0..<6 {
                 try await tx.appendAudit(time: base.addingTimeInterval(Double(i) * 60), tenantId: i % 2 == 0 ? "ta" : "tb",
@@ -86,6 +168,56 @@ enum StoreConformance {
         // Events come back exactly as appended (the chain recomputes from them).
         let events = try await s.read { tx in try await tx.auditEvents(AuditFilter()) }
         #expect(events.allSatisfy { (try? AuditChain.hash(of: $0)) == $0.hash })
+        #expect(events.first.map { AuditChain.millis($0.time) } == 1_700_000_000_123, "times keep their milliseconds")
+        // A second event with a sequence number already in the chain is refused, and changes nothing.
+        for taken in [Int64(1), 6] {
+            let refused = await #expect(throws: StoreError.self, "seq \(taken) is taken") {
+                try await s.write { tx in
+                    let e = AuditEvent(seq: taken, tenantId: "ta", time: base, action: "dup", outcome: "success", principalId: nil,
+                                       accessKey: nil, assetType: nil, assetId: nil, source: nil, detail: nil,
+                                       prevHash: AuditChain.genesis, hash: "")
+                    try await tx.appendAuditEvent(e)
+                }
+            }
+            #expect(refused?.kind == .constraint, "\(String(describing: refused))")
+        }
+        #expect(try await verifyAuditChain(s) == 6)
+        #expect(try await s.read { tx in try await tx.auditEvents(AuditFilter(action: "dup")) }.isEmpty)
+    }
+
+    /// `appendAuditEvents`: a batch lands in order and continues the chain; a batch with a
+    /// sequence number already taken writes nothing.
+    static func auditBatch(_ s: any LatchStore) async throws {
+        let base = Date(timeIntervalSince1970: 1_700_000_000)
+        func drafts(_ n: Int, from k: Int) -> [AuditDraft] {
+            (0..<n).map { i in
+                AuditDraft(time: base.addingTimeInterval(Double(k + i)), tenantId: "ta", action: "field.read", outcome: "success",
+                           principalId: "p", accessKey: "lk", assetType: "FIELD", assetId: "f\(k + i)", source: "127.0.0.1", detail: nil)
+            }
+        }
+        func chain(_ ds: [AuditDraft], after last: AuditEvent?) throws -> [AuditEvent] {
+            var tail = last.map { (seq: $0.seq, hash: $0.hash) }
+            return try ds.map { d in
+                let e = try d.chained(after: tail)
+                tail = (e.seq, e.hash)
+                return e
+            }
+        }
+        try await s.write { tx in try await tx.appendAuditEvents([]) }
+        #expect(try await s.read { tx in try await tx.lastAuditEvent() } == nil, "an empty batch writes nothing")
+        let one = try chain(drafts(1, from: 0), after: nil)
+        try await s.write { tx in try await tx.appendAuditEvents(one) }
+        let big = try chain(drafts(260, from: 1), after: one.last)   // more than one statement's chunk
+        try await s.write { tx in try await tx.appendAuditEvents(big) }
+        #expect(try await verifyAuditChain(s) == 261)
+        #expect(try await s.read { tx in try await tx.lastAuditEvent() } == big.last)
+        let back = try await s.read { tx in try await tx.auditEvents(AuditFilter(limit: 1000)) }
+        #expect(back == one + big, "events come back in order, exactly as appended")
+        // a batch that reuses sequence number 261 (and would add 262) is refused whole
+        let clash = try chain(drafts(2, from: 900), after: big.dropLast().last)
+        await #expect(throws: StoreError.self) { try await s.write { tx in try await tx.appendAuditEvents(clash) } }
+        #expect(try await verifyAuditChain(s) == 261)
+        #expect(try await s.read { tx in try await tx.lastAuditEvent() } == big.last)
     }
 
     static func changeLog(_ s: any LatchStore) async throws {
@@ -205,5 +337,36 @@ enum StoreConformance {
         #expect(changes.map(\.entityId) == (1...winners).map { "counter-\($0)" }, "change log in commit order")
         let audit = try await first.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "tc")) }
         #expect(audit.map(\.assetId) == (1...winners).map { String($0) }, "audit chain in commit order")
+    }
+
+    /// A durable store: the schema is at the newest migration, every table's migration has run,
+    /// and a reopened handle runs no migration again and sees everything committed before,
+    /// then goes on with the same audit chain and change sequence.
+    static func reopen(_ first: any LatchStore, _ d: StoreUnderTest.Durable) async throws {
+        let tablesNeed = StoreTable.allCases.map(\.migration).max() ?? 0
+        #expect(d.newestMigration >= tablesNeed, "every table's migration (up to \(tablesNeed)) exists")
+        #expect(try await d.schemaVersion(first) == d.newestMigration)
+        let seq = try await first.write { tx in
+            try await tx.put(.items, row("kept", p: "vault", l: "look", doc: #"{"v":"é"}"#))
+            try await tx.setSetting("kept", "yes")
+            for i in 0..<3 {
+                try await tx.appendAudit(time: Date(timeIntervalSince1970: 1_800_000_000.5 + Double(i)), tenantId: "tr",
+                                         action: "before.\(i)", outcome: "success", principalId: "p", accessKey: nil)
+            }
+            return try await tx.appendChange(tenantId: "tr", kind: .item, entityId: "kept", vaultId: "vault")
+        }
+        let again = try await d.reopen()
+        #expect(try await d.schemaVersion(again) == d.newestMigration, "reopening leaves the schema version as it was")
+        #expect(try await again.read { tx in try await tx.get(.items, id: "kept") } == row("kept", p: "vault", l: "look", doc: #"{"v":"é"}"#))
+        #expect(try await again.read { tx in try await tx.find(.items, .lookup, "look") }.map(\.id) == ["kept"])
+        #expect(try await again.read { tx in try await tx.setting("kept") } == "yes")
+        #expect(try await verifyAuditChain(again) == 3)
+        #expect(try await again.read { tx in try await tx.lastChangeSeq(tenantId: "tr") } == seq)
+        try await again.write { tx in
+            try await tx.appendAudit(time: Date(), tenantId: "tr", action: "after", outcome: "success", principalId: nil, accessKey: nil)
+        }
+        #expect(try await verifyAuditChain(again) == 4)
+        let next = try await again.write { tx in try await tx.appendChange(tenantId: "tr", kind: .item, entityId: "next", vaultId: nil) }
+        #expect(next > seq, "the change sequence goes on after a reopen: \(next) after \(seq)")
     }
 }

@@ -1,0 +1,101 @@
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import LatchCrypto
+import LatchDomain
+import LatchStoreSQLite
+import LatchWire
+import Testing
+
+/// The field-read fast path (issue 3): one read for field, item and vault, access checks that
+/// stop early, group-committed audit events and the in-memory API-key cache. Each keeps the
+/// rules it shortcuts.
+@Suite("Read path")
+struct ReadPathTests {
+    /// Admin, one vault, one item with one field; returns the field id.
+    func seed(_ h: Harness) async throws -> (Party, VaultModel, String) {
+        let admin = try await h.bootstrap()
+        var (v, r) = try await h.createVault(admin)
+        #expect(r.status == .created)
+        let put = try await h.putItem(admin, &v, name: "db", fields: [("password", "s3cret", true)])
+        #expect(put.status == .created)
+        let detail = try #require(v.details.values.first)
+        return (admin, v, try #require(detail.fields.first?.id))
+    }
+
+    @Test("concurrent field reads on SQLite: every read audited, group commits keep the chain verifiable")
+    func concurrentReadsAudited() async throws {
+        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
+        do {
+            try await withHarness(store: store) { h in
+                let (admin, v, fieldId) = try await seed(h)
+                let before = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10_000)) }.count
+                let n = 48
+                let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { g in
+                    for _ in 0..<n { g.addTask { try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: admin.apiKey).status } }
+                    return try await g.reduce(into: []) { $0.append($1) }
+                }
+                #expect(statuses == Array(repeating: .ok, count: n))
+                let reads = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10_000)) }
+                #expect(reads.count - before == n)
+                #expect(reads.allSatisfy { $0.assetId == fieldId && $0.principalId == admin.id && $0.outcome == "success" })
+                let total = try await verifyAuditChain(store)
+                #expect(total >= n)
+                // More than 100 events in one batch (the SQLite insert's chunk size) still chain.
+                let drafts = (0..<250).map { i in
+                    AuditDraft(time: Date(), tenantId: nil, action: "test.batch", outcome: "success", principalId: nil, accessKey: nil, detail: "\(i)")
+                }
+                let appended = try await store.write { try await $0.appendAudit(drafts) }
+                #expect(appended.map(\.seq) == Array(Int64(total + 1)...Int64(total + 250)))
+                #expect(try await verifyAuditChain(store) == total + 250)
+            }
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
+    @Test("field read access: direct grant, group grant, no grant, wrong vault")
+    func fieldReadAccess() async throws {
+        try await withHarness { h in
+            let (admin, v, fieldId) = try await seed(h)
+            let direct = try await h.createAgent(admin, name: "direct", key: Keys.pool[1])
+            let viaGroup = try await h.createAgent(admin, name: "grouped", key: Keys.pool[2])
+            let outsider = try await h.createAgent(admin, name: "outsider", key: Keys.pool[3])
+            let path = LatchRoutes.field(v.id, fieldId)
+
+            #expect(try await h.call(.get, path, key: direct.apiKey).status == .notFound)
+            let g = try await h.call(.post, LatchRoutes.groups, key: admin.apiKey, body: CreateGroupRequest(name: "readers"))
+            #expect(g.status == .created)
+            let group = try g.decode(GroupInfo.self)
+            #expect(try await h.call(.put, LatchRoutes.groupMembers(group.id), key: admin.apiKey,
+                                     body: SetGroupMembersRequest(members: [viaGroup.id])).status == .ok)
+            #expect(try await h.grant(admin, vault: v.id, [
+                PermissionEntry(granteeType: "AGENT", granteeId: direct.id, level: "READ"),
+                PermissionEntry(granteeType: "GROUP", granteeId: group.id, level: "READ"),
+            ]).status == .ok)
+
+            #expect(try await h.call(.get, path, key: direct.apiKey).status == .ok)
+            #expect(try await h.call(.get, path, key: viaGroup.apiKey).status == .ok)
+            #expect(try await h.call(.get, path, key: outsider.apiKey).status == .notFound)
+            #expect(try await h.call(.get, path, key: admin.apiKey).status == .ok)
+            // The field exists, but not in this vault.
+            let (other, _) = try await h.createVault(admin, name: "other")
+            #expect(try await h.call(.get, LatchRoutes.field(other.id, fieldId), key: admin.apiKey).status == .notFound)
+        }
+    }
+
+    @Test("removing an agent stops its (cached) API key on the next request")
+    func removedAgentStopsAtOnce() async throws {
+        try await withHarness { h in
+            let (admin, v, fieldId) = try await seed(h)
+            let agent = try await h.createAgent(admin, name: "temp", key: Keys.pool[1])
+            #expect(try await h.grant(admin, vault: v.id, [PermissionEntry(granteeType: "AGENT", granteeId: agent.id, level: "READ")]).status == .ok)
+            #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: agent.apiKey).status == .ok)   // now cached
+            #expect(try await h.call(.delete, LatchRoutes.agent(agent.id), key: admin.apiKey).status == .ok)
+            #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: agent.apiKey).status == .unauthorized)
+            #expect(try await h.call(.get, LatchRoutes.me, key: agent.apiKey).status == .unauthorized)
+        }
+    }
+}
