@@ -61,9 +61,9 @@ public final class Latch: @unchecked Sendable {
         self.identity = identity
         self.seenPath = seenPath
         self.trustPath = trustPath
-        self.trustFile = TrustFile(path: trustPath)
-        self.seen = seen
         self.timings = http.timings ?? Timings()
+        self.trustFile = TrustFile(path: trustPath, timings: timings)
+        self.seen = seen
     }
 
     // MARK: creation
@@ -281,6 +281,8 @@ public final class Latch: @unchecked Sendable {
             // A delta sync proves only what changed: a detail this client accepted earlier, with
             // its leaf proven under a head that every later head must prove consistent with,
             // is still in the log.
+            let entriesStarted = DispatchTime.now().uptimeNanoseconds
+            defer { timings.add("log.entries", since: entriesStarted) }
             let proven: Set<String> = full ? [] : Self.unchangedItems(material, earlier: earlier[id])
             entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
                                   details: cache.items.values.filter { $0.item.vaultId == id && !proven.contains($0.item.id) }
@@ -579,8 +581,8 @@ public final class Latch: @unchecked Sendable {
         try LogVerifier.checkConsistency(from: state, to: head, proof: consistencyProof)
 
         let leavesStarted = DispatchTime.now().uptimeNanoseconds
-        var leafMemo = prune ? [:] : lock.withLock { leafHashMemo }
-        defer { lock.withLock { leafHashMemo = leafMemo } }
+        let leafMemo = prune ? [:] : lock.withLock { leafHashMemo }   // read only: shares the memo's storage
+        var newLeaves: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
         var checked: [Int64: (LogEntry, MerkleHash)] = [:]
         var toProve: [(entry: LogEntry, index: Int64, leaf: MerkleHash)] = []
         var cached = 0
@@ -589,7 +591,7 @@ public final class Latch: @unchecked Sendable {
             let leaf: MerkleHash
             if let hit = leafMemo[index], hit.leaf == e.leaf { leaf = hit.hash } else {
                 leaf = try LogVerifier.leafHash(e)
-                leafMemo[index] = (e.leaf, leaf)
+                newLeaves[index] = (e.leaf, leaf)
             }
             if let (other, h) = checked[index] {
                 guard h == leaf else {
@@ -600,6 +602,9 @@ public final class Latch: @unchecked Sendable {
             checked[index] = (e, leaf)
             if reuseEarlierChecks, state.verified[index] == leaf { cached += 1; continue }
             toProve.append((e, index, leaf))
+        }
+        lock.withLock {
+            if prune { leafHashMemo = checked.mapValues { ($0.0.leaf, $0.1) } } else { leafHashMemo.merge(newLeaves) { $1 } }
         }
         let proofsStarted = DispatchTime.now().uptimeNanoseconds
         timings.add("log.leaves", since: leavesStarted)
@@ -719,6 +724,12 @@ public final class Latch: @unchecked Sendable {
         let report = try await verifyLog(ownKeyEntries(), prune: false)
         lastLogReport = report
         return report
+    }
+
+    /// Writes the profile's transparency-log trust state (`log.json`) now, if a sync left an
+    /// update pending. Otherwise it is written shortly after each sync, and at process exit.
+    public func flushLogTrust() throws {
+        try trustFile.flush()
     }
 
     /// `latch verify`: a full sync that proves every accepted entry's inclusion afresh (no leaf

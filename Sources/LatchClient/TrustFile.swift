@@ -12,8 +12,9 @@ import Musl
 /// - `load()` returns the copy in memory while the file on disk is the one this object last
 ///   read or wrote (same inode, size and modification time); a file another process of the
 ///   same profile wrote since is read again.
-/// - `save(_:)` makes the new state current at once and writes it behind the caller, on a
-///   serial queue (atomic temporary file, fsync, rename; a burst of saves is written once).
+/// - `save(_:)` makes the new state current at once and writes it behind the caller: on a
+///   serial queue, `writeDelay` later (atomic temporary file, fsync, rename), so the write does
+///   not compete with the sync that asked for it and a burst of saves is written once.
 ///   Losing the last write (a crash, a kill) is safe: the older head it leaves was verified
 ///   and every later head must still prove consistency with it. Pending writes are flushed
 ///   at process exit and by `flush()`; `save(_:durably: true)` returns only once on disk
@@ -29,9 +30,14 @@ final class TrustFile: @unchecked Sendable {
     private var writing = false
     private var failure: Error?
     private let queue = DispatchQueue(label: "latchkey.log-trust")
+    /// How long a save waits before it is written.
+    static let writeDelay = DispatchTimeInterval.milliseconds(50)
+    /// Receives "log.write" (the time spent writing, off the caller's path) when set.
+    private let timings: Timings?
 
-    init(path: String) {
+    init(path: String, timings: Timings? = nil) {
         self.path = path
+        self.timings = timings
         Self.registerForExit(self)
     }
 
@@ -56,13 +62,13 @@ final class TrustFile: @unchecked Sendable {
             writing = true
             return true
         }
-        if start { queue.async { self.drain() } }
+        if start { queue.asyncAfter(deadline: .now() + Self.writeDelay) { self.drain() } }
         if durably { try flush() }
     }
 
-    /// Waits for every pending write; throws the error of one that failed.
+    /// Writes what is pending now and waits for it; throws the error of a write that failed.
     func flush() throws {
-        queue.sync {}
+        queue.sync { drain() }
         try lock.withLock { try takeFailure() }
     }
 
@@ -73,6 +79,8 @@ final class TrustFile: @unchecked Sendable {
             if next == nil { writing = false }
             return next
         }) {
+            let started = DispatchTime.now().uptimeNanoseconds
+            defer { timings?.add("log.write", since: started) }
             do {
                 try next.save(path: path)
                 lock.withLock { stamp = Stamp(path: path) }
