@@ -218,6 +218,7 @@ public final class Latch: @unchecked Sendable {
         var cache = lock.withLock { self.cache }
         var touched = Set<String>()
         var removed = Set<String>()
+        var changedItems = Set<String>()
         var full = false
         // The log material rides on the sync answer (no extra request) when there is one page.
         let pinnedSize: Int64? = (try? trustFile.load()).flatMap { $0?.treeSize }
@@ -240,6 +241,7 @@ public final class Latch: @unchecked Sendable {
             for id in r.removedVaultIds { removed.insert(id); touched.insert(id) }
             for i in r.items {
                 touched.insert(i.item.vaultId)
+                changedItems.insert(i.item.id)
                 if i.archived { cache.items[i.item.id] = nil } else { cache.items[i.item.id] = i }
             }
             for f in r.fields { cache.fields[f.field.id] = f; touched.insert(f.vaultId) }
@@ -283,10 +285,13 @@ public final class Latch: @unchecked Sendable {
             // is still in the log.
             let entriesStarted = DispatchTime.now().uptimeNanoseconds
             defer { timings.add("log.entries", since: entriesStarted) }
-            let proven: Set<String> = full ? [] : Self.unchangedItems(material, earlier: earlier[id])
+            // (`earlier` holds only vaults whose every entry was proven; the cache keeps the
+            // exact text of each item this sync did not resend.)
+            let onlyChanged = !full && earlier[id] != nil
+            let items = onlyChanged ? changedItems.compactMap { cache.items[$0] }.filter { $0.item.vaultId == id }
+                                    : cache.items.values.filter { $0.item.vaultId == id }
             entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
-                                  details: cache.items.values.filter { $0.item.vaultId == id && !proven.contains($0.item.id) }
-                                      .map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
+                                  details: items.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
         }
         // Nothing is swapped in or remembered until the log vouches for all of it.
         let report = try await verifyLog(entries, prune: full, prefetched: logProofs)
@@ -306,13 +311,6 @@ public final class Latch: @unchecked Sendable {
         if let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
-    /// The items of `m` whose detail envelope is the one `earlier` accepted.
-    static func unchangedItems(_ m: VaultMaterial, earlier: VerifiedVault?) -> Set<String> {
-        guard let earlier else { return [] }
-        let accepted = Dictionary(earlier.items.map { ($0.id, $0.signed) }, uniquingKeysWith: { a, _ in a })
-        return Set(m.items.filter { accepted[$0.id] == $0.detail }.map(\.id))
-    }
-
     func materialFromCache(_ v: VaultResponse, _ cache: SyncCache) async throws -> VaultMaterial {
         let vaultId = v.vault.id
         let directory = try await fetchDirectory(vaultId)
@@ -325,17 +323,15 @@ public final class Latch: @unchecked Sendable {
         var envelopesByItem: [String: [String: String]] = [:]
         for f in cache.fields.values where f.vaultId == vaultId { envelopesByItem[f.field.itemId, default: [:]][f.field.id] = f.field.value }
         var items: [VaultMaterial.Item] = []
-        var memo = lock.withLock { detailEnvelopeMemo }
         for i in cache.items.values where i.item.vaultId == vaultId {
             // Memo of a pure function (same text → same decoded envelope).
             let detail: SignedEnvelope<ItemDetailCheckpoint>
-            if let hit = memo[i.item.id], hit.text == i.detailCheckpoint { detail = hit.envelope } else {
+            if let hit = lock.withLock({ detailEnvelopeMemo[i.item.id] }), hit.text == i.detailCheckpoint { detail = hit.envelope } else {
                 detail = try Self.envelope(i.detailCheckpoint, what: "item \(i.item.id) detail checkpoint")
-                memo[i.item.id] = (i.detailCheckpoint, detail)
+                lock.withLock { detailEnvelopeMemo[i.item.id] = (i.detailCheckpoint, detail) }
             }
             items.append(.init(id: i.item.id, detail: detail, envelopes: envelopesByItem[i.item.id] ?? [:]))
         }
-        lock.withLock { detailEnvelopeMemo = memo }
         return VaultMaterial(vaultId: vaultId, summary: try Self.envelope(v.summaryCheckpoint, what: "vault \(vaultId) summary checkpoint"),
                              wrappedKeys: wraps, items: items, directory: directory.keys, writers: directory.writers,
                              writersLogIndex: directory.writersLogIndex)
@@ -501,22 +497,22 @@ public final class Latch: @unchecked Sendable {
                     details: [(itemId: String, envelope: String, index: Int64?)]) -> [LogEntry] {
         var out: [LogEntry] = [.summary(tenantId: tenantId, vaultId: m.vaultId, version: m.summary.checkpoint.version,
                                         envelope: summary, index: summaryIndex)]
-        let versions = Dictionary(m.items.map { ($0.id, $0.detail.checkpoint.version) }, uniquingKeysWith: { a, _ in a })
-        var memo = lock.withLock { detailEntryMemo }
+        let wanted = Set(details.map(\.itemId))
+        var versions: [String: Int] = [:]
+        for item in m.items where wanted.contains(item.id) { versions[item.id] = item.detail.checkpoint.version }
         for d in details.sorted(by: { $0.itemId < $1.itemId }) {
             let version = versions[d.itemId] ?? 0
             // Memo of a pure function (same envelope text → same leaf): a delta sync does not
             // re-hash the unchanged details of a large vault.
-            if let hit = memo[d.itemId], hit.envelope == d.envelope, hit.entry.index == d.index, hit.version == version,
+            if let hit = lock.withLock({ detailEntryMemo[d.itemId] }), hit.envelope == d.envelope, hit.entry.index == d.index, hit.version == version,
                hit.entry.leaf.tenantId == tenantId, hit.vaultId == m.vaultId {
                 out.append(hit.entry)
                 continue
             }
             let entry = LogEntry.detail(tenantId: tenantId, vaultId: m.vaultId, itemId: d.itemId, version: version, envelope: d.envelope, index: d.index)
-            memo[d.itemId] = (m.vaultId, version, d.envelope, entry)
+            lock.withLock { detailEntryMemo[d.itemId] = (m.vaultId, version, d.envelope, entry) }
             out.append(entry)
         }
-        lock.withLock { detailEntryMemo = memo }
         for k in m.directory {
             out.append(.key(tenantId: tenantId, principalId: k.principalId, name: k.name ?? k.principalId, keyId: k.publicKey.keyId,
                             index: k.logIndex, role: "vault \(m.vaultId) signer directory"))
@@ -581,7 +577,6 @@ public final class Latch: @unchecked Sendable {
         try LogVerifier.checkConsistency(from: state, to: head, proof: consistencyProof)
 
         let leavesStarted = DispatchTime.now().uptimeNanoseconds
-        let leafMemo = prune ? [:] : lock.withLock { leafHashMemo }   // read only: shares the memo's storage
         var newLeaves: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
         var checked: [Int64: (LogEntry, MerkleHash)] = [:]
         var toProve: [(entry: LogEntry, index: Int64, leaf: MerkleHash)] = []
@@ -589,7 +584,7 @@ public final class Latch: @unchecked Sendable {
         for e in entries {
             let index = try LogVerifier.index(of: e, in: head)
             let leaf: MerkleHash
-            if let hit = leafMemo[index], hit.leaf == e.leaf { leaf = hit.hash } else {
+            if !prune, let hit = lock.withLock({ leafHashMemo[index] }), hit.leaf == e.leaf { leaf = hit.hash } else {
                 leaf = try LogVerifier.leafHash(e)
                 newLeaves[index] = (e.leaf, leaf)
             }
