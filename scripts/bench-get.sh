@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Median wall time of `latch get NAME` (whole process, release build, local server) beside
 # `age -d` of a one-secret file, in one run. Usage: scripts/bench-get.sh [RUNS]
+# BUILD_PATH and BUILD_FLAGS choose the build, e.g. a static Swift runtime in its own scratch path:
+#   BUILD_PATH=/tmp/latch-static BUILD_FLAGS=--static-swift-stdlib scripts/bench-get.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-30}
 command -v age >/dev/null || { echo "bench-get: the age tool is required (apt-get install age)" >&2; exit 1; }
 BUILD_PATH=${BUILD_PATH:-.build}
-swift build -c release --build-path "$BUILD_PATH" --product latch >/dev/null 2>&1
-LATCH=$(swift build -c release --build-path "$BUILD_PATH" --show-bin-path)/latch
+# shellcheck disable=SC2086  # BUILD_FLAGS is a list of flags
+swift build -c release --build-path "$BUILD_PATH" ${BUILD_FLAGS:-} --product latch >/dev/null 2>&1
+# shellcheck disable=SC2086
+LATCH=$(swift build -c release --build-path "$BUILD_PATH" ${BUILD_FLAGS:-} --show-bin-path)/latch
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export LATCH_HOME=$WORK/home
@@ -23,7 +27,7 @@ printf 'bench-secret-value-0123456789' | "$LATCH" secret set bench token 2>/dev/
 age-keygen -o "$WORK/age.key" 2>/dev/null
 printf 'bench-secret-value-0123456789' | age -r "$(age-keygen -y "$WORK/age.key")" -o "$WORK/secret.age"
 
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 timeit() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
 for _ in $(seq "$RUNS"); do timeit "$LATCH" get TOKEN --profile agent; done | median >"$WORK/latch.us"
 for _ in $(seq "$RUNS"); do timeit age -d -i "$WORK/age.key" "$WORK/secret.age"; done | median >"$WORK/age.us"
@@ -33,5 +37,23 @@ echo "runs: $RUNS"
 echo "latch get (median):        $((L / 1000)).$(( (L % 1000) / 100 )) ms"
 echo "age -d    (median):        $((A / 1000)).$(( (A % 1000) / 100 )) ms"
 echo "latch --version (start):   $((S / 1000)).$(( (S % 1000) / 100 )) ms"
-LATCH_TIMING=1 "$LATCH" get TOKEN --profile agent 2>&1 >/dev/null | sed 's/^/phases (one run): /'
+# In-client phases (LATCH_TIMING=1): each phase's median over 9 runs.
+for _ in $(seq 9); do LATCH_TIMING=1 "$LATCH" get TOKEN --profile agent 2>&1 >/dev/null; done >"$WORK/phases"
+PHASES=$(tr ' ' '\n' <"$WORK/phases" | grep = | awk -F= '{ v[$1] = v[$1] " " $2 } END {
+    split("keyLoad http verify+decrypt log total-in-client requests", keys, " ")
+    for (x = 1; x in keys; x++) { k = keys[x]; if (!(k in v)) continue; n = split(v[k], a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+        printf "%s=%s ", k, a[int((n + 1) / 2)] } }')
+echo "phases (median of 9, ms):  $PHASES"
+# Shares of the latch get median: process start and exit (the `latch --version` median), the
+# in-client phases, and the rest (argument parsing beyond --version's, URLSession set-up, JSON
+# decoding, state files). Medians of separate runs, so on a busy machine they need not add up.
+echo "$PHASES" | tr ' ' '\n' | awk -F= -v l="$L" -v s="$S" '
+    /^(keyLoad|http|verify\+decrypt|log)=/ { v[$1] = $2; sum += $2 }
+    END {
+        lm = l / 1000; sm = s / 1000
+        printf "shares of latch get:       start+exit %.0f%%, keyLoad %.0f%%, http %.0f%%, crypto (verify+decrypt) %.0f%%, log %.0f%%, rest %.0f%%\n",
+            100 * sm / lm, 100 * v["keyLoad"] / lm, 100 * v["http"] / lm, 100 * v["verify+decrypt"] / lm, 100 * v["log"] / lm,
+            100 * (lm - sm - sum) / lm
+    }'
 awk -v l="$L" -v a="$A" 'BEGIN { printf "ratio latch/age:           %.2fx (goal <= 2x)\n", l / a }'

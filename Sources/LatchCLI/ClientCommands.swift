@@ -423,7 +423,7 @@ struct VaultCommand: AsyncParsableCommand {
         }
     }
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a vault (its key is made and wrapped here).")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a vault (its key is made and wrapped here).")
         @OptionGroup var options: ProfileOption
         @Argument var name: String
         @Option(help: "Project id.") var project: String?
@@ -437,7 +437,7 @@ struct VaultCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List vaults you can see.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List vaults you can see.")
         @OptionGroup var options: ProfileOption
         @Flag(help: "JSON output.") var json = false
         func run() async throws {
@@ -450,7 +450,7 @@ struct VaultCommand: AsyncParsableCommand {
         }
     }
     struct Items: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List a vault's items and fields (verified; no values).")
+        static let configuration = CommandConfiguration(commandName: "items", abstract: "List a vault's items and fields (verified; no values).")
         @OptionGroup var options: ProfileOption
         @Argument(help: "Vault name or id.") var vault: String
         @Flag(help: "JSON output.") var json = false
@@ -541,7 +541,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create an agent; its key pair is generated here and the one-time runtime config written to --out (0600).")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create an agent; its key pair is generated here and the one-time runtime config written to --out (0600).")
         @OptionGroup var options: ProfileOption
         @Argument var name: String
         @Option(name: .customLong("vault"), help: "Vault to grant READ on (repeatable).") var vaults: [String] = []
@@ -571,7 +571,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
     struct Remove: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(
+        static let configuration = CommandConfiguration(commandName: "remove",
             abstract: "Remove an agent: its grants and wraps go, its API keys are revoked, and every vault key it could open is rotated.")
         @OptionGroup var options: ProfileOption
         @Argument(help: "Agent name or id.") var name: String
@@ -585,7 +585,7 @@ struct AgentCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List agents.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List agents.")
         @OptionGroup var options: ProfileOption
         @Flag(help: "JSON output.") var json = false
         func run() async throws {
@@ -604,7 +604,7 @@ struct GroupCommand: AsyncParsableCommand {
         abstract: "Create and list security groups (members are added by `latch agent create --group`).",
         subcommands: [Create.self, List.self])
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a security group (needs TENANT_ADMIN).")
+        static let configuration = CommandConfiguration(commandName: "create", abstract: "Create a security group (needs TENANT_ADMIN).")
         @OptionGroup var options: ProfileOption
         @Argument var name: String
         func run() async throws {
@@ -615,7 +615,7 @@ struct GroupCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List security groups and their members.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List security groups and their members.")
         @OptionGroup var options: ProfileOption
         @Flag(help: "JSON output.") var json = false
         func run() async throws {
