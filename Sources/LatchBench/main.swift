@@ -3,6 +3,7 @@
 //
 //     swift run -c release latch-bench [--leaves N] [--seconds S] [--no-openssl]
 //     .build/release/latch-bench sync --help      (sync with vs without the log checks: SyncBench.swift)
+//     .build/release/latch-bench load --help      (seeder and write load for scripts/bench-replicas.sh: LoadBench.swift)
 //
 // Nothing secret is printed: keys and DEKs stay inside this process.
 import Foundation
@@ -18,6 +19,10 @@ import LatchLog
 
 if CommandLine.arguments.dropFirst().first == "sync" {     // latch-bench sync: see SyncBench.swift
     await SyncBench.main(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+if CommandLine.arguments.dropFirst().first == "load" {     // latch-bench load: see LoadBench.swift (scripts/bench-replicas.sh)
+    await LoadBench.main(Array(CommandLine.arguments.dropFirst(2)))
     exit(0)
 }
 

@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# Load benchmark for issue 7: `latch serve` on SQLite beside `latch serve --database-url
+# postgres://...` with one replica and with two replicas sharing one database, same release
+# build, one run. For each configuration: authenticated field reads/s (wrk on
+# GET /api/v1/machine/vault/:id/fields/:fieldId; with two replicas one wrk per replica at the
+# same time, half the connections each, figures summed) and signed field writes/s (latch-bench
+# load writes: one vault per writer, pre-signed item + summary checkpoints, PATCH
+# /api/v1/machine/vault-item/:id/update; conflicts and errors counted apart). Prints a table
+# and the ratios: PostgreSQL 1 replica / SQLite (reads, goal >= 0.5) and 2 replicas / 1 replica
+# (goal > 1: the second replica adds throughput).
+#
+#   scripts/bench-replicas.sh [DURATION_SECONDS] [CONNECTIONS]     (defaults 10, 16)
+#
+# PostgreSQL: LATCH_BENCH_DATABASE_URL (postgres://USER@HOST:PORT/DB?sslmode=disable); each
+# configuration gets a fresh schema in it (schema=latch_bench_<random>, dropped at the end when
+# psql is on PATH). Unset: a throwaway cluster is started in a temp dir (initdb from the
+# postgresql package, as .ci/run does) and removed at exit.
+# LATCH_BENCH_WRITERS (default 8) concurrent writers, LATCH_BENCH_WRITES (default 100) writes
+# each per round; LATCH_BENCH_ROUNDS (default 3) rounds, each measuring every configuration in
+# turn (the table shows medians). LATCH_BENCH_PORT (default 18591) is the first of four
+# loopback ports used.
+# Everything (servers, PostgreSQL, wrk, the writer) shares this machine's cores: the ratios say
+# how the configurations compare here, not how they scale on separate machines.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/opt/swift/usr/bin"
+DURATION="${1:-10}"
+CONNS="${2:-16}"
+WRITERS="${LATCH_BENCH_WRITERS:-8}"
+WRITES="${LATCH_BENCH_WRITES:-100}"
+PORT0="${LATCH_BENCH_PORT:-18591}"
+ROUNDS="${LATCH_BENCH_ROUNDS:-3}"
+
+die() { echo "bench-replicas: $*" >&2; exit 1; }
+if ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+  fi
+  command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
+fi
+command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
+[ "$CONNS" -ge 2 ] || die "CONNECTIONS must be at least 2 (two replicas get half each)"
+
+WORK="$(mktemp -d)"
+PIDS=()
+SCHEMAS=()
+PGRUN=()
+PGDIR=""
+cleanup() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${DBURL:-}" ] && [ -z "$PGDIR" ] && command -v psql >/dev/null; then
+    for s in "${SCHEMAS[@]}"; do psql -q "$DBURL" -c "DROP SCHEMA IF EXISTS $s CASCADE" >/dev/null 2>&1 || true; done
+  fi
+  if [ -n "$PGDIR" ]; then
+    "${PGRUN[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -m immediate stop >/dev/null 2>&1 || true
+    rm -rf "$PGDIR"
+  fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# PostgreSQL: the given URL, or a throwaway cluster.
+DBURL="${LATCH_BENCH_DATABASE_URL:-}"
+if [ -z "$DBURL" ]; then
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    || die "LATCH_BENCH_DATABASE_URL is not set and no PostgreSQL is installed to start a throwaway one (apt-get install postgresql, or set LATCH_BENCH_DATABASE_URL=postgres://USER@HOST:PORT/DB?sslmode=disable)"
+  PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
+  PGDIR=$(mktemp -d /tmp/latch-bench-pg.XXXXXX)
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$PGDIR"; PGRUN=(runuser -u postgres --); fi
+  pgport=""
+  for p in $(seq 15642 15842); do
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then pgport=$p; break; fi
+  done
+  [ -n "$pgport" ] || die "no free loopback port for PostgreSQL in 15642-15842"
+  "${PGRUN[@]}" "$PGBIN/initdb" -D "$PGDIR/data" -U latch --auth=trust -E UTF8 --no-locale >"$PGDIR/initdb.log" 2>&1 \
+    || { cat "$PGDIR/initdb.log" >&2; die "initdb failed"; }
+  "${PGRUN[@]}" "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w \
+    -o "-p $pgport -k $PGDIR -c listen_addresses=127.0.0.1 -c max_connections=100" start >/dev/null \
+    || { cat "$PGDIR/server.log" >&2; die "PostgreSQL did not start"; }
+  "${PGRUN[@]}" "$PGBIN/createdb" -h 127.0.0.1 -p "$pgport" -U latch latch_bench
+  DBURL="postgres://latch@127.0.0.1:$pgport/latch_bench?sslmode=disable"
+  PGVERSION="$("$PGBIN/postgres" --version | awk '{print $3}') (throwaway cluster, default settings)"
+else
+  PGVERSION="$(psql -XAtq "$DBURL" -c 'SHOW server_version' 2>/dev/null || echo '?') (LATCH_BENCH_DATABASE_URL)"
+fi
+with_schema() { # url schema
+  case "$1" in *\?*) echo "$1&schema=$2" ;; *) echo "$1?schema=$2" ;; esac
+}
+
+echo "building release (latch, latch-bench)..." >&2
+swift build -c release --product latch >&2
+swift build -c release --product latch-bench >&2
+BIN="$(swift build -c release --show-bin-path)"
+
+# start NAME PORT [database-url [log-key-file]]: a `latch serve` in the background.
+start() {
+  local name=$1 port=$2 url=${3:-} logkey=${4:-}
+  mkdir -p "$WORK/$name"
+  local args=(serve --host 127.0.0.1 --port "$port" --data-dir "$WORK/$name/data" --rate-limit 0)
+  [ -n "$url" ] && args+=(--database-url "$url")
+  env -u LATCH_DATABASE_URL LATCH_HOME="$WORK/$name" ${logkey:+LATCH_LOG_KEY_FILE="$logkey"} \
+    "$BIN/latch" "${args[@]}" > "$WORK/$name/serve.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0
+    kill -0 "${PIDS[-1]}" 2>/dev/null || { cat "$WORK/$name/serve.log" >&2; die "latch serve ($name) exited"; }
+    sleep 0.1
+  done
+  cat "$WORK/$name/serve.log" >&2; die "latch serve ($name) did not answer /healthz within 30 s"
+}
+stop_all() {
+  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  PIDS=()
+}
+bootstrap_token() { # name
+  for _ in $(seq 1 100); do [ -s "$WORK/$1/data/bootstrap-token" ] && break; sleep 0.1; done
+  cat "$WORK/$1/data/bootstrap-token"
+}
+
+# wrk_run URL CONNS THREADS APIKEY -> "rps p99_ms non2xx"
+wrk_run() {
+  local out rps p99 non2xx
+  out=$(wrk -t"$3" -c"$2" -d"${DURATION}s" --latency -H "X-API-Key: $4" "$1")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" { v=$2; if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v) } else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 }; printf "%.2f", v }')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $NF}')
+  echo "$rps $p99 ${non2xx:-0}"
+}
+
+# seed KEY BASE TOKEN BASES: bootstrap through BASE, one field to read; remember its ids.
+seed() {
+  local API_KEY VAULT_ID FIELD_ID
+  eval "$("$BIN/latch-bench" load seed "$2" "$3" "$WORK/state.$1")"
+  eval "KEY_$1='$API_KEY'; PATH_$1='/api/v1/machine/vault/$VAULT_ID/fields/$FIELD_ID'; BASES_$1='$4'"
+}
+check() { # KEY: every base answers the field read
+  local key=$1 b code; local -a B; IFS=, read -r -a B <<< "$(eval echo "\$BASES_$key")"
+  for b in "${B[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "X-API-Key: $(eval echo "\$KEY_$key")" "$b$(eval echo "\$PATH_$key")")
+    [ "$code" = 200 ] || die "field read on $b answered $code"
+  done
+}
+# reads KEY: wrk on every base at once (CONNS split between them, 2 threads in all), summed.
+reads() {
+  local key=$1 n i=0 f r p x rps=0 p99=0 non2xx=0; local -a B wrks=()
+  IFS=, read -r -a B <<< "$(eval echo "\$BASES_$key")"; n=${#B[@]}
+  for b in "${B[@]}"; do
+    wrk_run "$b$(eval echo "\$PATH_$key")" $((CONNS / n)) $((2 / n)) "$(eval echo "\$KEY_$key")" > "$WORK/wrk.$key.$i" &
+    wrks+=($!); i=$((i + 1))
+  done
+  for j in "${wrks[@]}"; do wait "$j" || die "wrk failed ($key)"; done
+  for f in "$WORK"/wrk."$key".*; do
+    read -r r p x < "$f"
+    rps=$(awk -v a="$rps" -v b="$r" 'BEGIN { printf "%.1f", a + b }')
+    p99=$(awk -v a="$p99" -v b="$p" 'BEGIN { printf "%.2f", (b > a ? b : a) }')
+    non2xx=$((non2xx + x))
+  done
+  rm -f "$WORK"/wrk."$key".*
+  eval "RD_$key+=' $rps'; P99_$key+=' $p99'; NON2XX_$key=\$((\${NON2XX_$key:-0} + $non2xx))"
+}
+# writes KEY: latch-bench load writes against the same bases (new vaults each round).
+writes() {
+  local key=$1 w WRITES_OK WRITE_CONFLICTS WRITE_ERRORS WRITE_SECONDS WRITES_PER_S
+  w=$("$BIN/latch-bench" load writes "$WORK/state.$key" "$(eval echo "\$BASES_$key")" --writers "$WRITERS" --writes "$WRITES") \
+    || die "write load failed ($key)"
+  eval "$w"
+  eval "WR_$key+=' $WRITES_PER_S'; WOK_$key=\$((\${WOK_$key:-0} + $WRITES_OK)); WCONF_$key=\$((\${WCONF_$key:-0} + $WRITE_CONFLICTS)); WERR_$key=\$((\${WERR_$key:-0} + $WRITE_ERRORS))"
+}
+median() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "latch serve: SQLite vs PostgreSQL $PGVERSION, 1 and 2 replicas, $ROUNDS interleaved rounds (medians below);"
+echo "reads ${DURATION}s each with $CONNS connections and 2 wrk threads in all; writes: $WRITERS writers x $WRITES pre-signed updates, one vault each."
+echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load at start: $(uptime | sed "s/.*load average: //")"
+
+# All four servers run for the whole benchmark (an idle one costs next to nothing), so the
+# configurations are measured interleaved, round after round, and a burst of load from
+# something else on the machine hits all of them rather than one.
+# (a) SQLite
+start sqlite "$PORT0"
+seed S "http://127.0.0.1:$PORT0" "$(bootstrap_token sqlite)" "http://127.0.0.1:$PORT0"
+# (b) one PostgreSQL replica, on a fresh schema
+S1="latch_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"; SCHEMAS+=("$S1")
+start pg1 "$((PORT0 + 1))" "$(with_schema "$DBURL" "$S1")"
+seed P1 "http://127.0.0.1:$((PORT0 + 1))" "$(bootstrap_token pg1)" "http://127.0.0.1:$((PORT0 + 1))"
+# (c) two replicas on another fresh schema: bootstrap through A, then start B with A's log key.
+S2="latch_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"; SCHEMAS+=("$S2")
+U2="$(with_schema "$DBURL" "$S2")"
+start pgA "$((PORT0 + 2))" "$U2"
+seed P2 "http://127.0.0.1:$((PORT0 + 2))" "$(bootstrap_token pgA)" "http://127.0.0.1:$((PORT0 + 2)),http://127.0.0.1:$((PORT0 + 3))"
+start pgB "$((PORT0 + 3))" "$U2" "$WORK/pgA/data/log-key"
+for k in S P1 P2; do check $k; done
+
+for round in $(seq 1 "$ROUNDS"); do
+  for k in S P1 P2; do reads $k; done
+  for k in S P1 P2; do writes $k; done
+  echo "  round $round/$ROUNDS: reads/s S $(echo $RD_S | awk '{print $NF}'), P1 $(echo $RD_P1 | awk '{print $NF}'), P2 $(echo $RD_P2 | awk '{print $NF}'); writes/s S $(echo $WR_S | awk '{print $NF}'), P1 $(echo $WR_P1 | awk '{print $NF}'), P2 $(echo $WR_P2 | awk '{print $NF}')"
+done
+stop_all
+
+row() { # label key
+  printf '%-26s %12s %10s %8s %12s %10s %8s\n' "$1" "$(median "$(eval echo "\$RD_$2")")" "$(median "$(eval echo "\$P99_$2")")" \
+    "$(eval echo "\$NON2XX_$2")" "$(median "$(eval echo "\$WR_$2")")" "$(eval echo "\$WOK_$2")" "$(eval echo "\$WCONF_$2")/$(eval echo "\$WERR_$2")"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+echo
+printf '%-26s %12s %10s %8s %12s %10s %8s\n' "configuration" "reads/s" "p99 ms" "non-2xx" "writes/s" "writes ok" "409/err"
+row "SQLite, 1 server" S
+row "PostgreSQL, 1 replica" P1
+row "PostgreSQL, 2 replicas" P2
+R1=$(ratio "$(median "$RD_P1")" "$(median "$RD_S")"); R2=$(ratio "$(median "$RD_P2")" "$(median "$RD_P1")")
+W1=$(ratio "$(median "$WR_P1")" "$(median "$WR_S")"); W2=$(ratio "$(median "$WR_P2")" "$(median "$WR_P1")")
+echo
+echo "reads:  PostgreSQL 1 replica / SQLite = $R1   (goal >= 0.5: $(awk -v r="$R1" 'BEGIN { print (r >= 0.5 ? "met" : "NOT MET") }'))"
+echo "reads:  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2" 'BEGIN { print (r > 1.0 ? "met" : "NOT MET") }'))"
+echo "writes: PostgreSQL 1 replica / SQLite = $W1"
+echo "writes: 2 replicas / 1 replica        = $W2   (writes from all replicas are serialised by one database lock)"
+echo "load at end: $(uptime | sed "s/.*load average: //")"
