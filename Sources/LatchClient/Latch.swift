@@ -283,15 +283,17 @@ public final class Latch: @unchecked Sendable {
             // A delta sync proves only what changed: a detail this client accepted earlier, with
             // its leaf proven under a head that every later head must prove consistent with,
             // is still in the log.
-            let entriesStarted = DispatchTime.now().uptimeNanoseconds
-            defer { timings.add("log.entries", since: entriesStarted) }
             // (`earlier` holds only vaults whose every entry was proven; the cache keeps the
             // exact text of each item this sync did not resend.)
-            let onlyChanged = !full && earlier[id] != nil
-            let items = onlyChanged ? changedItems.compactMap { cache.items[$0] }.filter { $0.item.vaultId == id }
-                                    : cache.items.values.filter { $0.item.vaultId == id }
-            entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
-                                  details: items.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
+            withExtendedLifetime(material) {   // the timer covers building the entries, not freeing the material
+                let entriesStarted = DispatchTime.now().uptimeNanoseconds
+                let onlyChanged = !full && earlier[id] != nil
+                let items = onlyChanged ? changedItems.compactMap { cache.items[$0] }.filter { $0.item.vaultId == id }
+                                        : cache.items.values.filter { $0.item.vaultId == id }
+                entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
+                                      details: items.map { ($0.item.id, $0.detailCheckpoint, $0.item.detailLogIndex) })
+                timings.add("log.entries", since: entriesStarted)
+            }
         }
         // Nothing is swapped in or remembered until the log vouches for all of it.
         let report = try await verifyLog(entries, prune: full, prefetched: logProofs)
@@ -499,7 +501,7 @@ public final class Latch: @unchecked Sendable {
                                         envelope: summary, index: summaryIndex)]
         let wanted = Set(details.map(\.itemId))
         var versions: [String: Int] = [:]
-        for item in m.items where wanted.contains(item.id) { versions[item.id] = item.detail.checkpoint.version }
+        for i in m.items.indices where wanted.contains(m.items[i].id) { versions[m.items[i].id] = m.items[i].detail.checkpoint.version }
         for d in details.sorted(by: { $0.itemId < $1.itemId }) {
             let version = versions[d.itemId] ?? 0
             // Memo of a pure function (same envelope text → same leaf): a delta sync does not
