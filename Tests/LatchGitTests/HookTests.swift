@@ -20,16 +20,23 @@ import Testing
         ])
     }
 
-    @Test func blocksPrivateKeysAndChainsToTheExistingHook() async throws {
-        let dir = try temporaryDirectory("gitvault-hook")
-        defer { cleanup(dir) }
+    /// A temporary directory holding an empty git repository (`repo`, with `.git/hooks`) and a
+    /// `home` for git to run with.
+    func freshRepository(_ label: String) async throws -> (dir: URL, repo: URL, home: URL, hooks: URL) {
+        let dir = try temporaryDirectory(label)
         let repo = dir.appendingPathComponent("repo"), home = dir.appendingPathComponent("home")
         try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
         #expect(try await git(["init", "-q"], in: repo, home: home).status == 0)
-        // An existing hook that leaves a mark, and must keep running.
         let hooks = repo.appendingPathComponent(".git/hooks")
         try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
+        return (dir, repo, home, hooks)
+    }
+
+    @Test func blocksPrivateKeysAndChainsToTheExistingHook() async throws {
+        let (dir, repo, home, hooks) = try await freshRepository("gitvault-hook")
+        defer { cleanup(dir) }
+        // An existing hook that leaves a mark, and must keep running.
         let mark = dir.appendingPathComponent("previous-hook-ran")
         try "#!/bin/sh\necho ran >> '\(mark.path)'\nexit 0\n".write(to: hooks.appendingPathComponent("pre-commit"), atomically: true, encoding: .utf8)
         chmod(hooks.appendingPathComponent("pre-commit").path, 0o755)
@@ -68,14 +75,8 @@ import Testing
     /// clean files is found and named alone, and a file whose committed version held a key
     /// passes once the staged version no longer does.
     @Test func checksTheStagedVersionOfManyFiles() async throws {
-        let dir = try temporaryDirectory("gitvault-hook-many")
+        let (dir, repo, home, hooks) = try await freshRepository("gitvault-hook-many")
         defer { cleanup(dir) }
-        let repo = dir.appendingPathComponent("repo"), home = dir.appendingPathComponent("home")
-        try FileManager.default.createDirectory(at: repo, withIntermediateDirectories: true)
-        try FileManager.default.createDirectory(at: home, withIntermediateDirectories: true)
-        #expect(try await git(["init", "-q"], in: repo, home: home).status == 0)
-        let hooks = repo.appendingPathComponent(".git/hooks")
-        try FileManager.default.createDirectory(at: hooks, withIntermediateDirectories: true)
         #expect(try PreCommitHook.install(into: hooks, fileSystem: LocalFileSystem()))
 
         // A key committed past the hook, then removed: the staged version is what counts.
