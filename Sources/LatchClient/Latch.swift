@@ -499,20 +499,26 @@ public final class Latch: @unchecked Sendable {
                     details: [(itemId: String, envelope: String, index: Int64?)]) -> [LogEntry] {
         var out: [LogEntry] = [.summary(tenantId: tenantId, vaultId: m.vaultId, version: m.summary.checkpoint.version,
                                         envelope: summary, index: summaryIndex)]
-        let wanted = Set(details.map(\.itemId))
-        var versions: [String: Int] = [:]
-        for i in m.items.indices where wanted.contains(m.items[i].id) { versions[m.items[i].id] = m.items[i].detail.checkpoint.version }
+        // The version only names the entry in errors. It is read from the decoded detail of the
+        // same text (decoded for this vault's material just before), not by a pass over every
+        // item of the vault, which a one-item delta of a large vault could not afford.
+        var byId: [String: Int]? = nil
+        func version(_ d: (itemId: String, envelope: String, index: Int64?)) -> Int {
+            if let hit = lock.withLock({ detailEnvelopeMemo[d.itemId] }), hit.text == d.envelope { return hit.envelope.checkpoint.version }
+            if byId == nil { byId = Dictionary(m.items.map { ($0.id, $0.detail.checkpoint.version) }) { a, _ in a } }
+            return byId?[d.itemId] ?? 0
+        }
         for d in details.sorted(by: { $0.itemId < $1.itemId }) {
-            let version = versions[d.itemId] ?? 0
-            // Memo of a pure function (same envelope text → same leaf): a delta sync does not
-            // re-hash the unchanged details of a large vault.
-            if let hit = lock.withLock({ detailEntryMemo[d.itemId] }), hit.envelope == d.envelope, hit.entry.index == d.index, hit.version == version,
+            // Memo of a pure function (same envelope text → same leaf, version included): a delta
+            // sync does not re-hash the unchanged details of a large vault.
+            if let hit = lock.withLock({ detailEntryMemo[d.itemId] }), hit.envelope == d.envelope, hit.entry.index == d.index,
                hit.entry.leaf.tenantId == tenantId, hit.vaultId == m.vaultId {
                 out.append(hit.entry)
                 continue
             }
+            let version = version(d)
             let entry = LogEntry.detail(tenantId: tenantId, vaultId: m.vaultId, itemId: d.itemId, version: version, envelope: d.envelope, index: d.index)
-            lock.withLock { detailEntryMemo[d.itemId] = (m.vaultId, version, d.envelope, entry) }
+            lock.withLock { detailEntryMemo[d.itemId] = (m.vaultId, d.envelope, entry) }
             out.append(entry)
         }
         for k in m.directory {
@@ -560,8 +566,9 @@ public final class Latch: @unchecked Sendable {
         let explicit = configuration.logKey.map { (key: $0, source: source) }
         var (state, pinnedNow) = try LogVerifier.pinned(trust: try trustFile.load(), explicit: explicit, trustPath: trustPath)
         if pinnedNow, explicit != nil { try trustFile.save(state, durably: true) }   // an explicit pin holds even if this run fails
-        let verifier = try LogVerifier.verifier(&state, served: served.logKey, pinnedNow: pinnedNow, explicitSource: explicit?.source, trustPath: trustPath)
-        let head = try LogVerifier.openHead(served, verifier: verifier)
+        let verifier = try LogVerifier.verifier(&state, served: served.logKey, pinnedNow: pinnedNow, explicitSource: explicit?.source,
+                                                trustPath: trustPath, parse: parsedLogKey)
+        let head = try LogVerifier.openHead(served, verifier: verifier, verifiedBefore: reuseEarlierChecks ? state.checkpoint : nil)
         if pinnedNow, explicit == nil { try trustFile.save(state, durably: true) }   // trust on first use: the key whose signature verified
         let size = Int64(head.size)
         timings.add("log.head", since: started)   // sub-phases of "log", for latch-bench sync
@@ -641,12 +648,21 @@ public final class Latch: @unchecked Sendable {
     }
 
     /// Memos of pure functions over what was served (issue 5, performance): a detail's log entry
-    /// by item (reused only for the identical envelope text, index and version), a detail's
+    /// by item (reused only for the identical envelope text and index), a detail's
     /// decoded envelope by item (only for the identical text), and a leaf's hash by index (only
     /// for an equal leaf). Never a record of what was verified.
-    private var detailEntryMemo: [String: (vaultId: String, version: Int, envelope: String, entry: LogEntry)] = [:]
+    private var detailEntryMemo: [String: (vaultId: String, envelope: String, entry: LogEntry)] = [:]
     private var detailEnvelopeMemo: [String: (text: String, envelope: SignedEnvelope<ItemDetailCheckpoint>)] = [:]
     private var leafHashMemo: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
+    private var logKeyMemo: (text: String, verifier: NoteVerifier)?
+
+    /// The pinned log key's text parsed, memoised (the parse checks the key id's hash).
+    private func parsedLogKey(_ text: String) throws -> NoteVerifier {
+        if let hit = lock.withLock({ logKeyMemo }), hit.text == text { return hit.verifier }
+        let verifier = try NoteVerifier(keyString: text)
+        lock.withLock { logKeyMemo = (text, verifier) }
+        return verifier
+    }
 
     /// Set when the server has no batch route (`POST …/transparency/proof/inclusion`): proofs are
     /// then fetched one leaf at a time.

@@ -166,8 +166,10 @@ public enum LogVerifier {
 
     /// The verifier for the pinned key, refusing a served key that differs from it. With
     /// nothing pinned yet (`state.logKey` empty) the served key is taken: trust on first use.
+    /// `parse` turns the pinned key's text into a verifier (a caller may memoise it).
     public static func verifier(_ state: inout LogTrust, served: String, pinnedNow: Bool, explicitSource: String?,
-                                trustPath: String) throws -> NoteVerifier {
+                                trustPath: String,
+                                parse: (String) throws -> NoteVerifier = { try NoteVerifier(keyString: $0) }) throws -> NoteVerifier {
         if state.logKey.isEmpty { state.logKey = served }
         guard served == state.logKey else {
             let message = pinnedNow
@@ -176,15 +178,25 @@ public enum LogVerifier {
             throw fail(message,
                        hint: "a server with another log key can rewrite its history, so nothing it serves is accepted; if its operator replaced the key on purpose, confirm the new key with them out of band, then delete \(trustPath) and run `latch verify --log-key NEW_KEY`")
         }
-        do { return try NoteVerifier(keyString: state.logKey) } catch {
+        do { return try parse(state.logKey) } catch {
             throw fail("the server's transparency log key \(state.logKey) is not a valid note verifier key (\(error))")
         }
     }
 
     /// Opens the served tree head with the pinned key.
-    public static func openHead(_ r: LogCheckpointResponse, verifier: NoteVerifier) throws -> Checkpoint {
+    /// `verifiedBefore` is the signed note of the last head this profile verified with the same
+    /// pinned key: a byte-identical note is not checked again (an agent that polls an unchanged
+    /// log pays no signature check), anything else is.
+    public static func openHead(_ r: LogCheckpointResponse, verifier: NoteVerifier, verifiedBefore: String? = nil) throws -> Checkpoint {
         let head: Checkpoint
-        do { head = try Checkpoint.open(r.checkpoint, origin: verifier.name, verifiers: [verifier]) } catch {
+        do {
+            if let verifiedBefore, !verifiedBefore.isEmpty, verifiedBefore == r.checkpoint {
+                head = try Checkpoint(text: try SignedNote(parsing: r.checkpoint).text)
+                guard head.origin == verifier.name else { throw LogError.checkpoint("origin is \"\(head.origin)\", expected \"\(verifier.name)\"") }
+            } else {
+                head = try Checkpoint.open(r.checkpoint, origin: verifier.name, verifiers: [verifier])
+            }
+        } catch {
             throw fail("the transparency log tree head is not signed by the pinned log key \(verifier.keyString) (\(error))")
         }
         guard head.size <= UInt64(MerkleTree.maximumSize), Int64(head.size) == r.treeSize, head.root.base64 == r.rootHash else {
