@@ -62,6 +62,10 @@ public enum CanonicalJSON {
 
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
+    /// Appends `s` as an RFC 8785 JSON string (for callers that write a fixed-shape canonical
+    /// document directly instead of encoding, parsing and re-serialising it).
+    public static func appendString(_ s: String, to out: inout [UInt8]) { writeString(s, into: &out) }
+
     private static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for b in s.utf8 {

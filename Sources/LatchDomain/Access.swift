@@ -64,10 +64,10 @@ public struct AccessResolver: Sendable {
     /// The principal's level on the vault. With `enough`, the answer may stop at the first level
     /// at or above it (a caller that only compares with `enough` skips the remaining reads).
     public func vaultAccess(_ p: Principal, _ v: Vault, enough: AccessLevel = .admin) async throws -> AccessLevel? {
-        try await vaultLevel(p, v, Subjects(p), enough: enough)
+        try await vaultLevel(p, VaultAccessView(v), Subjects(p), enough: enough)
     }
 
-    func vaultLevel(_ p: Principal, _ v: Vault, _ s: Subjects, enough: AccessLevel) async throws -> AccessLevel? {
+    func vaultLevel(_ p: Principal, _ v: VaultAccessView, _ s: Subjects, enough: AccessLevel) async throws -> AccessLevel? {
         guard v.tenantId == p.tenantId, !p.archived else { return nil }
         if p.role == .tenantAdmin { return .admin }
         var best = try await fromGrants(tx.grants(assetId: v.id), p, s, depth: 0, enough: enough)
@@ -81,6 +81,10 @@ public struct AccessResolver: Sendable {
 
     /// The principal's level on the item (see `vaultAccess` for `enough`).
     public func itemAccess(_ p: Principal, _ v: Vault, _ i: Item, enough: AccessLevel = .admin) async throws -> AccessLevel? {
+        try await itemLevel(p, VaultAccessView(v), i, enough: enough)
+    }
+
+    func itemLevel(_ p: Principal, _ v: VaultAccessView, _ i: Item, enough: AccessLevel) async throws -> AccessLevel? {
         guard i.tenantId == p.tenantId else { return nil }
         let s = Subjects(p)
         var best = try await vaultLevel(p, v, s, enough: enough)
@@ -97,4 +101,14 @@ public struct AccessResolver: Sendable {
         }
         return out
     }
+}
+
+/// The members of a vault an access check reads. Decoded from a vault document it skips the
+/// signed summary checkpoint and writer set, which grow with the vault.
+struct VaultAccessView: Decodable, Sendable {
+    var id: String
+    var tenantId: String
+    var projectId: String?
+    var archived: Bool
+    init(_ v: Vault) { id = v.id; tenantId = v.tenantId; projectId = v.projectId; archived = v.archived }
 }

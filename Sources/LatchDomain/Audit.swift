@@ -49,6 +49,58 @@ public enum AuditChain {
     public static func millis(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) }
 
     public static func hash(of e: AuditEvent) throws -> String {
+        if let bytes = canonicalInput(e) { return Hashing.sha256Hex(bytes) }
+        return try genericHash(of: e)
+    }
+
+    /// `UTF-8(prevHash) || canonicalJSON(payload)` written directly, members in RFC 8785 order
+    /// (the hot path: every audited request hashes one event). Nil when a number is beyond
+    /// ±2^53, where the generic path's double formatting decides; a test holds the two equal.
+    static func canonicalInput(_ e: AuditEvent) -> [UInt8]? {
+        let ms = millis(e.time)
+        let limit: Int64 = 1 << 53
+        guard e.seq.magnitude <= limit.magnitude, ms.magnitude <= limit.magnitude else { return nil }
+        var out: [UInt8] = []
+        out.reserveCapacity(512)
+        out += e.prevHash.utf8
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func key(_ k: StaticString) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func string(_ k: StaticString, _ v: String?) {
+            guard let v else { return }
+            key(k)
+            CanonicalJSON.appendString(v, to: &out)
+        }
+        func number(_ k: StaticString, _ v: Int64) {
+            key(k)
+            out += String(v).utf8
+        }
+        // Sorted by UTF-16 code units: accessKey < action < assetId < assetType < detail <
+        // outcome < prevHash < principalId < seq < source < tenantId < timeMs.
+        string("accessKey", e.accessKey)
+        string("action", e.action)
+        string("assetId", e.assetId)
+        string("assetType", e.assetType)
+        string("detail", e.detail)
+        string("outcome", e.outcome)
+        string("prevHash", e.prevHash)
+        string("principalId", e.principalId)
+        number("seq", e.seq)
+        string("source", e.source)
+        string("tenantId", e.tenantId)
+        number("timeMs", ms)
+        out.append(UInt8(ascii: "}"))
+        return out
+    }
+
+    /// The hash through `CanonicalJSON.encode` of the payload struct (the definition).
+    static func genericHash(of e: AuditEvent) throws -> String {
         let p = Payload(seq: e.seq, tenantId: e.tenantId, timeMs: millis(e.time), action: e.action, outcome: e.outcome,
                         principalId: e.principalId, accessKey: e.accessKey, assetType: e.assetType, assetId: e.assetId,
                         source: e.source, detail: e.detail, prevHash: e.prevHash)
@@ -144,7 +196,7 @@ extension StoreTransaction {
     @discardableResult
     public func appendAudit(_ drafts: [AuditDraft]) async throws -> [AuditEvent] {
         guard !drafts.isEmpty else { return [] }
-        var last = try await lastAuditEvent().map { (seq: $0.seq, hash: $0.hash) }
+        var last = try await lastAuditLink()
         var events: [AuditEvent] = []
         events.reserveCapacity(drafts.count)
         for d in drafts {
@@ -154,5 +206,44 @@ extension StoreTransaction {
         }
         try await appendAuditEvents(events)
         return events
+    }
+}
+
+extension AuditEvent {
+    /// The event's stored JSON document, written directly (every audited request stores one):
+    /// the members `JSONEncoder` would write (absent optionals left out, `time` as seconds since
+    /// 2001 as `Date`'s default coding does), so `JSONDecoder` reads back an equal event.
+    public var documentJSON: String {
+        var out: [UInt8] = []
+        out.reserveCapacity(640)
+        out.append(UInt8(ascii: "{"))
+        var first = true
+        func key(_ k: StaticString) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "\""))
+            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        }
+        func string(_ k: StaticString, _ v: String?) {
+            guard let v else { return }
+            key(k)
+            CanonicalJSON.appendString(v, to: &out)
+        }
+        key("seq"); out += String(seq).utf8
+        string("tenantId", tenantId)
+        key("time"); out += time.timeIntervalSinceReferenceDate.description.utf8
+        string("action", action)
+        string("outcome", outcome)
+        string("principalId", principalId)
+        string("accessKey", accessKey)
+        string("assetType", assetType)
+        string("assetId", assetId)
+        string("source", source)
+        string("detail", detail)
+        string("prevHash", prevHash)
+        string("hash", hash)
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 }

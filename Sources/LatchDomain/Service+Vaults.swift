@@ -221,14 +221,22 @@ extension LatchService {
     /// The access check of `loadItem` on an item and vault already read.
     func checkItem(_ tx: any StoreTransaction, _ ctx: AuthContext, vaultId: String?, itemId: String, _ item: Item?, _ vault: Vault?,
                    need: AccessLevel) async throws -> (Vault, Item) {
+        let i = try await checkItem(tx, ctx, vaultId: vaultId, itemId: itemId, item, vault.map(VaultAccessView.init), need: need)
+        guard let v = vault else { throw DomainError.notFound("item \(itemId) does not exist or is not shared with you") }  // unreachable
+        return (v, i)
+    }
+
+    /// The same check on the members of the vault it reads (a field read decodes only those).
+    func checkItem(_ tx: any StoreTransaction, _ ctx: AuthContext, vaultId: String?, itemId: String, _ item: Item?,
+                   _ vault: VaultAccessView?, need: AccessLevel) async throws -> Item {
         guard let i = item, i.tenantId == ctx.tenant.id, vaultId == nil || i.vaultId == vaultId, !i.archived,
               let v = vault, v.id == i.vaultId,
-              let level = try await AccessResolver(tx).itemAccess(ctx.principal, v, i, enough: need) else {
+              let level = try await AccessResolver(tx).itemLevel(ctx.principal, v, i, enough: need) else {
             throw DomainError.notFound("item \(itemId) does not exist or is not shared with you")
         }
         guard level >= need else { throw DomainError.forbidden("you have \(level.rawValue) on item \(itemId); this needs \(need.rawValue)") }
         if need > .read && v.archived { throw DomainError.archived("vault \(v.id) is archived") }
-        return (v, i)
+        return i
     }
 
     public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field]) {
@@ -249,9 +257,10 @@ extension LatchService {
                 throw DomainError.notFound("field \(fieldId) does not exist in vault \(vaultId) or is not shared with you")
             }
             let item = try rows.count > 1 ? tx.decode(Item.self, rows[1]) : nil
-            let vault = try rows.count > 2 ? tx.decode(Vault.self, rows[2]) : nil
+            // Only the vault's access members: its checkpoint and writer set grow with the vault.
+            let vault = try rows.count > 2 ? tx.decode(VaultAccessView.self, rows[2]) : nil
             try Self.checkId(f.itemId, "item id")
-            let (_, i) = try await self.checkItem(tx, ctx, vaultId: vaultId, itemId: f.itemId, item?.id == f.itemId ? item : nil, vault, need: .read)
+            let i = try await self.checkItem(tx, ctx, vaultId: vaultId, itemId: f.itemId, item?.id == f.itemId ? item : nil, vault, need: .read)
             return ((i, f), nil)
         }
     }

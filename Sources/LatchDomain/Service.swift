@@ -85,11 +85,14 @@ public struct LatchService: Sendable {
             if let permission, let ctx { try ctx.require(permission) }
             if read {
                 // Reads run in a read transaction; their audit event joins the next group commit
-                // and is durable before the response leaves.
+                // and is committed (chained, visible) before the response leaves. A batch of read
+                // events only is committed with deferred durability: it survives a crash of the
+                // server at once, a power loss once the store's flush has run (SQLite: within 1 s).
                 let (result, detail) = try await store.read { tx in try await body(tx) }
                 try await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
                                                   principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                                  assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))
+                                                  assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail),
+                                       read: true)
                 return result
             }
             return try await store.write { tx in
@@ -102,7 +105,8 @@ public struct LatchService: Sendable {
         } catch let e as DomainError {
             try? await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
                                                principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil))
+                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil),
+                                    read: read)
             throw e
         }
     }
@@ -290,17 +294,19 @@ extension LatchService {
 
 /// Group commit for audit events that are not part of a write: concurrent callers' events are
 /// appended to the chain in one write transaction, and each caller resumes only once its event
-/// is committed.
+/// is committed. A batch holding only the events of reads (`read: true`) is committed with
+/// `.deferred` durability; a batch with any other event (a refused write, a failed sign-in) with
+/// `.full`.
 actor AuditBatcher {
     let store: any LatchStore
-    var pending: [(AuditDraft, CheckedContinuation<Void, any Error>)] = []
+    var pending: [(AuditDraft, Bool, CheckedContinuation<Void, any Error>)] = []
     var flushing = false
 
     init(store: any LatchStore) { self.store = store }
 
-    func append(_ d: AuditDraft) async throws {
+    func append(_ d: AuditDraft, read: Bool = false) async throws {
         try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            pending.append((d, c))
+            pending.append((d, read, c))
             if !flushing {
                 flushing = true
                 Task { await self.flush() }
@@ -313,11 +319,12 @@ actor AuditBatcher {
             let batch = pending
             pending = []
             let drafts = batch.map(\.0)
+            let durability: CommitDurability = batch.allSatisfy(\.1) ? .deferred : .full
             do {
-                try await store.write { tx in _ = try await tx.appendAudit(drafts) }
-                for (_, c) in batch { c.resume() }
+                try await store.write(durability: durability) { tx in _ = try await tx.appendAudit(drafts) }
+                for (_, _, c) in batch { c.resume() }
             } catch {
-                for (_, c) in batch { c.resume(throwing: error) }
+                for (_, _, c) in batch { c.resume(throwing: error) }
             }
         }
         flushing = false

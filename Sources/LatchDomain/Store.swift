@@ -87,6 +87,9 @@ public protocol StoreTransaction: Sendable {
     func setSetting(_ key: String, _ value: String?) async throws
 
     func lastAuditEvent() async throws -> AuditEvent?
+    /// The last event's sequence number and hash: what the next event chains to. The default
+    /// reads `lastAuditEvent`; a store may read the two columns without decoding the event.
+    func lastAuditLink() async throws -> (seq: Int64, hash: String)?
     /// Appends an event whose `seq` is the last one's plus one (the caller computes the chain).
     func appendAuditEvent(_ event: AuditEvent) async throws
     /// Appends events whose `seq`s continue the chain, in order (the caller computes the chain).
@@ -101,10 +104,29 @@ public protocol StoreTransaction: Sendable {
     func lastChangeSeq(tenantId: String) async throws -> Int64
 }
 
+/// How durable a write transaction must be when `write` returns.
+public enum CommitDurability: Sendable, Equatable {
+    /// Committed, visible and durable across a power loss (the default for every write).
+    case full
+    /// Committed and visible to every later transaction, durable across a crash of the server
+    /// process at once, and across a power loss only once the store's background flush has run
+    /// (the SQLite store: within 1 s). Only for rows whose loss in that window is an accepted
+    /// risk: the audit rows of reads (docs/threat-model.md). A store may treat it as `.full`.
+    case deferred
+}
+
 /// A store: every multi-row change happens inside one `write` transaction (all or nothing).
 public protocol LatchStore: Sendable {
     func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
     func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
+    /// A write transaction committed with the given durability. The default is `write` (full).
+    func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
+}
+
+extension LatchStore {
+    public func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await write(body)
+    }
 }
 
 // MARK: - Entity-level methods built on the primitives
@@ -130,6 +152,9 @@ extension StoreTransaction {
     }
     public func appendAuditEvents(_ events: [AuditEvent]) async throws {
         for e in events { try await appendAuditEvent(e) }
+    }
+    public func lastAuditLink() async throws -> (seq: Int64, hash: String)? {
+        try await lastAuditEvent().map { (seq: $0.seq, hash: $0.hash) }
     }
 
     func encode<T: Encodable>(_ v: T) throws -> String {

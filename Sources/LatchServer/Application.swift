@@ -145,8 +145,8 @@ struct MachineRoutes: Sendable {
             }
             m.get("\(base)/:id/fields/:fieldId") { _, c in
                 let (i, f) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
-                return try jsonResponse(FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
-                                                      detailCheckpoint: i.detailCheckpoint))
+                return jsonResponse(data: FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
+                                                        detailCheckpoint: i.detailCheckpoint).jsonData())
             }
             m.get("\(base)/:id/environment-fields") { _, c in
                 let (v, items) = try await service.environmentFields(try c.caller(), vaultId: try c.param("id"))

@@ -119,7 +119,11 @@ extension DomainError {
 let wireEncoder = LatchJSON.encoder()
 
 func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) throws -> Response {
-    let data = try wireEncoder.encode(value)
+    jsonResponse(data: try wireEncoder.encode(value), status: status, headers: headers)
+}
+
+/// A response of JSON already encoded.
+func jsonResponse(data: Data, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var h = headers
     h[.contentType] = "application/json; charset=utf-8"
     return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))

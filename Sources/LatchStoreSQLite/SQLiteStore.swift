@@ -9,11 +9,60 @@ import SQLiteNIO
 ///
 /// Each connection has its own thread (SQLite calls block): the writer's commit waits for an
 /// fsync (synchronous=FULL), and on a shared pool that wait would stall the readers behind it.
+///
+/// Durability: every write commits with `synchronous=FULL` (the WAL is fsynced before `write`
+/// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
+/// which the writer runs with `synchronous=NORMAL`: committed and visible at once, safe if the
+/// server process dies, but lost in a power cut or kernel crash until the WAL is next fsynced.
+/// After such a commit a background flush runs within `deferredFlushDelay` (0.5 s): one tiny
+/// FULL commit (the `sqlite.durable_flushes` setting), whose fsync of the WAL file makes every
+/// earlier frame durable; `close()` flushes too. So a read's audit row can be lost to a power
+/// loss only within about a second of the read (docs/threat-model.md).
 public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
     let writer: Pooled
     let readers: [Pooled]
     let next = Counter()
+    let durability = DurabilityState()
+    /// How long after a deferred commit the background flush makes it durable.
+    public static let deferredFlushDelay: Duration = .milliseconds(500)
+
+    /// The writer's `synchronous` mode and the deferred commits not yet fsynced. `normal` is
+    /// only read and changed while holding the writer's lock.
+    final class DurabilityState: @unchecked Sendable {
+        private let lock = NSLock()
+        private var _normal = false
+        private var deferred = 0      // deferred commits so far
+        private var durable = 0       // of which made durable by a flush
+        private var scheduled = false
+        private var closed = false
+        private var _flushes = 0
+        var normal: Bool {
+            get { lock.withLock { _normal } }
+            set { lock.withLock { _normal = newValue } }
+        }
+        var pending: Bool { lock.withLock { deferred > durable } }
+        var flushes: Int { lock.withLock { _flushes } }
+        /// Records a deferred commit; true when the caller must schedule the flush.
+        func deferredCommitted() -> Bool { lock.withLock { deferred += 1; return takeSchedule() } }
+        /// True when a flush is to be scheduled (pending, none scheduled, not closed).
+        func retry() -> Bool { lock.withLock { takeSchedule() } }
+        private func takeSchedule() -> Bool {
+            if scheduled || closed || deferred <= durable { return false }
+            scheduled = true
+            return true
+        }
+        /// Taken by the flush under the writer's lock: the deferred commits it will cover, or
+        /// nil when there are none.
+        func beginFlush() -> Int? { lock.withLock { scheduled = false; return deferred > durable ? deferred : nil } }
+        func flushed(_ upTo: Int) { lock.withLock { durable = max(durable, upTo); _flushes += 1 } }
+        func close() { lock.withLock { closed = true } }
+    }
+
+    /// Deferred commits not yet made durable by a flush (for tests and diagnostics).
+    public var deferredCommitsPending: Bool { durability.pending }
+    /// How many background flushes have committed (for tests and diagnostics).
+    public var durableFlushes: Int { durability.flushes }
 
     final class Pooled: Sendable {
         let connection: SQLiteConnection
@@ -81,7 +130,10 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         self.path = path; self.writer = writer; self.readers = readers
     }
 
+    /// Makes pending deferred commits durable, then closes every connection.
     public func close() async {
+        durability.close()
+        await flushDeferred()
         for p in readers + [writer] { await p.close() }
     }
 
@@ -151,13 +203,68 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     public func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        try await run(writer, begin: "BEGIN IMMEDIATE", body)
+        try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: .full, body)
     }
 
-    func run<T: Sendable>(_ p: Pooled, begin: String, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+    public func write<T: Sendable>(durability d: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        let r = try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: d, body)
+        if d == .deferred, durability.deferredCommitted() { scheduleFlush() }
+        return r
+    }
+
+    func scheduleFlush() {
+        Task {
+            try? await Task.sleep(for: Self.deferredFlushDelay)
+            await self.flushDeferred()
+            if durability.retry() { scheduleFlush() }   // it failed: try again
+        }
+    }
+
+    /// The background flush: when deferred commits are pending, one FULL commit that changes a
+    /// row, so SQLite fsyncs the WAL file and with it every frame written before.
+    func flushDeferred() async {
+        await writer.lock.lock()
+        let c = writer.connection
+        if let upTo = durability.beginFlush(), !c.isClosed {
+            do {
+                try await setSynchronous(c, .full)
+                _ = try await c.query("BEGIN IMMEDIATE")
+                do {
+                    _ = try await c.query("""
+                        INSERT INTO settings (key, value) VALUES ('sqlite.durable_flushes', '1') \
+                        ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+                        """)
+                    _ = try await c.query("COMMIT")
+                } catch {
+                    _ = try? await c.query("ROLLBACK")
+                    throw error
+                }
+                durability.flushed(upTo)
+            } catch {
+                // Still pending: scheduleFlush tries again, and close() does.
+            }
+        }
+        await writer.lock.unlock()
+    }
+
+    /// Switches the writer between FULL and NORMAL (outside a transaction, under its lock).
+    func setSynchronous(_ c: SQLiteConnection, _ d: CommitDurability) async throws {
+        let normal = d == .deferred
+        guard durability.normal != normal else { return }
+        _ = try await c.query(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL")
+        durability.normal = normal
+    }
+
+    func run<T: Sendable>(_ p: Pooled, begin: String, synchronous: CommitDurability? = nil,
+                          _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         await p.lock.lock()
         let c = p.connection
         do {
+            if let synchronous {
+                do { try await setSynchronous(c, synchronous) } catch {
+                    throw StoreError(.unavailable, "cannot set the commit durability: \(error)")
+                }
+            }
             do { _ = try await c.query(begin) } catch { throw StoreError(.unavailable, "cannot begin a transaction: \(error)") }
             let r: T
             do {
@@ -234,9 +341,12 @@ final class SQLiteTransaction: StoreTransaction {
     func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
         guard !tables.isEmpty else { return [] }
         let rows = try await q(LineageSQL.query(tables, placeholder: "?1"), [.text(id)])
+        // Ordered here, not by the query: an ORDER BY on the compound SELECT makes SQLite build
+        // a sorter, which costs more to prepare than the whole query takes to run.
+        let numbered = rows.map { ($0.column("n")?.integer ?? -1, $0) }.sorted { $0.0 < $1.0 }
         var out: [StoreRow] = []
-        for r in rows {
-            guard r.column("n")?.integer == out.count else { break }
+        for (n, r) in numbered {
+            guard n == out.count else { break }
             out.append(try row(r))
         }
         return out
@@ -275,8 +385,14 @@ final class SQLiteTransaction: StoreTransaction {
         try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
     }
 
+    func lastAuditLink() async throws -> (seq: Int64, hash: String)? {
+        guard let r = try await q("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first else { return nil }
+        guard let seq = r.column("seq")?.integer, let hash = r.column("hash")?.string else { throw StoreError(.corrupt, "audit row without seq or hash") }
+        return (Int64(seq), hash)
+    }
+
     func appendAuditEvent(_ e: AuditEvent) async throws {
-        let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+        let doc = e.documentJSON
         _ = try await q("""
             INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -290,7 +406,7 @@ final class SQLiteTransaction: StoreTransaction {
             var binds: [SQLiteData] = []
             binds.reserveCapacity(chunk.count * 9)
             for e in chunk {
-                let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
+                let doc = e.documentJSON
                 binds += [.integer(Int(e.seq)), Self.opt(e.tenantId), .integer(Int(AuditChain.millis(e.time))), .text(e.action),
                           .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)]
             }
@@ -336,17 +452,28 @@ final class SQLiteTransaction: StoreTransaction {
     }
 }
 
-/// The one query behind `getLineage` (shared SQL for SQLite and PostgreSQL): one SELECT per
-/// table joined by UNION ALL, each row's id found by primary key through its child's parent_id;
-/// `n` numbers the tables.
+/// The one query behind `getLineage`: one SELECT per table joined by UNION ALL, each row's id
+/// found by primary key through its child's parent_id; `n` numbers the tables (the caller
+/// orders by it). Built once per list of tables.
 enum LineageSQL {
+    private static let cache = NSLock()
+    nonisolated(unsafe) private static var built: [String: String] = [:]
+
     static func query(_ tables: [StoreTable], placeholder: String) -> String {
+        let k = tables.map(\.rawValue).joined(separator: ",") + placeholder
+        if let q = cache.withLock({ built[k] }) { return q }
+        let q = make(tables, placeholder: placeholder)
+        cache.withLock { built[k] = q }
+        return q
+    }
+
+    static func make(_ tables: [StoreTable], placeholder: String) -> String {
         var key = placeholder
         var parts: [String] = []
         for (n, t) in tables.enumerated() {
             if n > 0 { key = "(SELECT parent_id FROM \(tables[n - 1].rawValue) WHERE id = \(key))" }
             parts.append("SELECT \(n) AS n, id, tenant_id, parent_id, lookup, doc FROM \(t.rawValue) WHERE id = \(key)")
         }
-        return parts.joined(separator: " UNION ALL ") + " ORDER BY n"
+        return parts.joined(separator: " UNION ALL ")
     }
 }

@@ -407,6 +407,36 @@ public struct FieldResponse: Codable, Sendable {
     }
 }
 
+extension FieldResponse {
+    /// The JSON `LatchJSON.encoder()` would write for this response (members sorted, slashes
+    /// unescaped), written directly: a field read is the hottest route of `latch serve`.
+    public func jsonData() -> Data {
+        var out: [UInt8] = []
+        out.reserveCapacity(detailCheckpoint.utf8.count + field.value.utf8.count + 512)
+        func key(_ k: String, _ first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            LatchJSON.appendString(k, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        out.append(UInt8(ascii: "{"))
+        key("detailCheckpoint", true); LatchJSON.appendString(detailCheckpoint, to: &out)
+        key("field"); out.append(UInt8(ascii: "{"))
+        key("id", true); LatchJSON.appendString(field.id, to: &out)
+        key("isEnvironmentVariable"); out += (field.isEnvironmentVariable ? "true" : "false").utf8
+        key("itemId"); LatchJSON.appendString(field.itemId, to: &out)
+        key("name"); LatchJSON.appendString(field.name, to: &out)
+        key("order"); out += String(field.order).utf8
+        key("type"); LatchJSON.appendString(field.type, to: &out)
+        key("value"); LatchJSON.appendString(field.value, to: &out)
+        out.append(UInt8(ascii: "}"))
+        key("itemId"); LatchJSON.appendString(itemId, to: &out)
+        key("itemName"); LatchJSON.appendString(itemName, to: &out)
+        key("vaultId"); LatchJSON.appendString(vaultId, to: &out)
+        out.append(UInt8(ascii: "}"))
+        return Data(out)
+    }
+}
+
 public struct EnvironmentFieldsResponse: Codable, Sendable {
     public var vaultId: String
     public var summaryCheckpoint: String
@@ -668,6 +698,28 @@ public enum LatchJSON {
         let d = JSONDecoder()
         d.dateDecodingStrategy = .iso8601
         return d
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    /// Appends `s` as a JSON string: quote and backslash escaped, control characters as `\n`,
+    /// `\t`, … or `\u00XX`, everything else (slashes, non-ASCII UTF-8) verbatim.
+    public static func appendString(_ s: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case 0x22: out += [0x5c, 0x22]
+            case 0x5c: out += [0x5c, 0x5c]
+            case 0x0a: out += [0x5c, UInt8(ascii: "n")]
+            case 0x0d: out += [0x5c, UInt8(ascii: "r")]
+            case 0x09: out += [0x5c, UInt8(ascii: "t")]
+            case 0x08: out += [0x5c, UInt8(ascii: "b")]
+            case 0x0c: out += [0x5c, UInt8(ascii: "f")]
+            case 0x00..<0x20: out += [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xf)]]
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }
 

@@ -86,6 +86,45 @@ struct ReadPathTests {
         }
     }
 
+    @Test("read-audit batches commit deferred (visible at once, flushed in the background); writes and refusals stay full")
+    func readAuditDurability() async throws {
+        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
+        let recording = DurabilityRecordingStore(store)
+        do {
+            try await withHarness(store: recording) { h in
+                let (admin, v, fieldId) = try await seed(h)
+                #expect(recording.taken().allSatisfy { $0 == .full })   // seeding: writes only
+                let flushesBefore = store.durableFlushes
+
+                #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: admin.apiKey).status == .ok)
+                #expect(recording.taken() == [.deferred])
+                // Committed before the response left: visible to a fresh read, chained, verified.
+                let reads = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10)) }
+                #expect(reads.count == 1 && reads.first?.assetId == fieldId)
+                #expect(try await verifyAuditChain(store) > 1)
+                // The background flush makes it durable (0.5 s after the commit; slack for a loaded machine).
+                let deadline = Date().addingTimeInterval(3.0)
+                while store.deferredCommitsPending || store.durableFlushes == flushesBefore, Date() < deadline {
+                    try await Task.sleep(for: .milliseconds(20))
+                }
+                #expect(!store.deferredCommitsPending)
+                #expect(store.durableFlushes == flushesBefore + 1)
+
+                // A refused write's audit row is not a read's: committed with full durability.
+                let agent = try await h.createAgent(admin, name: "no-access", key: Keys.pool[1])
+                _ = recording.taken()
+                var v2 = v
+                #expect(try await h.putItem(agent, &v2, name: "nope", fields: [("k", "v", true)]).status != .created)
+                let refused = recording.taken()
+                #expect(!refused.isEmpty && refused.allSatisfy { $0 == .full })
+            }
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
     @Test("removing an agent stops its (cached) API key on the next request")
     func removedAgentStopsAtOnce() async throws {
         try await withHarness { h in
@@ -97,5 +136,47 @@ struct ReadPathTests {
             #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: agent.apiKey).status == .unauthorized)
             #expect(try await h.call(.get, LatchRoutes.me, key: agent.apiKey).status == .unauthorized)
         }
+    }
+}
+
+/// Passes everything to a store and records the durability of each write transaction.
+final class DurabilityRecordingStore: LatchStore, @unchecked Sendable {
+    let inner: any LatchStore
+    private let lock = NSLock()
+    private var seen: [CommitDurability] = []
+    init(_ inner: any LatchStore) { self.inner = inner }
+    /// The durabilities recorded since the last call.
+    func taken() -> [CommitDurability] { lock.withLock { let s = seen; seen = []; return s } }
+    func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T { try await inner.read(body) }
+    func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await write(durability: .full, body)
+    }
+    func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        lock.withLock { seen.append(durability) }
+        return try await inner.write(durability: durability, body)
+    }
+}
+
+/// The field read's hand-written response JSON reads back as what the generic encoder writes.
+@Suite struct FieldResponseEncodingTests {
+    @Test("FieldResponse.jsonData decodes to the same values as LatchJSON.encoder's output")
+    func sameAsEncoder() throws {
+        let awkward = "q\" b\\ s/ nl\n tab\t cr\r nul\u{00} esc\u{1b} é 中 🙂 \u{2028}"
+        for (i, s) in ["plain", awkward, ""].enumerated() {
+            let r = FieldResponse(vaultId: "v" + s, itemId: "i" + s, itemName: s,
+                                  field: FieldInfo(id: "f" + s, itemId: "i" + s, name: s, type: "SECRET", order: i - 1,
+                                                   isEnvironmentVariable: i == 1, value: "age1" + s),
+                                  detailCheckpoint: "{\"signed\":\"" + s + "\"}")
+            let fast = try JSONSerialization.jsonObject(with: r.jsonData()) as? NSDictionary
+            let generic = try JSONSerialization.jsonObject(with: LatchJSON.encoder().encode(r)) as? NSDictionary
+            #expect(fast != nil && fast == generic)
+            let back = try LatchJSON.decoder().decode(FieldResponse.self, from: r.jsonData())
+            #expect(back.detailCheckpoint == r.detailCheckpoint && back.itemName == s && back.field == r.field)
+        }
+        // Key order as the sorted-keys encoder writes it.
+        let r = FieldResponse(vaultId: "v", itemId: "i", itemName: "n",
+                              field: FieldInfo(id: "f", itemId: "i", name: "n", type: "t", order: 0, isEnvironmentVariable: false, value: "x"),
+                              detailCheckpoint: "d")
+        #expect(r.jsonData() == (try LatchJSON.encoder().encode(r)))
     }
 }

@@ -1,0 +1,66 @@
+import Foundation
+import LatchDomain
+@testable import LatchStoreSQLite
+import Testing
+
+/// The SQLite store's deferred commits (read-audit group commits): the writer switches to
+/// synchronous=NORMAL for them only, the rows are visible at once, and a background FULL commit
+/// makes them durable within the flush delay; close() flushes what is still pending.
+@Suite struct SQLiteDurabilityTests {
+    func synchronous(_ tx: any StoreTransaction) async throws -> Int? {
+        let t = try #require(tx as? SQLiteTransaction)
+        return try await t.q("PRAGMA synchronous").first?.column("synchronous")?.integer
+    }
+
+    @Test("deferred commits run with synchronous=NORMAL, every other write with FULL, and are flushed")
+    func deferredThenFlushed() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-store-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("latch.sqlite").path
+        let store = try await SQLiteLatchStore.open(path: path)
+        do {
+            #expect(try await store.write { try await synchronous($0) } == 2)   // FULL
+            #expect(!store.deferredCommitsPending)
+
+            let draft = AuditDraft(time: Date(), tenantId: nil, action: "field.read", outcome: "success", principalId: nil, accessKey: nil)
+            let mode = try await store.write(durability: .deferred) { tx in
+                _ = try await tx.appendAudit([draft])
+                return try await self.synchronous(tx)
+            }
+            #expect(mode == 1)   // NORMAL
+            #expect(store.deferredCommitsPending)
+            // Visible at once to another connection.
+            #expect(try await store.read { try await $0.auditEvents(AuditFilter()) }.count == 1)
+            // The next ordinary write is FULL again.
+            #expect(try await store.write { try await synchronous($0) } == 2)
+            #expect(try await store.write(durability: .full) { try await synchronous($0) } == 2)
+
+            // The background flush runs within the delay (plus slack for a loaded machine).
+            let deadline = Date().addingTimeInterval(3)
+            while store.deferredCommitsPending || store.durableFlushes < 1, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(!store.deferredCommitsPending)
+            #expect(store.durableFlushes == 1)
+            #expect(try await store.read { try await $0.setting("sqlite.durable_flushes") } == "1")
+
+            // A deferred commit still pending at close() is flushed by it and survives a reopen.
+            _ = try await store.write(durability: .deferred) { try await $0.appendAudit([draft]) }
+            #expect(store.deferredCommitsPending)
+        } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+        #expect(!store.deferredCommitsPending)
+        #expect(store.durableFlushes == 2)
+        let reopened = try await SQLiteLatchStore.open(path: path)
+        do {
+            #expect(try await verifyAuditChain(reopened) == 2)
+            #expect(try await reopened.read { try await $0.setting("sqlite.durable_flushes") } == "2")
+        } catch {
+            await reopened.close()
+            throw error
+        }
+        await reopened.close()
+    }
+}
