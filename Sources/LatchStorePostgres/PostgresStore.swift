@@ -12,8 +12,12 @@ import PostgresNIO
 ///   serialised exactly like SQLite's single writer: a version check and the write it guards
 ///   cannot interleave with another replica's, the audit chain's `seq`/`prevHash` are read
 ///   and appended under the lock, and the change log's identity values are handed out in
-///   commit order (a sync cursor read on one replica is valid on any other);
-/// - reads run in `REPEATABLE READ READ ONLY` transactions (one consistent snapshot);
+///   commit order (a sync cursor read on one replica is valid on any other). The group
+///   commit's one-statement audit append takes the same lock inside its statement and
+///   inserts only if the event it chains on is still the chain's tail;
+/// - a read sees one consistent snapshot: a read body of one statement runs it alone (a
+///   statement is its own snapshot), one of several runs in a `REPEATABLE READ READ ONLY`
+///   transaction (see `run`);
 /// - migrations run under a session-level advisory lock, so replicas that start together
 ///   apply each migration once;
 /// - a lost database surfaces as `StoreError(.unavailable)` within `acquireTimeout`; the pool
@@ -22,6 +26,12 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     public let configuration: PostgresStoreConfiguration
     let pool: PoolHolder
     let logger: Logger
+    /// The audit chain's tail as last seen committed (for the one-statement audit append).
+    let auditTail = AuditTailHint()
+    /// First statements of read bodies that issue several (those start in a snapshot at once).
+    let snapshotHints = SnapshotHints()
+    /// How read bodies and audit appends ran (for tests and diagnostics).
+    let pathCounts = PathCounts()
 
     /// Advisory-lock keys ("latch" + purpose). Advisory locks are database-wide, so each
     /// schema (one deployment) gets its own keys: deployments sharing a database do not
@@ -90,7 +100,39 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             return s
         }()),
         (2, tables(of: 2)),  // the transparency log
+        (3, [auditAppendFunction]),
     ]
+
+    /// The group commit's audit append in one round trip (`PostgresTransaction.appendGuarded`):
+    /// under the write lock, reads the chain's tail (a fresh snapshot: each statement of a
+    /// volatile function takes one at READ COMMITTED) and inserts the batch only if it chains
+    /// on that tail; otherwise inserts nothing and returns the tail for the caller to chain on.
+    /// `durable` false commits without waiting for the WAL flush (`CommitDurability.deferred`).
+    static let auditAppendFunction = """
+        CREATE FUNCTION latch_audit_append(lock_key BIGINT, after_seq BIGINT, after_hash TEXT, batch JSONB, durable BOOLEAN)
+        RETURNS TABLE (appended BOOLEAN, tail TEXT) LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            t_seq BIGINT;
+            t_hash TEXT;
+            t_doc TEXT;
+        BEGIN
+            IF NOT durable THEN
+                PERFORM set_config('synchronous_commit', 'off', true);
+            END IF;
+            PERFORM pg_advisory_xact_lock(lock_key);
+            SELECT a.seq, a.hash, a.doc INTO t_seq, t_hash, t_doc FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+            IF COALESCE(t_seq, 0) <> after_seq OR (t_seq IS NOT NULL AND t_hash IS DISTINCT FROM after_hash) THEN
+                RETURN QUERY SELECT FALSE, t_doc;
+                RETURN;
+            END IF;
+            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc)
+            SELECT r.seq, r.tenant_id, r.time_ms, r.action, r.outcome, r.principal_id, r.asset_id, r.hash, r.doc
+            FROM jsonb_to_recordset(batch) AS r (seq BIGINT, tenant_id TEXT, time_ms BIGINT, action TEXT, outcome TEXT,
+                                                 principal_id TEXT, asset_id TEXT, hash TEXT, doc TEXT);
+            RETURN QUERY SELECT TRUE, NULL::TEXT;
+        END
+        $fn$
+        """
 
     /// The document tables a migration creates, with their lookup indexes.
     static func tables(of migration: Int) -> [String] {
@@ -169,37 +211,110 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         try await run(write: true, body)
     }
 
-    /// A BEGIN that failed on a connection the pool still thought alive (the database restarted):
-    /// nothing ran, so the transaction is tried once more on a fresh connection.
+    /// `.deferred` commits with `synchronous_commit = off` for that transaction only: committed
+    /// and visible at once, on disk once PostgreSQL's WAL writer has flushed it (within three
+    /// `wal_writer_delay`s, 0.6 s by default); a crash of `latch serve` loses nothing.
+    public func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await run(write: true, durable: durability != .deferred, body)
+    }
+
+    /// A BEGIN (or a lone read statement) that failed on a connection the pool still thought
+    /// alive (the database restarted): nothing was written, so the transaction is tried once
+    /// more on a fresh connection.
     struct BeginFailed: Error { var underlying: any Error }
 
-    func run<T: Sendable>(write: Bool, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        var attempt = 0
+    /// What one attempt at a transaction came to.
+    enum Attempt<T: Sendable>: Sendable {
+        case done(T)
+        /// The body went past what its cheap path covers (or the audit tail it chained on had
+        /// moved): nothing was written; run it again, in a full transaction when `full`.
+        case again(full: Bool)
+    }
+
+    /// Optimistic audit appends tried before a batch falls back to a full locked transaction.
+    static let optimisticAuditAttempts = 3
+
+    /// Runs `body` as a transaction. Most bodies run as before (`BEGIN`, for writes the
+    /// write lock, their statements, `COMMIT`); two common shapes take fewer round trips,
+    /// with the same outcome (see `PostgresTransaction.Phase`):
+    /// - a read body that issues one statement runs it alone, without `BEGIN`/`COMMIT` (one
+    ///   statement always sees one snapshot); a body that turns out to issue more is stopped
+    ///   at its second statement, its result discarded, and it runs again in a
+    ///   `REPEATABLE READ READ ONLY` transaction (and its first statement's SQL is remembered,
+    ///   so the next such body starts in one directly);
+    /// - a write body that only reads the audit chain's tail and appends events chained on it
+    ///   (the audit group commit) is answered from the tail this process last saw and its
+    ///   events go to the database in one statement that takes the write lock and inserts
+    ///   only if that tail is still the chain's tail; if it moved, nothing is written, the
+    ///   tail is re-read and the body runs again.
+    func run<T: Sendable>(write: Bool, durable: Bool = true, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        var beginFailures = 0
+        var rounds = 0
+        var full = false
         while true {
-            attempt += 1
+            rounds += 1
+            if rounds > Self.optimisticAuditAttempts { full = true }
+            let outcome: Attempt<T>
             do {
-                return try await withLease { c in
-                    let tx = PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout)
-                    do {
-                        try await tx.exec(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    } catch { throw BeginFailed(underlying: error) }
-                    do {
-                        if write { try await tx.exec("SELECT pg_advisory_xact_lock(\(self.writeLockKey))") }
-                        let r = try await body(tx)
-                        try await tx.exec("COMMIT")
-                        return r
-                    } catch {
-                        // A connection whose transaction state is unknown must not go back to the
-                        // pool; one already closed for not answering is not asked again.
-                        if !tx.cutOff.isSet {
-                            do { try await tx.exec("ROLLBACK") } catch { try? await c.close() }
-                        }
-                        throw error
-                    }
-                }
+                let asFull = full
+                outcome = try await withLease { c in try await self.attempt(c, write: write, durable: durable, full: asFull, body) }
             } catch let e as BeginFailed {
-                if attempt < 2 { continue }
+                beginFailures += 1
+                if beginFailures < 2 { continue }
                 throw PostgresTransaction.storeError(e.underlying)
+            }
+            switch outcome {
+            case .done(let r): return r
+            case .again(let f): if f { full = true }
+            }
+        }
+    }
+
+    func attempt<T: Sendable>(_ c: PostgresConnection, write: Bool, durable: Bool, full: Bool,
+                              _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> Attempt<T> {
+        let tx = PostgresTransaction(c, logger, queryTimeout: configuration.queryTimeout, store: self, write: write,
+                                     durable: durable, full: full)
+        let result: Result<T, any Error>
+        do { result = .success(try await body(tx)) } catch { result = .failure(error) }
+        switch tx.phase {
+        case .failed(let e):
+            throw BeginFailed(underlying: e)
+        case .restart:
+            if !write, let sql = tx.firstSQL { snapshotHints.record(sql, statements: 2) }
+            return .again(full: true)
+        case .fresh:
+            return .done(try result.get())
+        case .single(let sql):
+            snapshotHints.record(sql, statements: 1)
+            pathCounts.count(\.loneReads)
+            return .done(try result.get())
+        case .auditTail:
+            // The body read the tail but appended nothing: its answer came from this process's
+            // memory, not the database; run it again for real.
+            return .again(full: true)
+        case .auditQueued(let events):
+            let r = try result.get()
+            if try await tx.appendGuarded(events) {
+                auditTail.offer(events.last)
+                pathCounts.count(\.oneStatementAppends)
+                return .done(r)
+            }
+            pathCounts.count(\.movedTails)
+            return .again(full: false)  // appendGuarded left the current tail in the hint
+        case .inTransaction:
+            do {
+                let r = try result.get()
+                try await tx.raw("COMMIT")
+                if !write, let sql = tx.firstSQL { snapshotHints.record(sql, statements: tx.statements) }
+                if let last = tx.appended { auditTail.offer(last) }
+                return .done(r)
+            } catch {
+                // A connection whose transaction state is unknown must not go back to the
+                // pool; one already closed for not answering is not asked again.
+                if !tx.cutOff.isSet {
+                    do { try await tx.raw("ROLLBACK") } catch { try? await c.close() }
+                }
+                throw error
             }
         }
     }
@@ -210,6 +325,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// The lease is taken in a task of its own and handed over, so a request never waits on
     /// the pool past the timeout, even when the pool does not answer a cancelled lease request;
     /// after `PoolHolder.replaceAfter` lease timeouts in a row the pool is replaced by a fresh one.
+    /// The timeout is an event-loop timer (cancelled when the lease arrives), not a task.
     func withLease<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let handoff = LeaseHandoff()
         let client = pool.client
@@ -224,9 +340,9 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             }
         }
         let acquire = configuration.acquireTimeout
-        let timer = Task {
-            try? await Task.sleep(for: acquire)
-            handoff.fail(StoreError(.unavailable, "no PostgreSQL connection within \(acquire) (database down or pool of \(self.configuration.poolSize) exhausted)"))
+        let poolSize = configuration.poolSize
+        let timer = PostgresClient.defaultEventLoopGroup.any().scheduleTask(in: .nanoseconds(Self.nanoseconds(acquire))) {
+            handoff.fail(StoreError(.unavailable, "no PostgreSQL connection within \(acquire) (database down or pool of \(poolSize) exhausted)"))
         }
         let c: PostgresConnection
         do {
@@ -240,6 +356,67 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         }
         defer { handoff.release() }
         return try await body(c)
+    }
+
+    static func nanoseconds(_ d: Duration) -> Int64 {
+        let (s, atto) = d.components
+        return s.multipliedReportingOverflow(by: 1_000_000_000).overflow ? Int64.max : s * 1_000_000_000 + atto / 1_000_000_000
+    }
+}
+
+/// The audit chain's tail as this process last saw it committed: a hint for the optimistic
+/// audit append (the database checks it; a stale hint costs a retry, never a wrong chain).
+final class AuditTailHint: @unchecked Sendable {
+    private let lock = NSLock()
+    /// nil: not known; `.some(nil)`: the chain was empty.
+    private var tail: AuditEvent??
+
+    var known: AuditEvent?? { lock.withLock { tail } }
+
+    /// Records a committed event (or an empty chain) unless a later one is already known.
+    func offer(_ e: AuditEvent?) {
+        lock.withLock {
+            switch (tail, e) {
+            case (.none, _): tail = .some(e)
+            case (.some(.none), .some): tail = .some(e)
+            case (.some(.some(let t)), .some(let n)) where n.seq > t.seq: tail = .some(e)
+            default: break
+            }
+        }
+    }
+}
+
+/// Counts of the cheap paths taken.
+final class PathCounts: @unchecked Sendable {
+    struct Counts { var loneReads = 0, oneStatementAppends = 0, movedTails = 0 }
+    private let lock = NSLock()
+    private var counts = Counts()
+    var snapshot: Counts { lock.withLock { counts } }
+    func count(_ k: WritableKeyPath<Counts, Int>) { lock.withLock { counts[keyPath: k] += 1 } }
+}
+
+/// Read transactions whose first statement was seen to start a body of several statements:
+/// those start in a snapshot transaction at once instead of running their first statement
+/// alone and then starting over.
+final class SnapshotHints: @unchecked Sendable {
+    private let lock = NSLock()
+    private var multi: [String: Int] = [:]
+
+    /// True when bodies starting with `sql` recently issued more than one statement.
+    func wantsSnapshot(_ sql: String) -> Bool { lock.withLock { (multi[sql] ?? 0) > 0 } }
+
+    /// A body starting with `sql` issued `statements` statements. A multi-statement body
+    /// marks its first statement for the next 8 bodies that start with it; each
+    /// one-statement body counts one down, so a mix leans to what is common.
+    func record(_ sql: String, statements: Int) {
+        lock.withLock {
+            if statements > 1 {
+                if multi.count > 512 { multi.removeAll() }
+                multi[sql] = 8
+            } else if let n = multi[sql] {
+                multi[sql] = n > 1 ? n - 1 : nil
+            }
+        }
     }
 }
 
@@ -369,9 +546,162 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     let queryTimeout: Duration
     /// Set when a statement outlived `queryTimeout` and the connection was closed.
     let cutOff = Once()
-    init(_ c: PostgresConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15)) {
-        self.c = c; self.logger = logger; self.queryTimeout = queryTimeout
+    /// The store whose transaction this is (nil: a bare connection for migrations and test
+    /// hooks, whose statements go straight to the database).
+    let store: PostgresLatchStore?
+    let write: Bool
+    /// False for a `.deferred` write: its commit does not wait for the WAL flush.
+    let durable: Bool
+    /// Run as a plain transaction from the first statement (no cheap path).
+    let full: Bool
+
+    /// How far the transaction has gone, which decides how its next statement is sent.
+    enum Phase {
+        /// Nothing sent yet.
+        case fresh
+        /// Read: one statement ran on its own, outside any transaction (its SQL).
+        case single(String)
+        /// `BEGIN` sent (and, for a write, the write lock taken): statements go straight on.
+        case inTransaction
+        /// Write: `lastAuditEvent` was answered from the store's audit-tail hint.
+        case auditTail(AuditEvent?)
+        /// Write: events chained on that tail, to be appended by `appendGuarded` at the end.
+        case auditQueued([AuditEvent])
+        /// The body asked for more than its cheap path covers: nothing was written; every
+        /// further statement fails and the body runs again as a full transaction.
+        case restart
+        /// The first round trip failed on a connection that was gone: nothing was written.
+        case failed(any Error)
     }
+    private let lock = NSLock()
+    private var _phase: Phase
+    var phase: Phase { lock.withLock { _phase } }
+    /// The first statement's SQL and how many statements ran (to learn which read bodies
+    /// need a snapshot).
+    private(set) var firstSQL: String?
+    private(set) var statements = 0
+    /// The last audit event appended in this transaction (the tail once it commits).
+    private(set) var appended: AuditEvent?
+
+    init(_ c: PostgresConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15),
+         store: PostgresLatchStore? = nil, write: Bool = true, durable: Bool = true, full: Bool = true) {
+        self.c = c; self.logger = logger; self.queryTimeout = queryTimeout
+        self.store = store; self.write = write; self.durable = durable; self.full = full
+        _phase = store == nil ? .inTransaction : .fresh
+    }
+
+    /// The body went past its cheap path: ends this attempt (see `Phase.restart`).
+    struct Restart: Error, CustomStringConvertible {
+        var description: String { "store: the transaction is being run again" }
+    }
+
+    /// Gets the transaction ready for a statement: on a write's first statement `BEGIN` and
+    /// the write lock; on a read's first statement `BEGIN … REPEATABLE READ READ ONLY` only
+    /// when its body is known (or made) to issue several statements, else nothing: the
+    /// statement runs alone. Returns true when the statement runs alone.
+    private func enter(_ sql: String, writes: Bool) async throws -> Bool {
+        let p = lock.withLock { () -> Phase in
+            let p = _phase
+            switch p {
+            case .fresh: firstSQL = sql
+            case .single, .auditTail, .auditQueued: _phase = .restart
+            case .inTransaction, .restart, .failed: break
+            }
+            statements += 1
+            return p
+        }
+        switch p {
+        case .inTransaction: return false
+        case .restart, .single, .auditTail, .auditQueued: throw Restart()
+        case .failed(let e): throw e
+        case .fresh: break
+        }
+        guard let store else { return false }
+        if !write {
+            if writes { throw StoreError(.constraint, "a write in a read transaction") }
+            if !full && !store.snapshotHints.wantsSnapshot(sql) {
+                lock.withLock { _phase = .single(sql) }
+                return true
+            }
+        }
+        do {
+            try await raw(write ? "BEGIN ISOLATION LEVEL READ COMMITTED" : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        } catch {
+            lock.withLock { _phase = .failed(error) }
+            throw error
+        }
+        lock.withLock { _phase = .inTransaction }
+        if write {
+            // A deferred write's `synchronous_commit = off` rides on the lock's statement.
+            try await raw(durable ? "SELECT pg_advisory_xact_lock(\(store.writeLockKey))"
+                                  : "SELECT pg_advisory_xact_lock(\(store.writeLockKey)), set_config('synchronous_commit', 'off', true)")
+        }
+        return false
+    }
+
+    /// Runs one statement of the body (see `enter`).
+    @discardableResult
+    func q(_ query: PostgresQuery, writes: Bool = false) async throws -> [PostgresRow] {
+        try await statement(query.sql, writes: writes) { try await self.raw(query) }
+    }
+
+    /// Runs `send` (one statement of the body whose SQL is `sql`) once `enter` has got the
+    /// transaction ready.
+    func statement<R>(_ sql: String, writes: Bool = false, _ send: () async throws -> R) async throws -> R {
+        let alone = try await enter(sql, writes: writes)
+        do {
+            return try await send()
+        } catch {
+            // A read statement sent alone as the first thing on a connection that turned out
+            // to be dead changed nothing: the read is tried again on a fresh connection.
+            if alone, !cutOff.isSet, connectionLost.isSet { lock.withLock { _phase = .failed(error) } }
+            throw error
+        }
+    }
+    func exec(_ query: PostgresQuery, writes: Bool = false) async throws { try await q(query, writes: writes) }
+
+    /// Set when a statement failed because the connection failed (not an error the server sent).
+    let connectionLost = Once()
+
+    /// One audit row for `latch_audit_append`'s JSON batch.
+    struct AuditRowJSON: Encodable {
+        var seq: Int64, tenant_id: String?, time_ms: Int64, action: String, outcome: String
+        var principal_id: String?, asset_id: String?, hash: String, doc: String
+    }
+
+    /// Appends `events` (chained on the tail hint) in one statement, outside any transaction,
+    /// through `latch_audit_append` (migration 3): it takes the write lock, so no write
+    /// transaction is between reading the tail and appending to it, and inserts only if the
+    /// event the batch chains on is still the chain's tail. True when the events were
+    /// appended; false when the tail had moved (nothing written; the hint now holds the tail).
+    func appendGuarded(_ events: [AuditEvent]) async throws -> Bool {
+        guard let first = events.first, let store else { return false }
+        let encoder = JSONEncoder()
+        let rows = try events.map { e in
+            AuditRowJSON(seq: e.seq, tenant_id: e.tenantId, time_ms: AuditChain.millis(e.time), action: e.action, outcome: e.outcome,
+                         principal_id: e.principalId, asset_id: e.assetId, hash: e.hash,
+                         doc: String(decoding: try encoder.encode(e), as: UTF8.self))
+        }
+        let batch = String(decoding: try encoder.encode(rows), as: UTF8.self)
+        let answer: [PostgresRow]
+        do {
+            answer = try await raw("""
+                SELECT appended, tail FROM latch_audit_append(\(store.writeLockKey), \(first.seq - 1), \(first.prevHash), \(batch)::jsonb, \(durable))
+                """)
+        } catch let e as StoreError where e.kind == .constraint && e.message.hasPrefix("PostgreSQL 23505") {
+            return false  // a concurrent append took the sequence numbers (only outside READ COMMITTED)
+        }
+        guard let row = answer.first, let (ok, tail) = try? row.decode((Bool, String?).self) else {
+            throw StoreError(.corrupt, "latch_audit_append returned no answer")
+        }
+        if ok { return true }
+        do {
+            store.auditTail.offer(try tail.map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) })
+        } catch { throw StoreError(.corrupt, "audit event does not decode: \(error)") }
+        return false
+    }
+
+
 
     /// Maps a driver error to a `StoreError`: serialisation failures and deadlocks are
     /// `.conflict` (the server answers 409; retrying is safe), integrity violations
@@ -394,34 +724,41 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         return StoreError(.unavailable, "PostgreSQL connection failed (\(p.code))")
     }
 
-    /// Runs one statement. The statement runs in a task of its own and the caller waits at
-    /// most `queryTimeout` for it: a statement caught on a connection the database dropped can
-    /// otherwise wait forever (seen with PostgreSQL stopped mid-transaction), holding its
-    /// request and, at shutdown, the whole server. Past the deadline the connection is closed,
-    /// the statement's task is left to end on its own and the caller gets `.unavailable`.
+    /// Sends one statement as it is. The statement runs in a task of its own and the caller
+    /// waits at most `queryTimeout` for it (an event-loop timer): a statement caught on a
+    /// connection the database dropped can otherwise wait forever (seen with PostgreSQL stopped
+    /// mid-transaction), holding its request and, at shutdown, the whole server. Past the
+    /// deadline the connection is closed, the statement's task is left to end on its own and
+    /// the caller gets `.unavailable`.
     @discardableResult
-    func q(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        let (c, logger, timeout, cutOff) = (self.c, self.logger, self.queryTimeout, self.cutOff)
+    func raw(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        try await timed { c, logger in try await c.query(query, logger: logger).collect() }
+    }
+
+    /// Runs `operation` (one statement) under `queryTimeout`, as `raw` describes.
+    func timed<R: Sendable>(_ operation: @escaping @Sendable (PostgresConnection, Logger) async throws -> R) async throws -> R {
+        let (c, logger, timeout, cutOff, lost) = (self.c, self.logger, self.queryTimeout, self.cutOff, self.connectionLost)
         let outcome = Once()
-        return try await withCheckedThrowingContinuation { (k: CheckedContinuation<[PostgresRow], any Error>) in
-            let timer = Task {
-                do { try await Task.sleep(for: timeout) } catch { return }
+        return try await withCheckedThrowingContinuation { (k: CheckedContinuation<R, any Error>) in
+            let timer = c.eventLoop.scheduleTask(in: .nanoseconds(PostgresLatchStore.nanoseconds(timeout))) {
                 guard outcome.first() else { return }
                 cutOff.set()
                 logger.error("PostgreSQL statement still running after \(timeout); closing its connection")
                 k.resume(throwing: StoreError(.unavailable, "PostgreSQL did not answer within \(timeout); the connection was closed"))
-                try? await c.close()
+                c.close().whenComplete { _ in }
             }
             Task {
-                let r: Result<[PostgresRow], any Error>
-                do { r = .success(try await c.query(query, logger: logger).collect()) } catch { r = .failure(Self.storeError(error)) }
+                let r: Result<R, any Error>
+                do { r = .success(try await operation(c, logger)) } catch {
+                    if let p = error as? PSQLError, p.code != .server { lost.set() }
+                    r = .failure(Self.storeError(error))
+                }
                 guard outcome.first() else { return }
                 timer.cancel()
                 k.resume(with: r)
             }
         }
     }
-    func exec(_ query: PostgresQuery) async throws { try await q(query) }
 
     func schemaVersion() async throws -> Int {
         let rows = try await q("SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations")
@@ -439,7 +776,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         let rows = try await q("""
             INSERT INTO \(unescaped: table.rawValue) (id, tenant_id, parent_id, lookup, doc) \
             VALUES (\(r.id), \(r.tenantId), \(r.parentId), \(r.lookup), \(r.doc)) ON CONFLICT (id) DO NOTHING RETURNING 1
-            """)
+            """, writes: true)
         return !rows.isEmpty
     }
 
@@ -449,7 +786,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
             VALUES (\(r.id), \(r.tenantId), \(r.parentId), \(r.lookup), \(r.doc)) \
             ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, parent_id = excluded.parent_id, \
             lookup = excluded.lookup, doc = excluded.doc
-            """)
+            """, writes: true)
     }
 
     func get(_ table: StoreTable, id: String) async throws -> StoreRow? {
@@ -457,28 +794,72 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     }
 
     /// One query: a SELECT per table joined by UNION ALL, each id found by primary key through
-    /// its child's parent_id; `n` numbers the tables.
+    /// its child's parent_id; `n` numbers the tables. The two lineages requests use (a field's,
+    /// an item's) are prepared statements, planned once per connection.
     func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
         guard !tables.isEmpty else { return [] }
+        let rows: [LineageRow]
+        if tables == FieldLineage.tables {
+            rows = try await statement(FieldLineage.sql) {
+                try await self.timed { c, logger in try await Self.collect(c.execute(FieldLineage(id: id), logger: logger)) }
+            }
+        } else if tables == ItemLineage.tables {
+            rows = try await statement(ItemLineage.sql) {
+                try await self.timed { c, logger in try await Self.collect(c.execute(ItemLineage(id: id), logger: logger)) }
+            }
+        } else {
+            var binds = PostgresBindings()
+            binds.append(id)
+            rows = try await q(PostgresQuery(unsafeSQL: Self.lineageSQL(tables), binds: binds)).map(Self.lineageRow)
+        }
+        var out: [StoreRow] = []
+        for r in rows {
+            guard r.0 == Int64(out.count) else { break }
+            out.append(StoreRow(id: r.1, tenantId: r.2, parentId: r.3, lookup: r.4, doc: r.5))
+        }
+        return out
+    }
+
+    typealias LineageRow = (Int64, String, String?, String?, String?, String)
+
+    static func lineageRow(_ r: PostgresRow) throws -> LineageRow {
+        do { return try r.decode(LineageRow.self) } catch { throw StoreError(.corrupt, "row does not decode: \(error)") }
+    }
+
+    static func collect<S: AsyncSequence>(_ s: S) async throws -> [S.Element] {
+        var out: [S.Element] = []
+        for try await e in s { out.append(e) }
+        return out
+    }
+
+    static func lineageSQL(_ tables: [StoreTable]) -> String {
         var key = "$1"
         var parts: [String] = []
         for (n, t) in tables.enumerated() {
             if n > 0 { key = "(SELECT parent_id FROM \(tables[n - 1].rawValue) WHERE id = \(key))" }
             parts.append("SELECT \(n)::BIGINT AS n, id, tenant_id, parent_id, lookup, doc FROM \(t.rawValue) WHERE id = \(key)")
         }
-        var binds = PostgresBindings()
-        binds.append(id)
-        let rows = try await q(PostgresQuery(unsafeSQL: parts.joined(separator: " UNION ALL ") + " ORDER BY n", binds: binds))
-        var out: [StoreRow] = []
-        for r in rows {
-            let decoded: (Int64, String, String?, String?, String?, String)
-            do { decoded = try r.decode((Int64, String, String?, String?, String?, String).self) } catch {
-                throw StoreError(.corrupt, "row does not decode: \(error)")
-            }
-            guard decoded.0 == Int64(out.count) else { break }
-            out.append(StoreRow(id: decoded.1, tenantId: decoded.2, parentId: decoded.3, lookup: decoded.4, doc: decoded.5))
-        }
-        return out
+        return parts.joined(separator: " UNION ALL ") + " ORDER BY n"
+    }
+
+    struct FieldLineage: PostgresPreparedStatement {
+        static let tables: [StoreTable] = [.fields, .items, .vaults]
+        static let sql = PostgresTransaction.lineageSQL(tables)
+        static let name = "latch_field_lineage"
+        typealias Row = LineageRow
+        var id: String
+        func makeBindings() -> PostgresBindings { var b = PostgresBindings(); b.append(id); return b }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try PostgresTransaction.lineageRow(row) }
+    }
+
+    struct ItemLineage: PostgresPreparedStatement {
+        static let tables: [StoreTable] = [.items, .vaults]
+        static let sql = PostgresTransaction.lineageSQL(tables)
+        static let name = "latch_item_lineage"
+        typealias Row = LineageRow
+        var id: String
+        func makeBindings() -> PostgresBindings { var b = PostgresBindings(); b.append(id); return b }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try PostgresTransaction.lineageRow(row) }
     }
 
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
@@ -489,7 +870,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     }
 
     func delete(_ table: StoreTable, id: String) async throws {
-        try await exec("DELETE FROM \(unescaped: table.rawValue) WHERE id = \(id)")
+        try await exec("DELETE FROM \(unescaped: table.rawValue) WHERE id = \(id)", writes: true)
     }
 
     func setting(_ key: String) async throws -> String? {
@@ -498,9 +879,9 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     func setSetting(_ key: String, _ value: String?) async throws {
         if let value {
-            try await exec("INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            try await exec("INSERT INTO settings (key, value) VALUES (\(key), \(value)) ON CONFLICT (key) DO UPDATE SET value = excluded.value", writes: true)
         } else {
-            try await exec("DELETE FROM settings WHERE key = \(key)")
+            try await exec("DELETE FROM settings WHERE key = \(key)", writes: true)
         }
     }
 
@@ -512,20 +893,44 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         }
     }
 
+    /// In a write's first statement, answered from the store's tail hint when it has one (see
+    /// `PostgresLatchStore.run`); otherwise read from the database.
     func lastAuditEvent() async throws -> AuditEvent? {
-        try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
+        if write, !full, let store, case .some(let tail) = store.auditTail.known {
+            let cheap = lock.withLock { () -> Bool in
+                guard case .fresh = _phase else { return false }
+                _phase = .auditTail(tail)
+                return true
+            }
+            if cheap { return tail }
+        }
+        return try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
+    }
+
+    /// Queues `events` when they chain on the tail hint `lastAuditEvent` just gave (appended
+    /// by `appendGuarded` when the body ends); false when they do not, or the body is past that.
+    private func queueOnTail(_ events: [AuditEvent]) -> Bool {
+        lock.withLock {
+            guard case .auditTail(let tail) = _phase, let first = events.first, events.count <= 500,
+                  first.seq == (tail?.seq ?? 0) + 1, first.prevHash == (tail?.hash ?? AuditChain.genesis) else { return false }
+            _phase = .auditQueued(events)
+            return true
+        }
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {
+        if queueOnTail([e]) { return }
         let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
         try await exec("""
             INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
             VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
             \(e.assetId), \(e.hash), \(doc))
-            """)
+            """, writes: true)
+        appended = e
     }
 
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
+        if queueOnTail(events) { return }
         for start in stride(from: 0, to: events.count, by: 500) {
             let chunk = events[start..<min(events.count, start + 500)]
             var binds = PostgresBindings()
@@ -540,8 +945,9 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
             try await exec(PostgresQuery(unsafeSQL: """
                 INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
                 VALUES \(values.joined(separator: ", "))
-                """, binds: binds))
+                """, binds: binds), writes: true)
         }
+        if let last = events.last { appended = last }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
@@ -571,7 +977,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         let rows = try await q("""
             INSERT INTO changes (tenant_id, kind, entity_id, vault_id) VALUES (\(tenantId), \(kind.rawValue), \(entityId), \(vaultId)) \
             RETURNING seq
-            """)
+            """, writes: true)
         guard let seq = try rows.first.map({ try $0.decode(Int64.self) }) else {
             throw StoreError(.corrupt, "change log insert returned no sequence")
         }
