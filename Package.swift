@@ -95,14 +95,13 @@ targets += [
         swiftSettings: swiftSettings),
     // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field), and
     // runs its delta-sync goal (`latch-server-seed delta-sync`: seeds SQLite stores directly).
-    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire", "LatchDomain", "LatchStoreSQLite"],
+    .executableTarget(name: "LatchServerSeed", dependencies: ["LatchCrypto", "LatchWire", "LatchDomain", "LatchStoreSQLite", "LatchBenchSupport"],
                      swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchServerTests",
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto", "LatchLog",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
-            "LatchStorePostgres",
             .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
@@ -137,7 +136,9 @@ targets += [
 // MARK: - Benchmarks
 products += [.executable(name: "latch-bench", targets: ["LatchBench"])]
 targets += [
-    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto", "LatchClient"], swiftSettings: swiftSettings),
+    // LatchBenchSupport: what the benchmark executables share (starting a real `latch serve`).
+    .target(name: "LatchBenchSupport", dependencies: [], swiftSettings: swiftSettings),
+    .executableTarget(name: "LatchBench", dependencies: ["LatchLog", "LatchCrypto", "LatchClient", "LatchBenchSupport"], swiftSettings: swiftSettings),
 ]
 
 let package = Package(

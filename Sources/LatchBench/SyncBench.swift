@@ -9,6 +9,7 @@
 // only this benchmark imports): every vault check (signatures, wraps, envelopes) still runs,
 // only the log's tree head, consistency and inclusion checks are skipped.
 import Foundation
+import LatchBenchSupport
 @_spi(Benchmark) import LatchClient
 import LatchCrypto
 import LatchLog
@@ -50,32 +51,6 @@ enum SyncBench {
         return candidate
     }
 
-    /// Starts `latch serve` on a free port with its data in `dir`; returns the process, URL and bootstrap token.
-    static func startServer(binary: String, dir: String) throws -> (Process, String, String) {
-        let log = dir + "/serve.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: binary)
-        p.arguments = ["serve", "--data-dir", dir + "/data", "--port", "0", "--rate-limit", "0"]
-        p.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"]
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        for _ in 0..<600 {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let r = text.range(of: "listening on http") {
-                let url = String(text[text.index(r.upperBound, offsetBy: -4)...].prefix { !$0.isWhitespace })
-                let token = try String(contentsOfFile: dir + "/data/bootstrap-token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
-                return (p, url, token)
-            }
-            if !p.isRunning { break }
-            usleep(50_000)
-        }
-        p.terminate()
-        throw Failure(description: "latch serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-    }
-
     static func run(_ arguments: [String]) async throws {
         var items = 1000, runs = 5, deltas = 20, leaves = 1_000_000
         var explicitBinary: String? = nil
@@ -99,7 +74,8 @@ enum SyncBench {
         let binary = try latchBinary(explicitBinary)
         let dir = NSTemporaryDirectory() + "latch-bench-sync-\(UUID().uuidString.lowercased())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let (server, url, token) = try startServer(binary: binary, dir: dir)
+        let started = try BenchServer(binary: binary, dir: dir)
+        let (server, url, token) = (started.process, started.url, try started.bootstrapToken())
         defer {
             server.terminate()
             server.waitUntilExit()

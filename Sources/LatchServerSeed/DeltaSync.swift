@@ -8,6 +8,7 @@
 // field and the vault, with their three change rows: what an edit records); the timed request
 // goes through the real HTTP server. Prints both medians and their ratio (goal <= 2x).
 import Foundation
+import LatchBenchSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -69,7 +70,8 @@ enum DeltaSyncBench {
         let seeded = try await seed(path: dbPath, items: items, perVault: perVault)
         let seedSeconds = Double(now() - t0) / 1e9
 
-        let (server, base) = try startServer(bin: bin, dir: dir)
+        let started = try BenchServer(binary: bin, dir: dir)
+        let (server, base) = (started.process, started.url)
         defer { server.terminate(); server.waitUntilExit() }
         let store = try await SQLiteLatchStore.open(path: dbPath, readers: 1)
         var samples: [Double] = []
@@ -196,27 +198,4 @@ enum DeltaSyncBench {
     }
 
     /// Starts `latch serve` on a free port; returns the process and its base URL.
-    static func startServer(bin: String, dir: String) throws -> (Process, String) {
-        let log = dir + "/serve.log"
-        FileManager.default.createFile(atPath: log, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["serve", "--data-dir", dir + "/data", "--port", "0", "--rate-limit", "0"]
-        p.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"]
-        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
-        p.standardOutput = handle
-        p.standardError = handle
-        try p.run()
-        for _ in 0..<600 {
-            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-            if let r = text.range(of: "listening on http") {
-                let url = String(text[text.index(r.upperBound, offsetBy: -4)...].prefix { !$0.isWhitespace })
-                return (p, url)
-            }
-            if !p.isRunning { break }
-            usleep(50_000)
-        }
-        p.terminate()
-        throw Failure("latch serve did not start: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
-    }
 }
