@@ -60,43 +60,22 @@ public enum AuditChain {
         let ms = millis(e.time)
         let limit: Int64 = 1 << 53
         guard e.seq.magnitude <= limit.magnitude, ms.magnitude <= limit.magnitude else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(512)
-        out += e.prevHash.utf8
-        out.append(UInt8(ascii: "{"))
-        var first = true
-        func key(_ k: StaticString) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
-        }
-        func string(_ k: StaticString, _ v: String?) {
-            guard let v else { return }
-            key(k)
-            CanonicalJSON.appendString(v, to: &out)
-        }
-        func number(_ k: StaticString, _ v: Int64) {
-            key(k)
-            out += String(v).utf8
-        }
+        var o = JSONObjectBytes(prefix: e.prevHash, capacity: 512)
         // Sorted by UTF-16 code units: accessKey < action < assetId < assetType < detail <
         // outcome < prevHash < principalId < seq < source < tenantId < timeMs.
-        string("accessKey", e.accessKey)
-        string("action", e.action)
-        string("assetId", e.assetId)
-        string("assetType", e.assetType)
-        string("detail", e.detail)
-        string("outcome", e.outcome)
-        string("prevHash", e.prevHash)
-        string("principalId", e.principalId)
-        number("seq", e.seq)
-        string("source", e.source)
-        string("tenantId", e.tenantId)
-        number("timeMs", ms)
-        out.append(UInt8(ascii: "}"))
-        return out
+        o.string("accessKey", e.accessKey)
+        o.string("action", e.action)
+        o.string("assetId", e.assetId)
+        o.string("assetType", e.assetType)
+        o.string("detail", e.detail)
+        o.string("outcome", e.outcome)
+        o.string("prevHash", e.prevHash)
+        o.string("principalId", e.principalId)
+        o.raw("seq", String(e.seq))
+        o.string("source", e.source)
+        o.string("tenantId", e.tenantId)
+        o.raw("timeMs", String(ms))
+        return o.finish()
     }
 
     /// The hash through `CanonicalJSON.encode` of the payload struct (the definition).
@@ -214,36 +193,59 @@ extension AuditEvent {
     /// the members `JSONEncoder` would write (absent optionals left out, `time` as seconds since
     /// 2001 as `Date`'s default coding does), so `JSONDecoder` reads back an equal event.
     public var documentJSON: String {
-        var out: [UInt8] = []
-        out.reserveCapacity(640)
+        var o = JSONObjectBytes(capacity: 640)
+        o.raw("seq", String(seq))
+        o.string("tenantId", tenantId)
+        o.raw("time", time.timeIntervalSinceReferenceDate.description)
+        o.string("action", action)
+        o.string("outcome", outcome)
+        o.string("principalId", principalId)
+        o.string("accessKey", accessKey)
+        o.string("assetType", assetType)
+        o.string("assetId", assetId)
+        o.string("source", source)
+        o.string("detail", detail)
+        o.string("prevHash", prevHash)
+        o.string("hash", hash)
+        return String(decoding: o.finish(), as: UTF8.self)
+    }
+}
+
+/// A JSON object written member by member, in the order given, into bytes: for the audit
+/// event's fixed-shape documents (strings escaped as RFC 8785 does; absent optionals left out).
+struct JSONObjectBytes {
+    private var out: [UInt8] = []
+    private var first = true
+
+    init(prefix: String = "", capacity: Int) {
+        out.reserveCapacity(capacity)
+        out += prefix.utf8
         out.append(UInt8(ascii: "{"))
-        var first = true
-        func key(_ k: StaticString) {
-            if !first { out.append(UInt8(ascii: ",")) }
-            first = false
-            out.append(UInt8(ascii: "\""))
-            out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
-            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
-        }
-        func string(_ k: StaticString, _ v: String?) {
-            guard let v else { return }
-            key(k)
-            CanonicalJSON.appendString(v, to: &out)
-        }
-        key("seq"); out += String(seq).utf8
-        string("tenantId", tenantId)
-        key("time"); out += time.timeIntervalSinceReferenceDate.description.utf8
-        string("action", action)
-        string("outcome", outcome)
-        string("principalId", principalId)
-        string("accessKey", accessKey)
-        string("assetType", assetType)
-        string("assetId", assetId)
-        string("source", source)
-        string("detail", detail)
-        string("prevHash", prevHash)
-        string("hash", hash)
+    }
+
+    private mutating func key(_ k: StaticString) {
+        if !first { out.append(UInt8(ascii: ",")) }
+        first = false
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: UnsafeBufferPointer(start: k.utf8Start, count: k.utf8CodeUnitCount))
+        out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+    }
+
+    /// A string member; nothing when `v` is nil.
+    mutating func string(_ k: StaticString, _ v: String?) {
+        guard let v else { return }
+        key(k)
+        CanonicalJSON.appendString(v, to: &out)
+    }
+
+    /// A member whose value is already JSON text (a number).
+    mutating func raw(_ k: StaticString, _ json: String) {
+        key(k)
+        out += json.utf8
+    }
+
+    mutating func finish() -> [UInt8] {
         out.append(UInt8(ascii: "}"))
-        return String(decoding: out, as: UTF8.self)
+        return out
     }
 }
