@@ -93,6 +93,8 @@ public struct VerifiedItem: Sendable {
     public var detail: ItemDetailCheckpoint
     /// The detail envelope as it verified (checkpoint, signer key id, signature).
     var signed: SignedEnvelope<ItemDetailCheckpoint>
+    /// `detail.hash`, as computed when it verified (a canonical encoding: worth not redoing).
+    var detailHash: String
 }
 
 public struct VerifiedVault: Sendable {
@@ -167,8 +169,9 @@ public enum VaultVerifier {
 
     /// `earlier` is this vault as it verified in an earlier sync of this client, or nil. Work
     /// whose inputs are byte for byte those of the earlier check is not redone: unwrapping the
-    /// same wrapped key, checking the same signature by the same key over the same detail, and
-    /// decrypting a value whose served text hashes to the same signed envelope hash. Every
+    /// same wrapped key, checking the same signature by the same key over the same detail (and
+    /// re-encoding that detail for its hash), and decrypting a value whose served text hashes
+    /// to the same signed envelope hash. Every
     /// other check (signers against the directory and the writer set, the summary's item
     /// hashes, versions against `seen`) runs in full, so a delta sync of one change costs one
     /// item's work, not the vault's.
@@ -222,7 +225,8 @@ public enum VaultVerifier {
         guard Set(summaryIds).count == summaryIds.count else { throw fail("\(vaultLabel): summary lists an item twice") }
         let served = Dictionary(m.items.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         guard served.count == m.items.count else { throw fail("\(vaultLabel): server sent an item twice") }
-        if let extra = served.keys.first(where: { !summaryIds.contains($0) }) {
+        let listed = Set(summaryIds)
+        if let extra = served.keys.first(where: { !listed.contains($0) }) {
             throw fail("\(vaultLabel): server sent item \(extra), which the signed summary v\(summary.version) does not list")
         }
         var nextSeen = seen
@@ -237,14 +241,16 @@ public enum VaultVerifier {
             guard detail.vaultItemId == entry.id, detail.vaultId == m.vaultId else {
                 throw fail("\(label): detail checkpoint is for item \(detail.vaultItemId) in vault \(detail.vaultId)")
             }
-            guard detail.hash == entry.detailHash else {
+            // An earlier check of this very envelope (same checkpoint, key id and signature).
+            let same = earlierItems[entry.id].flatMap { $0.signed == item.detail ? $0 : nil }
+            let detailHash = same?.detailHash ?? detail.hash
+            guard detailHash == entry.detailHash else {
                 throw fail("\(label): detail checkpoint v\(detail.version) does not match the hash in the signed summary")
             }
             guard detail.name == entry.name, detail.type == entry.type else {
                 throw fail("\(label): detail checkpoint names it \"\(detail.name)\" (\(detail.type))")
             }
             let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", writers: writers)
-            let same = earlierItems[entry.id].flatMap { $0.signed == item.detail ? $0 : nil }
             if same == nil {
                 do { try item.detail.verify(with: detailSigner.publicKey) } catch {
                     throw fail("\(label): detail checkpoint signature is invalid (\(error))")
@@ -287,7 +293,7 @@ public enum VaultVerifier {
                                             isEnvironmentVariable: f.isEnvironmentVariable, value: value))
             }
             items.append(VerifiedItem(id: entry.id, name: entry.name, type: entry.type, version: detail.version, fields: fields, detail: detail,
-                                      signed: item.detail))
+                                      signed: item.detail, detailHash: detailHash))
         }
         seen = nextSeen
         seen.memberKeys = keysSeen.memberKeys

@@ -121,6 +121,15 @@ struct Fixture {
         forged.items[i].detail = SignedEnvelope(checkpoint: d.checkpoint, signerKeyId: d.signerKeyId,
                                                 signature: try outsiderTestKey.sign(Data("x".utf8)).base64EncodedString())
         refusedWithEarlier(forged, "detail checkpoint signature is invalid")
+        // a newer summary, signed by a writer, that lists another hash for an unchanged detail:
+        // the hash remembered from the earlier check is still compared with the new summary
+        var relisted = f.material
+        var sum = relisted.summary.checkpoint
+        sum.version += 1
+        let j = sum.items.firstIndex { $0.id == "i-db" }!
+        sum.items[j].detailHash = String(repeating: "0", count: 64)
+        relisted.summary = try .sign(sum, with: sharedTestKey)
+        refusedWithEarlier(relisted, "does not match the hash in the signed summary")
         // the vault as it was before the write, replayed to a client that verified the write
         var s2 = next
         let e = #expect(throws: LatchError.self) { try VaultVerifier.verify(before, privateKey: agentTestKey, seen: &s2, earlier: v) }
