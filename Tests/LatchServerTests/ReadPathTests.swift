@@ -23,10 +23,19 @@ struct ReadPathTests {
         return (admin, v, try #require(detail.fields.first?.id))
     }
 
+    /// Runs `body` with a fresh SQLite store, closed afterwards whether it threw or not.
+    func withSQLiteStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
+        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
+        do { try await body(store) } catch {
+            await store.close()
+            throw error
+        }
+        await store.close()
+    }
+
     @Test("concurrent field reads on SQLite: every read audited, group commits keep the chain verifiable")
     func concurrentReadsAudited() async throws {
-        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
-        do {
+        try await withSQLiteStore { store in
             try await withHarness(store: store) { h in
                 let (admin, v, fieldId) = try await seed(h)
                 let before = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10_000)) }.count
@@ -49,11 +58,7 @@ struct ReadPathTests {
                 #expect(appended.map(\.seq) == Array(Int64(total + 1)...Int64(total + 250)))
                 #expect(try await verifyAuditChain(store) == total + 250)
             }
-        } catch {
-            await store.close()
-            throw error
         }
-        await store.close()
     }
 
     @Test("field read access: direct grant, group grant, no grant, wrong vault")
@@ -88,9 +93,8 @@ struct ReadPathTests {
 
     @Test("read-audit batches commit deferred (visible at once, flushed in the background); writes and refusals stay full")
     func readAuditDurability() async throws {
-        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
-        let recording = DurabilityRecordingStore(store)
-        do {
+        try await withSQLiteStore { store in
+            let recording = DurabilityRecordingStore(store)
             try await withHarness(store: recording) { h in
                 let (admin, v, fieldId) = try await seed(h)
                 #expect(recording.taken().allSatisfy { $0 == .full })   // seeding: writes only
@@ -118,11 +122,7 @@ struct ReadPathTests {
                 let refused = recording.taken()
                 #expect(!refused.isEmpty && refused.allSatisfy { $0 == .full })
             }
-        } catch {
-            await store.close()
-            throw error
         }
-        await store.close()
     }
 
     @Test("removing an agent stops its (cached) API key on the next request")
