@@ -11,12 +11,27 @@ public protocol HTTPTransport: Sendable {
 public struct URLSessionTransport: HTTPTransport {
     let session: URLSession
     public init(timeout: TimeInterval = 30) {
-        let config = URLSessionConfiguration.ephemeral
-        config.timeoutIntervalForRequest = timeout
-        config.httpCookieStorage = nil
-        config.urlCache = nil
-        session = URLSession(configuration: config)
+        session = Self.shared(timeout: timeout)
     }
+
+    /// One session per timeout for the whole process, never torn down: on Linux,
+    /// FoundationNetworking's session teardown races its socket dispatch sources and can crash
+    /// the process in libdispatch (swift-corelibs-foundation #4791), which a client made and
+    /// freed per sync (SDK users, `latch mcp`, the tests) would keep hitting.
+    private static func shared(timeout: TimeInterval) -> URLSession {
+        sessionsLock.withLock {
+            if let s = sessions[timeout] { return s }
+            let config = URLSessionConfiguration.ephemeral
+            config.timeoutIntervalForRequest = timeout
+            config.httpCookieStorage = nil
+            config.urlCache = nil
+            let s = URLSession(configuration: config)
+            sessions[timeout] = s
+            return s
+        }
+    }
+    private nonisolated(unsafe) static var sessions: [TimeInterval: URLSession] = [:]
+    private static let sessionsLock = NSLock()
     public func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
         let (data, response) = try await session.data(for: request)
         guard let http = response as? HTTPURLResponse else {
