@@ -57,10 +57,16 @@ public enum AuditChain {
     /// (the hot path: every audited request hashes one event). Nil when a number is beyond
     /// ±2^53, where the generic path's double formatting decides; a test holds the two equal.
     static func canonicalInput(_ e: AuditEvent) -> [UInt8]? {
-        let ms = millis(e.time)
         let limit: Int64 = 1 << 53
-        guard e.seq.magnitude <= limit.magnitude, ms.magnitude <= limit.magnitude else { return nil }
-        var o = JSONObjectBytes(prefix: e.prevHash, capacity: 512)
+        guard e.seq.magnitude <= limit.magnitude, millis(e.time).magnitude <= limit.magnitude else { return nil }
+        return canonicalBytes(e, prefix: e.prevHash, prevHash: e.prevHash, seq: String(e.seq)).bytes
+    }
+
+    /// `prefix || canonicalJSON(payload)` with the given `prevHash` and `seq` text; `prevEnd` is
+    /// the offset where the prevHash value's text ends (before its closing quote), `seqEnd`
+    /// where the seq number's text ends. The one place the payload's members are written.
+    static func canonicalBytes(_ e: AuditEvent, prefix: String, prevHash: String, seq: String) -> (bytes: [UInt8], prevEnd: Int, seqEnd: Int) {
+        var o = JSONObjectBytes(prefix: prefix, capacity: 512)
         // Sorted by UTF-16 code units: accessKey < action < assetId < assetType < detail <
         // outcome < prevHash < principalId < seq < source < tenantId < timeMs.
         o.string("accessKey", e.accessKey)
@@ -69,13 +75,15 @@ public enum AuditChain {
         o.string("assetType", e.assetType)
         o.string("detail", e.detail)
         o.string("outcome", e.outcome)
-        o.string("prevHash", e.prevHash)
+        o.string("prevHash", prevHash)
+        let prevEnd = o.count - 1
         o.string("principalId", e.principalId)
-        o.raw("seq", String(e.seq))
+        o.raw("seq", seq)
+        let seqEnd = o.count
         o.string("source", e.source)
         o.string("tenantId", e.tenantId)
-        o.raw("timeMs", String(ms))
-        return o.finish()
+        o.raw("timeMs", String(millis(e.time)))
+        return (o.finish(), prevEnd, seqEnd)
     }
 
     /// The hash through `CanonicalJSON.encode` of the payload struct (the definition).
@@ -129,6 +137,49 @@ public func verifyAuditChain(_ store: any LatchStore) async throws -> Int {
     return try AuditChain.verify(events)
 }
 
+/// The parts of an event's hash input and stored document that do not depend on its place in
+/// the chain, for a store that chains a batch in the database (the PostgreSQL store's audit
+/// group commit), so the database orders the appends and the chain is what `AuditChain`
+/// defines, with no second copy of the format:
+///
+///     hashInput = prevHash ‖ hashHead ‖ prevHash ‖ hashMiddle ‖ decimal(seq) ‖ hashTail
+///     hash      = lowercase hex SHA-256(hashInput)
+///     document  = docHead ‖ decimal(seq) ‖ docMiddle ‖ prevHash ‖ docJoin ‖ hash ‖ docTail
+///
+/// (UTF-8 bytes; `prevHash` and `hash` are 64 lowercase hex digits, which JSON writes as they
+/// are). Valid for `seq` up to 2^53, like `AuditChain`'s direct path.
+public struct AuditChainTemplate: Sendable, Equatable {
+    public var hashHead: [UInt8], hashMiddle: [UInt8], hashTail: [UInt8]
+    public var docHead: String, docMiddle: String, docJoin: String, docTail: String
+
+    /// nil when the draft's time is beyond ±2^53 ms (where `AuditChain`'s generic path decides).
+    public init?(_ d: AuditDraft) {
+        let e = d.event(seq: 0, prevHash: "", hash: "")
+        let limit: Int64 = 1 << 53
+        guard AuditChain.millis(e.time).magnitude <= limit.magnitude else { return nil }
+        let h = AuditChain.canonicalBytes(e, prefix: "", prevHash: "", seq: "")
+        hashHead = Array(h.bytes[..<h.prevEnd])
+        hashMiddle = Array(h.bytes[h.prevEnd..<h.seqEnd])
+        hashTail = Array(h.bytes[h.seqEnd...])
+        let doc = e.documentBytes(seq: "", prevHash: "", hash: "")
+        func text(_ r: Range<Int>) -> String { String(decoding: doc.bytes[r], as: UTF8.self) }
+        docHead = text(0..<doc.seqEnd)
+        docMiddle = text(doc.seqEnd..<doc.prevEnd)
+        docJoin = text(doc.prevEnd..<doc.hashEnd)
+        docTail = text(doc.hashEnd..<doc.bytes.count)
+    }
+
+    /// The hash input of the event at `seq` after `prevHash` (the reference for the database's).
+    public func hashInput(seq: Int64, prevHash: String) -> [UInt8] {
+        Array(prevHash.utf8) + hashHead + Array(prevHash.utf8) + hashMiddle + Array(String(seq).utf8) + hashTail
+    }
+
+    /// The stored document of that event with that hash.
+    public func document(seq: Int64, prevHash: String, hash: String) -> String {
+        docHead + String(seq) + docMiddle + prevHash + docJoin + hash + docTail
+    }
+}
+
 /// An audit event before it joins the chain (no sequence number or hashes yet).
 public struct AuditDraft: Sendable {
     public var time: Date
@@ -149,12 +200,18 @@ public struct AuditDraft: Sendable {
 
     /// The chained event that follows `last` (nil: the first event).
     public func chained(after last: (seq: Int64, hash: String)?) throws -> AuditEvent {
-        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
-        var e = AuditEvent(seq: (last?.seq ?? 0) + 1, tenantId: tenantId, time: t, action: action, outcome: outcome,
-                           principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
-                           source: source, detail: detail, prevHash: last?.hash ?? AuditChain.genesis, hash: "")
+        var e = event(seq: (last?.seq ?? 0) + 1, prevHash: last?.hash ?? AuditChain.genesis, hash: "")
         e.hash = try AuditChain.hash(of: e)
         return e
+    }
+
+    /// The event this draft becomes at `seq` after `prevHash`, with `hash` as given (its time
+    /// cut to whole milliseconds, as the chain records it).
+    public func event(seq: Int64, prevHash: String, hash: String) -> AuditEvent {
+        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
+        return AuditEvent(seq: seq, tenantId: tenantId, time: t, action: action, outcome: outcome, principalId: principalId,
+                          accessKey: accessKey, assetType: assetType, assetId: assetId, source: source, detail: detail,
+                          prevHash: prevHash, hash: hash)
     }
 }
 
@@ -193,8 +250,15 @@ extension AuditEvent {
     /// the members `JSONEncoder` would write (absent optionals left out, `time` as seconds since
     /// 2001 as `Date`'s default coding does), so `JSONDecoder` reads back an equal event.
     public var documentJSON: String {
+        String(decoding: documentBytes(seq: String(seq), prevHash: prevHash, hash: hash).bytes, as: UTF8.self)
+    }
+
+    /// The document with the given `seq`, `prevHash` and `hash` text; the offsets where the seq
+    /// number's, the prevHash value's and the hash value's text end (before a closing quote).
+    func documentBytes(seq: String, prevHash: String, hash: String) -> (bytes: [UInt8], seqEnd: Int, prevEnd: Int, hashEnd: Int) {
         var o = JSONObjectBytes(capacity: 640)
-        o.raw("seq", String(seq))
+        o.raw("seq", seq)
+        let seqEnd = o.count
         o.string("tenantId", tenantId)
         o.raw("time", time.timeIntervalSinceReferenceDate.description)
         o.string("action", action)
@@ -206,8 +270,10 @@ extension AuditEvent {
         o.string("source", source)
         o.string("detail", detail)
         o.string("prevHash", prevHash)
+        let prevEnd = o.count - 1
         o.string("hash", hash)
-        return String(decoding: o.finish(), as: UTF8.self)
+        let hashEnd = o.count - 1
+        return (o.finish(), seqEnd, prevEnd, hashEnd)
     }
 }
 
@@ -216,6 +282,8 @@ extension AuditEvent {
 struct JSONObjectBytes {
     private var out: [UInt8] = []
     private var first = true
+    /// Bytes written so far.
+    var count: Int { out.count }
 
     init(prefix: String = "", capacity: Int) {
         out.reserveCapacity(capacity)

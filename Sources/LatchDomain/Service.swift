@@ -321,7 +321,7 @@ actor AuditBatcher {
             let drafts = batch.map(\.0)
             let durability: CommitDurability = batch.allSatisfy(\.1) ? .deferred : .full
             do {
-                try await store.write(durability: durability) { tx in _ = try await tx.appendAudit(drafts) }
+                _ = try await store.appendAuditBatch(drafts, durability: durability)
                 for (_, _, c) in batch { c.resume() }
             } catch {
                 for (_, _, c) in batch { c.resume(throwing: error) }

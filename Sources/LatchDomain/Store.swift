@@ -121,11 +121,21 @@ public protocol LatchStore: Sendable {
     func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
     /// A write transaction committed with the given durability. The default is `write` (full).
     func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
+    /// The audit group commit: appends one event per draft, in order, to the audit chain, chained
+    /// on the chain's tail as it is when they are appended, all or nothing, committed with
+    /// `durability`; returns the events. The default is one `write(durability:)` transaction
+    /// running `appendAudit`; a store may append them in fewer round trips (the PostgreSQL
+    /// store: one statement) with the same result.
+    func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent]
 }
 
 extension LatchStore {
     public func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         try await write(body)
+    }
+    public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
+        guard !drafts.isEmpty else { return [] }
+        return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
     }
 }
 
@@ -161,6 +171,9 @@ extension StoreTransaction {
         String(decoding: try docEncoder.encode(v), as: UTF8.self)
     }
     func decode<T: Decodable>(_ t: T.Type, _ row: StoreRow) throws -> T {
+        // Fields, items and vault access views are read directly (DocJSON.swift); anything that
+        // reader does not fully understand goes to JSONDecoder, as every other document does.
+        if let d = t as? any DirectDocDecodable.Type, let v = d.directDecode(row.doc) as? T { return v }
         do { return try docDecoder.decode(t, from: Data(row.doc.utf8)) } catch {
             throw StoreError(.corrupt, "row \(row.id) does not decode as \(T.self): \(error)")
         }

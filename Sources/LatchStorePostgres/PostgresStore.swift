@@ -12,9 +12,9 @@ import PostgresNIO
 ///   serialised exactly like SQLite's single writer: a version check and the write it guards
 ///   cannot interleave with another replica's, the audit chain's `seq`/`prevHash` are read
 ///   and appended under the lock, and the change log's identity values are handed out in
-///   commit order (a sync cursor read on one replica is valid on any other). The group
-///   commit's one-statement audit append takes the same lock inside its statement and
-///   inserts only if the event it chains on is still the chain's tail;
+///   commit order (a sync cursor read on one replica is valid on any other). The audit
+///   group commit (`appendAuditBatch`) is one statement that takes the same lock, reads the
+///   tail and chains the batch on it in the database;
 /// - a read sees one consistent snapshot: a read body of one statement runs it alone (a
 ///   statement is its own snapshot), one of several runs in a `REPEATABLE READ READ ONLY`
 ///   transaction (see `run`);
@@ -26,8 +26,6 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     public let configuration: PostgresStoreConfiguration
     let pool: PoolHolder
     let logger: Logger
-    /// The audit chain's tail as last seen committed (for the one-statement audit append).
-    let auditTail = AuditTailHint()
     /// First statements of read bodies that issue several (those start in a snapshot at once).
     let snapshotHints = SnapshotHints()
     /// How read bodies and audit appends ran (for tests and diagnostics).
@@ -75,6 +73,8 @@ public final class PostgresLatchStore: LatchStore, Sendable {
 
     /// Closes every pooled connection.
     public func close() async {
+        let n = pathCounts.snapshot
+        logger.debug("PostgreSQL store closing: \(n.oneStatementAppends) audit group commits in one statement, \(n.loneReads) reads of one statement")
         await pool.close()
     }
 
@@ -101,13 +101,13 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         }()),
         (2, tables(of: 2)),  // the transparency log
         (3, [auditAppendFunction]),
+        (4, [chainedAuditAppendFunction]),
     ]
 
-    /// The group commit's audit append in one round trip (`PostgresTransaction.appendGuarded`):
-    /// under the write lock, reads the chain's tail (a fresh snapshot: each statement of a
-    /// volatile function takes one at READ COMMITTED) and inserts the batch only if it chains
-    /// on that tail; otherwise inserts nothing and returns the tail for the caller to chain on.
-    /// `durable` false commits without waiting for the WAL flush (`CommitDurability.deferred`).
+    /// Migration 3's optimistic audit append (a batch chained in Swift on the tail the replica
+    /// last saw, inserted only if that is still the tail). Replaced by migration 4's
+    /// `latch_audit_append_chained` and no longer called; kept so a replica still running the
+    /// previous release keeps working during an upgrade.
     static let auditAppendFunction = """
         CREATE FUNCTION latch_audit_append(lock_key BIGINT, after_seq BIGINT, after_hash TEXT, batch JSONB, durable BOOLEAN)
         RETURNS TABLE (appended BOOLEAN, tail TEXT) LANGUAGE plpgsql VOLATILE AS $fn$
@@ -130,6 +130,65 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             FROM jsonb_to_recordset(batch) AS r (seq BIGINT, tenant_id TEXT, time_ms BIGINT, action TEXT, outcome TEXT,
                                                  principal_id TEXT, asset_id TEXT, hash TEXT, doc TEXT);
             RETURN QUERY SELECT TRUE, NULL::TEXT;
+        END
+        $fn$
+        """
+
+    /// The audit group commit in one round trip, ordered by the database
+    /// (`PostgresLatchStore.appendAuditBatch`): under the write lock it reads the chain's tail
+    /// (a fresh snapshot: each statement of a volatile function takes one at READ COMMITTED),
+    /// chains the batch on it and inserts it, so concurrent replicas' batches queue on the lock
+    /// instead of retrying. Each event comes as its `AuditChainTemplate` (the parts of its hash
+    /// input and document that do not depend on its place in the chain, made in Swift); the
+    /// function only joins them with the sequence number and the previous hash, as the
+    /// template defines, and hashes the bytes with SHA-256. The other columns are read back
+    /// from the finished document. Returns the first event's seq and prevHash and every hash.
+    /// `durable` false commits without waiting for the WAL flush (`CommitDurability.deferred`).
+    static let chainedAuditAppendFunction = """
+        CREATE FUNCTION latch_audit_append_chained(lock_key BIGINT, hash_heads BYTEA[], hash_middles BYTEA[], hash_tails BYTEA[],
+                                                   doc_head TEXT, doc_middles TEXT[], doc_join TEXT, doc_tail TEXT,
+                                                   times_ms BIGINT[], durable BOOLEAN)
+        RETURNS TABLE (first_seq BIGINT, first_prev TEXT, hashes TEXT[]) LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            n INT := COALESCE(array_length(hash_heads, 1), 0);
+            t_seq BIGINT;
+            prev TEXT;
+            h TEXT;
+            hs TEXT[] := '{}';
+            docs TEXT[] := '{}';
+        BEGIN
+            IF n = 0 OR array_length(hash_middles, 1) IS DISTINCT FROM n OR array_length(hash_tails, 1) IS DISTINCT FROM n
+               OR array_length(doc_middles, 1) IS DISTINCT FROM n OR array_length(times_ms, 1) IS DISTINCT FROM n THEN
+                RAISE EXCEPTION 'latch_audit_append_chained: the batch''s arrays differ in length' USING ERRCODE = '22023';
+            END IF;
+            IF NOT durable THEN
+                PERFORM set_config('synchronous_commit', 'off', true);
+            END IF;
+            PERFORM pg_advisory_xact_lock(lock_key);
+            SELECT a.seq, a.hash INTO t_seq, prev FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+            t_seq := COALESCE(t_seq, 0);
+            prev := COALESCE(prev, repeat('0', 64));
+            IF prev !~ '^[0-9a-f]{64}$' THEN
+                RAISE EXCEPTION 'latch_audit_append_chained: the last audit event''s hash is not 64 lowercase hex digits' USING ERRCODE = '22023';
+            END IF;
+            IF t_seq + n > 9007199254740992 THEN
+                RAISE EXCEPTION 'latch_audit_append_chained: sequence numbers past 2^53' USING ERRCODE = '22003';
+            END IF;
+            first_seq := t_seq + 1;
+            first_prev := prev;
+            FOR i IN 1..n LOOP
+                h := encode(sha256(convert_to(prev, 'UTF8') || hash_heads[i] || convert_to(prev, 'UTF8') || hash_middles[i]
+                                   || convert_to((t_seq + i)::TEXT, 'UTF8') || hash_tails[i]), 'hex');
+                docs[i] := doc_head || (t_seq + i)::TEXT || doc_middles[i] || prev || doc_join || h || doc_tail;
+                hs[i] := h;
+                prev := h;
+            END LOOP;
+            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc)
+            SELECT t_seq + k, d.j ->> 'tenantId', times_ms[k], d.j ->> 'action', d.j ->> 'outcome', d.j ->> 'principalId',
+                   d.j ->> 'assetId', hs[k], docs[k]
+            FROM generate_subscripts(hs, 1) AS k, LATERAL (SELECT docs[k]::jsonb AS j) AS d;
+            hashes := hs;
+            RETURN NEXT;
         END
         $fn$
         """
@@ -218,6 +277,52 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         try await run(write: true, durable: durability != .deferred, body)
     }
 
+    /// The most events one `latch_audit_append_chained` call carries (a larger batch is split).
+    static let maxChainedBatch = 1000
+
+    /// The audit group commit in one round trip per `maxChainedBatch` events, ordered by the
+    /// database: each draft goes as its `AuditChainTemplate` to `latch_audit_append_chained`
+    /// (migration 4), which takes the write lock, chains the batch on the tail it finds and
+    /// inserts it. Replicas never retry on each other's appends: they queue on the lock. The
+    /// events, the chain and the durability are those of the default implementation (a draft
+    /// outside the template's range, and a batch split in several calls, use it instead: one
+    /// transaction).
+    public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
+        guard !drafts.isEmpty else { return [] }
+        let templates = drafts.compactMap(AuditChainTemplate.init)
+        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch, let first = templates.first,
+              templates.allSatisfy({ $0.docHead == first.docHead && $0.docJoin == first.docJoin && $0.docTail == first.docTail })
+        else {
+            return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
+        }
+        var binds = PostgresBindings(capacity: 10)
+        binds.append(writeLockKey)
+        binds.append(templates.map { ByteBuffer(bytes: $0.hashHead) })
+        binds.append(templates.map { ByteBuffer(bytes: $0.hashMiddle) })
+        binds.append(templates.map { ByteBuffer(bytes: $0.hashTail) })
+        binds.append(first.docHead)
+        binds.append(templates.map(\.docMiddle))
+        binds.append(first.docJoin)
+        binds.append(first.docTail)
+        binds.append(drafts.map { AuditChain.millis($0.time) })
+        binds.append(durability != .deferred)
+        let query = PostgresQuery(unsafeSQL: "SELECT first_seq, first_prev, hashes FROM latch_audit_append_chained($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                  binds: binds)
+        let rows = try await withLease { c in
+            try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).raw(query)
+        }
+        guard let row = rows.first, let (seq, prev, hashes) = try? row.decode((Int64, String, [String]).self), hashes.count == drafts.count else {
+            throw StoreError(.corrupt, "latch_audit_append_chained returned no answer")
+        }
+        pathCounts.count(\.oneStatementAppends)
+        var prevHash = prev
+        return drafts.enumerated().map { i, d in
+            let e = d.event(seq: seq + Int64(i), prevHash: prevHash, hash: hashes[i])
+            prevHash = hashes[i]
+            return e
+        }
+    }
+
     /// A BEGIN (or a lone read statement) that failed on a connection the pool still thought
     /// alive (the database restarted): nothing was written, so the transaction is tried once
     /// more on a fresh connection.
@@ -226,34 +331,21 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// What one attempt at a transaction came to.
     enum Attempt<T: Sendable>: Sendable {
         case done(T)
-        /// The body went past what its cheap path covers (or the audit tail it chained on had
-        /// moved): nothing was written; run it again, in a full transaction when `full`.
-        case again(full: Bool)
+        /// A read body went past one statement: nothing was kept; run it again in a snapshot.
+        case again
     }
 
-    /// Optimistic audit appends tried before a batch falls back to a full locked transaction.
-    static let optimisticAuditAttempts = 3
-
-    /// Runs `body` as a transaction. Most bodies run as before (`BEGIN`, for writes the
-    /// write lock, their statements, `COMMIT`); two common shapes take fewer round trips,
-    /// with the same outcome (see `PostgresTransaction.Phase`):
-    /// - a read body that issues one statement runs it alone, without `BEGIN`/`COMMIT` (one
-    ///   statement always sees one snapshot); a body that turns out to issue more is stopped
-    ///   at its second statement, its result discarded, and it runs again in a
-    ///   `REPEATABLE READ READ ONLY` transaction (and its first statement's SQL is remembered,
-    ///   so the next such body starts in one directly);
-    /// - a write body that only reads the audit chain's tail and appends events chained on it
-    ///   (the audit group commit) is answered from the tail this process last saw and its
-    ///   events go to the database in one statement that takes the write lock and inserts
-    ///   only if that tail is still the chain's tail; if it moved, nothing is written, the
-    ///   tail is re-read and the body runs again.
+    /// Runs `body` as a transaction: `BEGIN`, for writes the write lock, its statements,
+    /// `COMMIT`; except that a read body that issues one statement runs it alone, without
+    /// `BEGIN`/`COMMIT` (one statement always sees one snapshot). A read body that turns out
+    /// to issue more is stopped at its second statement, its result discarded, and it runs
+    /// again in a `REPEATABLE READ READ ONLY` transaction (and its first statement's SQL is
+    /// remembered, so the next such body starts in one directly). See
+    /// `PostgresTransaction.Phase`.
     func run<T: Sendable>(write: Bool, durable: Bool = true, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         var beginFailures = 0
-        var rounds = 0
         var full = false
         while true {
-            rounds += 1
-            if rounds > Self.optimisticAuditAttempts { full = true }
             let outcome: Attempt<T>
             do {
                 let asFull = full
@@ -265,7 +357,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             }
             switch outcome {
             case .done(let r): return r
-            case .again(let f): if f { full = true }
+            case .again: full = true
             }
         }
     }
@@ -281,32 +373,18 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             throw BeginFailed(underlying: e)
         case .restart:
             if !write, let sql = tx.firstSQL { snapshotHints.record(sql, statements: 2) }
-            return .again(full: true)
+            return .again
         case .fresh:
             return .done(try result.get())
         case .single(let sql):
             snapshotHints.record(sql, statements: 1)
             pathCounts.count(\.loneReads)
             return .done(try result.get())
-        case .auditTail:
-            // The body read the tail but appended nothing: its answer came from this process's
-            // memory, not the database; run it again for real.
-            return .again(full: true)
-        case .auditQueued(let events):
-            let r = try result.get()
-            if try await tx.appendGuarded(events) {
-                auditTail.offer(events.last)
-                pathCounts.count(\.oneStatementAppends)
-                return .done(r)
-            }
-            pathCounts.count(\.movedTails)
-            return .again(full: false)  // appendGuarded left the current tail in the hint
         case .inTransaction:
             do {
                 let r = try result.get()
                 try await tx.raw("COMMIT")
                 if !write, let sql = tx.firstSQL { snapshotHints.record(sql, statements: tx.statements) }
-                if let last = tx.appended { auditTail.offer(last) }
                 return .done(r)
             } catch {
                 // A connection whose transaction state is unknown must not go back to the
@@ -364,31 +442,9 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     }
 }
 
-/// The audit chain's tail as this process last saw it committed: a hint for the optimistic
-/// audit append (the database checks it; a stale hint costs a retry, never a wrong chain).
-final class AuditTailHint: @unchecked Sendable {
-    private let lock = NSLock()
-    /// nil: not known; `.some(nil)`: the chain was empty.
-    private var tail: AuditEvent??
-
-    var known: AuditEvent?? { lock.withLock { tail } }
-
-    /// Records a committed event (or an empty chain) unless a later one is already known.
-    func offer(_ e: AuditEvent?) {
-        lock.withLock {
-            switch (tail, e) {
-            case (.none, _): tail = .some(e)
-            case (.some(.none), .some): tail = .some(e)
-            case (.some(.some(let t)), .some(let n)) where n.seq > t.seq: tail = .some(e)
-            default: break
-            }
-        }
-    }
-}
-
 /// Counts of the cheap paths taken.
 final class PathCounts: @unchecked Sendable {
-    struct Counts { var loneReads = 0, oneStatementAppends = 0, movedTails = 0 }
+    struct Counts { var loneReads = 0, oneStatementAppends = 0 }
     private let lock = NSLock()
     private var counts = Counts()
     var snapshot: Counts { lock.withLock { counts } }
@@ -563,10 +619,6 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         case single(String)
         /// `BEGIN` sent (and, for a write, the write lock taken): statements go straight on.
         case inTransaction
-        /// Write: `lastAuditEvent` was answered from the store's audit-tail hint.
-        case auditTail(AuditEvent?)
-        /// Write: events chained on that tail, to be appended by `appendGuarded` at the end.
-        case auditQueued([AuditEvent])
         /// The body asked for more than its cheap path covers: nothing was written; every
         /// further statement fails and the body runs again as a full transaction.
         case restart
@@ -580,8 +632,6 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     /// need a snapshot).
     private(set) var firstSQL: String?
     private(set) var statements = 0
-    /// The last audit event appended in this transaction (the tail once it commits).
-    private(set) var appended: AuditEvent?
 
     init(_ c: PostgresConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15),
          store: PostgresLatchStore? = nil, write: Bool = true, durable: Bool = true, full: Bool = true) {
@@ -604,7 +654,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
             let p = _phase
             switch p {
             case .fresh: firstSQL = sql
-            case .single, .auditTail, .auditQueued: _phase = .restart
+            case .single: _phase = .restart
             case .inTransaction, .restart, .failed: break
             }
             statements += 1
@@ -612,7 +662,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         }
         switch p {
         case .inTransaction: return false
-        case .restart, .single, .auditTail, .auditQueued: throw Restart()
+        case .restart, .single: throw Restart()
         case .failed(let e): throw e
         case .fresh: break
         }
@@ -662,46 +712,6 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     /// Set when a statement failed because the connection failed (not an error the server sent).
     let connectionLost = Once()
-
-    /// One audit row for `latch_audit_append`'s JSON batch.
-    struct AuditRowJSON: Encodable {
-        var seq: Int64, tenant_id: String?, time_ms: Int64, action: String, outcome: String
-        var principal_id: String?, asset_id: String?, hash: String, doc: String
-    }
-
-    /// Appends `events` (chained on the tail hint) in one statement, outside any transaction,
-    /// through `latch_audit_append` (migration 3): it takes the write lock, so no write
-    /// transaction is between reading the tail and appending to it, and inserts only if the
-    /// event the batch chains on is still the chain's tail. True when the events were
-    /// appended; false when the tail had moved (nothing written; the hint now holds the tail).
-    func appendGuarded(_ events: [AuditEvent]) async throws -> Bool {
-        guard let first = events.first, let store else { return false }
-        let encoder = JSONEncoder()
-        let rows = try events.map { e in
-            AuditRowJSON(seq: e.seq, tenant_id: e.tenantId, time_ms: AuditChain.millis(e.time), action: e.action, outcome: e.outcome,
-                         principal_id: e.principalId, asset_id: e.assetId, hash: e.hash,
-                         doc: String(decoding: try encoder.encode(e), as: UTF8.self))
-        }
-        let batch = String(decoding: try encoder.encode(rows), as: UTF8.self)
-        let answer: [PostgresRow]
-        do {
-            answer = try await raw("""
-                SELECT appended, tail FROM latch_audit_append(\(store.writeLockKey), \(first.seq - 1), \(first.prevHash), \(batch)::jsonb, \(durable))
-                """)
-        } catch let e as StoreError where e.kind == .constraint && e.message.hasPrefix("PostgreSQL 23505") {
-            return false  // a concurrent append took the sequence numbers (only outside READ COMMITTED)
-        }
-        guard let row = answer.first, let (ok, tail) = try? row.decode((Bool, String?).self) else {
-            throw StoreError(.corrupt, "latch_audit_append returned no answer")
-        }
-        if ok { return true }
-        do {
-            store.auditTail.offer(try tail.map { try JSONDecoder().decode(AuditEvent.self, from: Data($0.utf8)) })
-        } catch { throw StoreError(.corrupt, "audit event does not decode: \(error)") }
-        return false
-    }
-
-
 
     /// Maps a driver error to a `StoreError`: serialisation failures and deadlocks are
     /// `.conflict` (the server answers 409; retrying is safe), integrity violations
@@ -893,44 +903,20 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         }
     }
 
-    /// In a write's first statement, answered from the store's tail hint when it has one (see
-    /// `PostgresLatchStore.run`); otherwise read from the database.
     func lastAuditEvent() async throws -> AuditEvent? {
-        if write, !full, let store, case .some(let tail) = store.auditTail.known {
-            let cheap = lock.withLock { () -> Bool in
-                guard case .fresh = _phase else { return false }
-                _phase = .auditTail(tail)
-                return true
-            }
-            if cheap { return tail }
-        }
-        return try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
-    }
-
-    /// Queues `events` when they chain on the tail hint `lastAuditEvent` just gave (appended
-    /// by `appendGuarded` when the body ends); false when they do not, or the body is past that.
-    private func queueOnTail(_ events: [AuditEvent]) -> Bool {
-        lock.withLock {
-            guard case .auditTail(let tail) = _phase, let first = events.first, events.count <= 500,
-                  first.seq == (tail?.seq ?? 0) + 1, first.prevHash == (tail?.hash ?? AuditChain.genesis) else { return false }
-            _phase = .auditQueued(events)
-            return true
-        }
+        try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {
-        if queueOnTail([e]) { return }
         let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
         try await exec("""
             INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
             VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
             \(e.assetId), \(e.hash), \(doc))
             """, writes: true)
-        appended = e
     }
 
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
-        if queueOnTail(events) { return }
         for start in stride(from: 0, to: events.count, by: 500) {
             let chunk = events[start..<min(events.count, start + 500)]
             var binds = PostgresBindings()
@@ -947,7 +933,6 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
                 VALUES \(values.joined(separator: ", "))
                 """, binds: binds), writes: true)
         }
-        if let last = events.last { appended = last }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {

@@ -1,14 +1,16 @@
 import Foundation
 import LatchDomain
-import SQLiteNIO
 
 /// The embedded store: one SQLite file (WAL, synchronous=FULL, foreign keys on), one writer
 /// connection (writes are serialised, each in `BEGIN IMMEDIATE … COMMIT`) and a few reader
 /// connections (WAL lets them read while a write is in flight). Schema migrations are
 /// versioned in code and recorded in `schema_migrations`.
 ///
-/// Each connection has its own thread (SQLite calls block): the writer's commit waits for an
-/// fsync (synchronous=FULL), and on a shared pool that wait would stall the readers behind it.
+/// SQLite is the system library through our own binding (`SQLiteConnection`, SQLiteBinding.swift):
+/// each connection has its own thread (SQLite calls block: the writer's commit waits for an
+/// fsync, and on a shared pool that wait would stall the readers behind it), caches its prepared
+/// statements, and runs a whole transaction body on that thread (one hop there and one back per
+/// transaction, not per statement).
 ///
 /// Durability: every write commits with `synchronous=FULL` (the WAL is fsynced before `write`
 /// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
@@ -18,10 +20,11 @@ import SQLiteNIO
 /// FULL commit (the `sqlite.durable_flushes` setting), whose fsync of the WAL file makes every
 /// earlier frame durable; `close()` flushes too. So a read's audit row can be lost to a power
 /// loss only within about a second of the read (docs/threat-model.md).
+
 public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
-    let writer: Pooled
-    let readers: [Pooled]
+    let writer: SQLiteConnection
+    let readers: [SQLiteConnection]
     let next = Counter()
     let durability = DurabilityState()
     /// How long after a deferred commit the background flush makes it durable.
@@ -64,32 +67,6 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// How many background flushes have committed (for tests and diagnostics).
     public var durableFlushes: Int { durability.flushes }
 
-    final class Pooled: Sendable {
-        let connection: SQLiteConnection
-        let thread: NIOThreadPool
-        let lock = AsyncLock()
-        init(_ c: SQLiteConnection, _ t: NIOThreadPool) { connection = c; thread = t }
-
-        /// Opens a connection on a fresh one-thread pool.
-        static func open(_ path: String) async throws -> Pooled {
-            let t = NIOThreadPool(numberOfThreads: 1)
-            t.start()
-            do {
-                let c = try await SQLiteConnection.open(storage: .file(path: path), threadPool: t,
-                                                        on: MultiThreadedEventLoopGroup.singleton.any())
-                return Pooled(c, t)
-            } catch {
-                try? await t.shutdownGracefully()
-                throw error
-            }
-        }
-
-        func close() async {
-            try? await connection.close()
-            try? await thread.shutdownGracefully()
-        }
-    }
-
     /// Round-robin over the readers (a lock, not an actor: every read passes here).
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
@@ -99,42 +76,50 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
     public static func open(path: String, readers: Int = 4) async throws -> SQLiteLatchStore {
-        var opened: [Pooled] = []   // closed again (threads too) when opening fails part-way
+        var opened: [SQLiteConnection] = []   // closed again (threads too) when opening fails part-way
         do {
-            let wp = try await Pooled.open(path)
-            opened.append(wp)
-            let w = wp.connection
-            for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
-                _ = try await w.query(p)
+            let w = try await SQLiteConnection.open(path: path)
+            opened.append(w)
+            try await w.withHandle("configure the writer connection") { h in
+                for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
+                    try h.execute(p, purpose: "configure the writer connection (\(p))")
+                }
+                try migrate(h)
             }
-            try await migrate(w)
-            var rs: [Pooled] = []
+            var rs: [SQLiteConnection] = []
             for _ in 0..<max(1, readers) {
-                let r = try await Pooled.open(path)
+                let r = try await SQLiteConnection.open(path: path)
                 opened.append(r)
-                for p in ["PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] {
-                    _ = try await r.connection.query(p)
+                try await r.withHandle("configure a reader connection") { h in
+                    for p in ["PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] {
+                        try h.execute(p, purpose: "configure a reader connection (\(p))")
+                    }
                 }
                 rs.append(r)
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
-            return SQLiteLatchStore(path: path, writer: wp, readers: rs)
+            return SQLiteLatchStore(path: path, writer: w, readers: rs)
         } catch {
-            for p in opened { await p.close() }
+            for c in opened { await c.close() }
             if let e = error as? StoreError { throw e }
             throw StoreError(.unavailable, "cannot open SQLite database at \(path): \(error)")
         }
     }
 
-    init(path: String, writer: Pooled, readers: [Pooled]) {
+    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection]) {
         self.path = path; self.writer = writer; self.readers = readers
     }
 
-    /// Makes pending deferred commits durable, then closes every connection.
+    /// Makes pending deferred commits durable, then closes every connection (each once its
+    /// transaction in flight, if any, has ended).
     public func close() async {
         durability.close()
         await flushDeferred()
-        for p in readers + [writer] { await p.close() }
+        for c in readers + [writer] {
+            await c.lock.lock()
+            await c.close()
+            c.lock.unlock()
+        }
     }
 
     // MARK: migrations
@@ -169,19 +154,22 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         ] }
     }
 
-    static func migrate(_ c: SQLiteConnection) async throws {
-        _ = try await c.query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
-        let rows = try await c.query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
-        let current = rows.first?.column("v")?.integer ?? 0
+    /// Applies the pending migrations (on the writer's thread, at open).
+    static func migrate(_ h: SQLiteHandle) throws {
+        try h.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)",
+                      purpose: "create the schema_migrations table")
+        var current: Int64 = 0
+        try h.forEach("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations", purpose: "read the schema version") { current = $0.int(0) }
         for m in migrations where m.version > current {
-            _ = try await c.query("BEGIN IMMEDIATE")
+            try h.execute("BEGIN IMMEDIATE", purpose: "begin migration \(m.version)")
             do {
-                for s in m.statements { _ = try await c.query(s) }
-                _ = try await c.query("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-                                      [.integer(m.version), .text(ISO8601DateFormatter().string(from: Date()))])
-                _ = try await c.query("COMMIT")
+                for s in m.statements { try h.execute(s, purpose: "apply migration \(m.version)") }
+                try h.execute("INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                              [.int(Int64(m.version)), .text(ISO8601DateFormatter().string(from: Date()))],
+                              purpose: "record migration \(m.version)")
+                try h.execute("COMMIT", purpose: "commit migration \(m.version)")
             } catch {
-                _ = try? await c.query("ROLLBACK")
+                try? h.execute("ROLLBACK", purpose: "roll back migration \(m.version)")
                 throw StoreError(.unavailable, "migration \(m.version) failed: \(error)")
             }
         }
@@ -198,8 +186,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     // MARK: transactions
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        let p = readers[next.take() % readers.count]
-        return try await run(p, begin: "BEGIN", body)
+        let c = readers[next.take() % readers.count]
+        return try await run(c, begin: "BEGIN", body)
     }
 
     public func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
@@ -223,62 +211,67 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// The background flush: when deferred commits are pending, one FULL commit that changes a
     /// row, so SQLite fsyncs the WAL file and with it every frame written before.
     func flushDeferred() async {
-        await writer.lock.lock()
-        let c = writer.connection
-        if let upTo = durability.beginFlush(), !c.isClosed {
-            do {
-                try await setSynchronous(c, .full)
-                _ = try await c.query("BEGIN IMMEDIATE")
-                do {
-                    _ = try await c.query("""
-                        INSERT INTO settings (key, value) VALUES ('sqlite.durable_flushes', '1') \
-                        ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
-                        """)
-                    _ = try await c.query("COMMIT")
-                } catch {
-                    _ = try? await c.query("ROLLBACK")
-                    throw error
+        let c = writer
+        await c.lock.lock()
+        defer { c.lock.unlock() }
+        guard let upTo = durability.beginFlush(), !c.isClosed else { return }
+        do {
+            try await c.onThread {
+                try await self.setSynchronous(c, .full)
+                try await c.withHandle("flush deferred commits") { h in
+                    try h.execute("BEGIN IMMEDIATE", purpose: "begin the durability flush")
+                    do {
+                        try h.execute("""
+                            INSERT INTO settings (key, value) VALUES ('sqlite.durable_flushes', '1') \
+                            ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
+                            """, purpose: "count a durability flush")
+                        try h.execute("COMMIT", purpose: "commit the durability flush")
+                    } catch {
+                        try? h.execute("ROLLBACK", purpose: "roll back the durability flush")
+                        throw error
+                    }
                 }
-                durability.flushed(upTo)
-            } catch {
-                // Still pending: scheduleFlush tries again, and close() does.
             }
+            durability.flushed(upTo)
+        } catch {
+            // Still pending: scheduleFlush tries again, and close() does.
         }
-        await writer.lock.unlock()
     }
 
     /// Switches the writer between FULL and NORMAL (outside a transaction, under its lock).
     func setSynchronous(_ c: SQLiteConnection, _ d: CommitDurability) async throws {
         let normal = d == .deferred
         guard durability.normal != normal else { return }
-        _ = try await c.query(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL")
+        try await c.execute(normal ? "PRAGMA synchronous=NORMAL" : "PRAGMA synchronous=FULL", purpose: "set the commit durability")
         durability.normal = normal
     }
 
-    func run<T: Sendable>(_ p: Pooled, begin: String, synchronous: CommitDurability? = nil,
+    /// One transaction on `c`: its lock held from BEGIN to COMMIT, and the whole body run with
+    /// the task on the connection's thread (its statements then need no hop each).
+    func run<T: Sendable>(_ c: SQLiteConnection, begin: String, synchronous: CommitDurability? = nil,
                           _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        await p.lock.lock()
-        let c = p.connection
-        do {
+        await c.lock.lock()
+        defer { c.lock.unlock() }
+        return try await c.onThread {
             if let synchronous {
                 do { try await setSynchronous(c, synchronous) } catch {
                     throw StoreError(.unavailable, "cannot set the commit durability: \(error)")
                 }
             }
-            do { _ = try await c.query(begin) } catch { throw StoreError(.unavailable, "cannot begin a transaction: \(error)") }
+            do { try await c.execute(begin, purpose: "begin a transaction") } catch {
+                throw StoreError(.unavailable, "cannot begin a transaction: \(error)")
+            }
             let r: T
             do {
                 r = try await body(SQLiteTransaction(c))
-                do { _ = try await c.query("COMMIT") } catch { throw StoreError(.unavailable, "commit failed: \(error)") }
+                do { try await c.execute("COMMIT", purpose: "commit a transaction") } catch {
+                    throw StoreError(.unavailable, "commit failed: \(error)")
+                }
             } catch {
-                _ = try? await c.query("ROLLBACK")
+                try? await c.execute("ROLLBACK", purpose: "roll back a transaction")
                 throw error
             }
-            await p.lock.unlock()
             return r
-        } catch {
-            await p.lock.unlock()
-            throw error
         }
     }
 }
@@ -287,43 +280,75 @@ final class SQLiteTransaction: StoreTransaction {
     let c: SQLiteConnection
     init(_ c: SQLiteConnection) { self.c = c }
 
-    func q(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
-        do { return try await c.query(sql, binds) } catch let e as SQLiteError {
-            // SQLite reports most constraint failures by extended code (constraintPrimaryKeyFailed, …).
-            throw StoreError(String(describing: e.reason).hasPrefix("constraint") ? .constraint : .unavailable, "\(e)")
-        } catch { throw StoreError(.unavailable, "\(error)") }
+    static let rowColumns = "id, tenant_id, parent_id, lookup, doc"
+
+    /// Runs `body` with the connection's handle (no hop inside a transaction body), SQLite
+    /// errors as store errors: constraint failures as `.constraint`, the rest `.unavailable`.
+    func h<T: Sendable>(_ purpose: String, _ body: @escaping @Sendable (SQLiteHandle) throws -> T) async throws -> T {
+        do { return try await c.withHandle(purpose, body) } catch let e as SQLiteError {
+            throw StoreError(e.isConstraint ? .constraint : .unavailable, "\(e)")
+        } catch let e as StoreError { throw e } catch { throw StoreError(.unavailable, "\(error)") }
     }
 
-    static func opt(_ s: String?) -> SQLiteData { s.map { .text($0) } ?? .null }
+    /// One statement's rows.
+    func q(_ sql: String, _ binds: [SQLiteValue] = [], purpose: String) async throws -> [SQLiteRow] {
+        try await h(purpose) { try $0.query(sql, binds, purpose: purpose) }
+    }
 
-    func row(_ r: SQLiteRow) throws -> StoreRow {
-        guard let id = r.column("id")?.string, let doc = r.column("doc")?.string else { throw StoreError(.corrupt, "row without id or doc") }
-        func s(_ n: String) -> String? { r.column(n).flatMap { $0.isNull ? nil : $0.string } }
-        return StoreRow(id: id, tenantId: s("tenant_id"), parentId: s("parent_id"), lookup: s("lookup"), doc: doc)
+    /// One statement, no rows wanted.
+    func x(_ sql: String, _ binds: [SQLiteValue] = [], purpose: String) async throws {
+        try await h(purpose) { try $0.execute(sql, binds, purpose: purpose) }
+    }
+
+    /// The rows of a `SELECT id, tenant_id, parent_id, lookup, doc` (from column `first` on).
+    func rows(_ sql: String, _ binds: [SQLiteValue], purpose: String) async throws -> [StoreRow] {
+        try await h(purpose) { h in
+            var out: [StoreRow] = []
+            try h.forEach(sql, binds, purpose: purpose) { out.append(try Self.row($0, 0)) }
+            return out
+        }
+    }
+
+    static func row(_ r: SQLiteCursor, _ first: Int) throws -> StoreRow {
+        guard let id = r.text(first), let doc = r.text(first + 4) else { throw StoreError(.corrupt, "row without id or doc") }
+        return StoreRow(id: id, tenantId: r.text(first + 1), parentId: r.text(first + 2), lookup: r.text(first + 3), doc: doc)
+    }
+
+    static func binds(_ r: StoreRow) -> [SQLiteValue] {
+        [.text(r.id), .optional(r.tenantId), .optional(r.parentId), .optional(r.lookup), .text(r.doc)]
     }
 
     func schemaVersion() async throws -> Int {
-        try await q("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations").first?.column("v")?.integer ?? 0
+        try await h("read the schema version") { h in
+            var v: Int64 = 0
+            try h.forEach("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations", purpose: "read the schema version") { v = $0.int(0) }
+            return Int(v)
+        }
     }
 
     func insert(_ table: StoreTable, _ r: StoreRow) async throws -> Bool {
-        if try await q("SELECT 1 AS x FROM \(table.rawValue) WHERE id = ?", [.text(r.id)]).first != nil { return false }
-        _ = try await q("INSERT INTO \(table.rawValue) (id, tenant_id, parent_id, lookup, doc) VALUES (?, ?, ?, ?, ?)",
-                        [.text(r.id), Self.opt(r.tenantId), Self.opt(r.parentId), Self.opt(r.lookup), .text(r.doc)])
-        return true
+        let t = table.rawValue
+        return try await h("insert a row into \(t)") { h in
+            var exists = false
+            try h.forEach("SELECT 1 AS x FROM \(t) WHERE id = ?", [.text(r.id)], purpose: "look for a row of \(t)") { _ in exists = true }
+            if exists { return false }
+            try h.execute("INSERT INTO \(t) (\(Self.rowColumns)) VALUES (?, ?, ?, ?, ?)", Self.binds(r), purpose: "insert a row into \(t)")
+            return true
+        }
     }
 
     func put(_ table: StoreTable, _ r: StoreRow) async throws {
         // Portable upsert (SQLite >= 3.24 and PostgreSQL share this syntax).
-        _ = try await q("""
-            INSERT INTO \(table.rawValue) (id, tenant_id, parent_id, lookup, doc) VALUES (?, ?, ?, ?, ?) \
+        try await x("""
+            INSERT INTO \(table.rawValue) (\(Self.rowColumns)) VALUES (?, ?, ?, ?, ?) \
             ON CONFLICT (id) DO UPDATE SET tenant_id = excluded.tenant_id, parent_id = excluded.parent_id, \
             lookup = excluded.lookup, doc = excluded.doc
-            """, [.text(r.id), Self.opt(r.tenantId), Self.opt(r.parentId), Self.opt(r.lookup), .text(r.doc)])
+            """, Self.binds(r), purpose: "write a row of \(table.rawValue)")
     }
 
     func get(_ table: StoreTable, id: String) async throws -> StoreRow? {
-        try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE id = ?", [.text(id)]).first.map(row)
+        try await rows("SELECT \(Self.rowColumns) FROM \(table.rawValue) WHERE id = ?", [.text(id)],
+                       purpose: "read a row of \(table.rawValue)").first
     }
 
     func getMany(_ table: StoreTable, ids: [String]) async throws -> [StoreRow] {
@@ -332,123 +357,161 @@ final class SQLiteTransaction: StoreTransaction {
         for start in stride(from: 0, to: ids.count, by: 500) {   // SQLite allows 999 parameters by default
             let chunk = ids[start..<min(ids.count, start + 500)]
             let marks = Array(repeating: "?", count: chunk.count).joined(separator: ",")
-            out += try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE id IN (\(marks))",
-                               chunk.map { .text($0) }).map(row)
+            out += try await rows("SELECT \(Self.rowColumns) FROM \(table.rawValue) WHERE id IN (\(marks))",
+                                  chunk.map { .text($0) }, purpose: "read rows of \(table.rawValue)")
         }
         return out
     }
 
     func getLineage(_ tables: [StoreTable], id: String) async throws -> [StoreRow] {
         guard !tables.isEmpty else { return [] }
-        let rows = try await q(LineageSQL.query(tables, placeholder: "?1"), [.text(id)])
-        // Ordered here, not by the query: an ORDER BY on the compound SELECT makes SQLite build
-        // a sorter, which costs more to prepare than the whole query takes to run.
-        let numbered = rows.map { ($0.column("n")?.integer ?? -1, $0) }.sorted { $0.0 < $1.0 }
-        var out: [StoreRow] = []
-        for (n, r) in numbered {
-            guard n == out.count else { break }
-            out.append(try row(r))
+        let sql = LineageSQL.query(tables, placeholder: "?1")
+        return try await h("read a row and its parents") { h in
+            // Ordered here, not by the query: an ORDER BY on the compound SELECT makes SQLite
+            // build a sorter, which costs more to prepare than the whole query takes to run.
+            var numbered: [(Int64, StoreRow)] = []
+            try h.forEach(sql, [.text(id)], purpose: "read a row and its parents") { numbered.append(($0.int(0), try Self.row($0, 1))) }
+            numbered.sort { $0.0 < $1.0 }
+            var out: [StoreRow] = []
+            for (n, r) in numbered {
+                guard n == out.count else { break }
+                out.append(r)
+            }
+            return out
         }
-        return out
     }
 
     func find(_ table: StoreTable, _ column: StoreColumn, _ value: String) async throws -> [StoreRow] {
-        try await q("SELECT id, tenant_id, parent_id, lookup, doc FROM \(table.rawValue) WHERE \(column.rawValue) = ? ORDER BY id",
-                    [.text(value)]).map(row)
+        try await rows("SELECT \(Self.rowColumns) FROM \(table.rawValue) WHERE \(column.rawValue) = ? ORDER BY id",
+                       [.text(value)], purpose: "find rows of \(table.rawValue)")
     }
 
     func delete(_ table: StoreTable, id: String) async throws {
-        _ = try await q("DELETE FROM \(table.rawValue) WHERE id = ?", [.text(id)])
+        try await x("DELETE FROM \(table.rawValue) WHERE id = ?", [.text(id)], purpose: "delete a row of \(table.rawValue)")
     }
 
     func setting(_ key: String) async throws -> String? {
-        try await q("SELECT value FROM settings WHERE key = ?", [.text(key)]).first?.column("value")?.string
+        try await h("read a setting") { h in
+            var v: String?
+            try h.forEach("SELECT value FROM settings WHERE key = ?", [.text(key)], purpose: "read a setting") { v = $0.text(0) }
+            return v
+        }
     }
 
     func setSetting(_ key: String, _ value: String?) async throws {
         if let value {
-            _ = try await q("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                            [.text(key), .text(value)])
+            try await x("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                        [.text(key), .text(value)], purpose: "write a setting")
         } else {
-            _ = try await q("DELETE FROM settings WHERE key = ?", [.text(key)])
+            try await x("DELETE FROM settings WHERE key = ?", [.text(key)], purpose: "delete a setting")
         }
     }
 
-    func audit(_ r: SQLiteRow) throws -> AuditEvent {
-        guard let doc = r.column("doc")?.string else { throw StoreError(.corrupt, "audit row without doc") }
+    /// The `doc` column (the first) of each row.
+    func docs(_ sql: String, _ binds: [SQLiteValue], purpose: String) async throws -> [String] {
+        try await h(purpose) { h in
+            var out: [String] = []
+            try h.forEach(sql, binds, purpose: purpose) { r in
+                guard let d = r.text(0) else { throw StoreError(.corrupt, "audit row without doc") }
+                out.append(d)
+            }
+            return out
+        }
+    }
+
+    func audit(_ doc: String) throws -> AuditEvent {
         do { return try JSONDecoder().decode(AuditEvent.self, from: Data(doc.utf8)) } catch {
             throw StoreError(.corrupt, "audit event does not decode: \(error)")
         }
     }
 
     func lastAuditEvent() async throws -> AuditEvent? {
-        try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
+        try await docs("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1", [], purpose: "read the last audit event").first.map(audit)
     }
 
     func lastAuditLink() async throws -> (seq: Int64, hash: String)? {
-        guard let r = try await q("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first else { return nil }
-        guard let seq = r.column("seq")?.integer, let hash = r.column("hash")?.string else { throw StoreError(.corrupt, "audit row without seq or hash") }
-        return (Int64(seq), hash)
+        let link: [Link] = try await h("read the audit chain's tail") { h in
+            var out: [Link] = []
+            try h.forEach("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1", purpose: "read the audit chain's tail") { r in
+                guard !r.isNull(0), let hash = r.text(1) else { throw StoreError(.corrupt, "audit row without seq or hash") }
+                out.append(Link(seq: r.int(0), hash: hash))
+            }
+            return out
+        }
+        return link.first.map { ($0.seq, $0.hash) }
+    }
+    struct Link: Sendable { var seq: Int64; var hash: String }
+
+    static func auditBinds(_ e: AuditEvent) -> [SQLiteValue] {
+        [.int(e.seq), .optional(e.tenantId), .int(AuditChain.millis(e.time)), .text(e.action),
+         .text(e.outcome), .optional(e.principalId), .optional(e.assetId), .text(e.hash), .text(e.documentJSON)]
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {
-        let doc = e.documentJSON
-        _ = try await q("""
+        try await x("""
             INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.integer(Int(e.seq)), Self.opt(e.tenantId), .integer(Int(AuditChain.millis(e.time))), .text(e.action),
-                  .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)])
+            """, Self.auditBinds(e), purpose: "append an audit event")
     }
 
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
         for start in stride(from: 0, to: events.count, by: 100) {   // 9 parameters a row, under SQLite's 999
             let chunk = events[start..<min(events.count, start + 100)]
-            var binds: [SQLiteData] = []
+            var binds: [SQLiteValue] = []
             binds.reserveCapacity(chunk.count * 9)
-            for e in chunk {
-                let doc = e.documentJSON
-                binds += [.integer(Int(e.seq)), Self.opt(e.tenantId), .integer(Int(AuditChain.millis(e.time))), .text(e.action),
-                          .text(e.outcome), Self.opt(e.principalId), Self.opt(e.assetId), .text(e.hash), .text(doc)]
-            }
+            for e in chunk { binds += Self.auditBinds(e) }
             let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
-            _ = try await q("INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) VALUES \(values)",
-                            binds)
+            try await x("INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) VALUES \(values)",
+                        binds, purpose: "append audit events")
         }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
         var sql = "SELECT doc FROM audit_events WHERE seq > ?"
-        var binds: [SQLiteData] = [.integer(Int(f.afterSeq))]
+        var binds: [SQLiteValue] = [.int(f.afterSeq)]
         if let t = f.tenantId { sql += " AND tenant_id = ?"; binds.append(.text(t)) }
         if let a = f.action { sql += " AND action = ?"; binds.append(.text(a)) }
         if let p = f.principalId { sql += " AND principal_id = ?"; binds.append(.text(p)) }
         if let a = f.assetId { sql += " AND asset_id = ?"; binds.append(.text(a)) }
         if let o = f.outcome { sql += " AND outcome = ?"; binds.append(.text(o)) }
-        if let s = f.since { sql += " AND time_ms >= ?"; binds.append(.integer(Int(AuditChain.millis(s)))) }
+        if let s = f.since { sql += " AND time_ms >= ?"; binds.append(.int(AuditChain.millis(s))) }
         sql += " ORDER BY seq LIMIT ?"
-        binds.append(.integer(max(0, f.limit)))
-        return try await q(sql, binds).map(audit)
+        binds.append(.int(Int64(max(0, f.limit))))
+        return try await docs(sql, binds, purpose: "read audit events").map(audit)
     }
 
     func appendChange(tenantId: String, kind: ChangeRecord.Kind, entityId: String, vaultId: String?) async throws -> Int64 {
-        let rows = try await q("INSERT INTO changes (tenant_id, kind, entity_id, vault_id) VALUES (?, ?, ?, ?) RETURNING seq",
-                               [.text(tenantId), .text(kind.rawValue), .text(entityId), Self.opt(vaultId)])
-        guard let seq = rows.first?.column("seq")?.integer else { throw StoreError(.corrupt, "change log insert returned no sequence") }
-        return Int64(seq)
+        try await h("append to the change log") { h in
+            var seq: Int64?
+            try h.forEach("INSERT INTO changes (tenant_id, kind, entity_id, vault_id) VALUES (?, ?, ?, ?) RETURNING seq",
+                          [.text(tenantId), .text(kind.rawValue), .text(entityId), .optional(vaultId)],
+                          purpose: "append to the change log") { seq = $0.int(0) }
+            guard let seq else { throw StoreError(.corrupt, "change log insert returned no sequence") }
+            return seq
+        }
     }
 
     func changes(tenantId: String, afterSeq: Int64, limit: Int) async throws -> [ChangeRecord] {
-        try await q("SELECT seq, tenant_id, kind, entity_id, vault_id FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                    [.text(tenantId), .integer(Int(afterSeq)), .integer(max(0, limit))]).map { r in
-            guard let seq = r.column("seq")?.integer, let k = r.column("kind")?.string, let kind = ChangeRecord.Kind(rawValue: k),
-                  let e = r.column("entity_id")?.string else { throw StoreError(.corrupt, "bad change row") }
-            let v = r.column("vault_id").flatMap { $0.isNull ? nil : $0.string }
-            return ChangeRecord(seq: Int64(seq), tenantId: tenantId, kind: kind, entityId: e, vaultId: v)
+        try await h("read the change log") { h in
+            var out: [ChangeRecord] = []
+            try h.forEach("SELECT seq, tenant_id, kind, entity_id, vault_id FROM changes WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                          [.text(tenantId), .int(afterSeq), .int(Int64(max(0, limit)))], purpose: "read the change log") { r in
+                guard !r.isNull(0), let k = r.text(2), let kind = ChangeRecord.Kind(rawValue: k), let e = r.text(3) else {
+                    throw StoreError(.corrupt, "bad change row")
+                }
+                out.append(ChangeRecord(seq: r.int(0), tenantId: tenantId, kind: kind, entityId: e, vaultId: r.text(4)))
+            }
+            return out
         }
     }
 
     func lastChangeSeq(tenantId: String) async throws -> Int64 {
-        Int64(try await q("SELECT COALESCE(MAX(seq), 0) AS s FROM changes WHERE tenant_id = ?", [.text(tenantId)]).first?.column("s")?.integer ?? 0)
+        try await h("read the change log's last sequence") { h in
+            var s: Int64 = 0
+            try h.forEach("SELECT COALESCE(MAX(seq), 0) AS s FROM changes WHERE tenant_id = ?", [.text(tenantId)],
+                          purpose: "read the change log's last sequence") { s = $0.int(0) }
+            return s
+        }
     }
 }
 

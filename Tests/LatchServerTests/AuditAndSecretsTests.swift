@@ -6,7 +6,6 @@ import LatchDomain
 import LatchServer
 import LatchStoreSQLite
 import LatchWire
-import SQLiteNIO
 import Testing
 
 @Suite("Audit chain and data at rest")
@@ -22,21 +21,23 @@ struct AuditAndSecretsTests {
         }
         let count = try await verifyAuditChain(store)
         #expect(count >= 5)
-        let c = try await SQLiteConnection.open(storage: .file(path: path))
+        let c = try await SQLiteConnection.open(path: path)   // our binding: the same SQLite library as the store
         // edit: an attacker rewrites one event's outcome
-        _ = try await c.query(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"success"', '"outcome":"denied"') WHERE seq = 2"#)
+        try await c.execute(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"success"', '"outcome":"denied"') WHERE seq = 2"#,
+                            purpose: "tamper with an audit event")
         await #expect(throws: AuditChain.Failure.self) { try await verifyAuditChain(store) }
-        _ = try await c.query(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"denied"', '"outcome":"success"') WHERE seq = 2"#)
+        try await c.execute(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"denied"', '"outcome":"success"') WHERE seq = 2"#,
+                            purpose: "undo the tampering")
         #expect(try await verifyAuditChain(store) == count)
         // removal of an event in the middle
-        _ = try await c.query("DELETE FROM audit_events WHERE seq = 3")
+        try await c.execute("DELETE FROM audit_events WHERE seq = 3", purpose: "remove an audit event")
         do {
             try await verifyAuditChain(store)
             Issue.record("verification passed after an event was removed")
         } catch let f as AuditChain.Failure {
             #expect(f.seq == 4)
         }
-        try await c.close()
+        await c.close()
         await store.close()
     }
 

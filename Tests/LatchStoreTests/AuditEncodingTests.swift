@@ -41,6 +41,25 @@ import Testing
         #expect(try AuditChain.hash(of: edited) != AuditChain.hash(of: Self.events()[0]))
     }
 
+    @Test("an event's chain template joined with its seq and prevHash gives its hash input and document")
+    func templateMatchesDefinition() throws {
+        for (i, e) in Self.events().enumerated() {
+            let draft = AuditDraft(time: e.time, tenantId: e.tenantId, action: e.action, outcome: e.outcome, principalId: e.principalId,
+                                   accessKey: e.accessKey, assetType: e.assetType, assetId: e.assetId, source: e.source, detail: e.detail)
+            let t = try #require(AuditChainTemplate(draft))
+            for (seq, prev) in [(Int64(1), AuditChain.genesis), (Int64(i + 10_000_000), Hashing.sha256Hex("p\(i)")), (Int64(1) << 53, Hashing.sha256Hex("x"))] {
+                var chained = draft.event(seq: seq, prevHash: prev, hash: "")
+                #expect(t.hashInput(seq: seq, prevHash: prev) == AuditChain.canonicalInput(chained))
+                chained.hash = try AuditChain.hash(of: chained)
+                #expect(Hashing.sha256Hex(t.hashInput(seq: seq, prevHash: prev)) == chained.hash)
+                #expect(t.document(seq: seq, prevHash: prev, hash: chained.hash) == chained.documentJSON)
+            }
+        }
+        // Beyond ±2^53 ms the generic path decides: no template.
+        #expect(AuditChainTemplate(AuditDraft(time: Date(timeIntervalSince1970: 1e13), tenantId: nil, action: "a", outcome: "o",
+                                              principalId: nil, accessKey: nil)) == nil)
+    }
+
     @Test("the stored document decodes to an equal event")
     func documentRoundTrips() throws {
         for e in Self.events() {

@@ -109,6 +109,12 @@ struct PostgresConformanceTests {
         try await PostgresTestDatabase.withStoreUnderTest(replicas: 2) { try await StoreConformance.concurrentWriters($0.stores, writers: 30) }
     }
 
+    /// Two replicas' audit group commits: each one's tail goes stale when the other appends,
+    /// and every batch still lands whole on the real tail.
+    @Test func auditGroupCommitOnTwoReplicas() async throws {
+        try await PostgresTestDatabase.withStoreUnderTest(replicas: 2) { try await StoreConformance.auditGroupCommit($0.stores) }
+    }
+
     /// Replicas that start together apply each migration exactly once.
     @Test func migrationsRunOnceWhenReplicasStartTogether() async throws {
         let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())

@@ -9,7 +9,7 @@ import Testing
 @Suite struct SQLiteDurabilityTests {
     func synchronous(_ tx: any StoreTransaction) async throws -> Int? {
         let t = try #require(tx as? SQLiteTransaction)
-        return try await t.q("PRAGMA synchronous").first?.column("synchronous")?.integer
+        return try await t.q("PRAGMA synchronous", purpose: "read the synchronous mode").first?["synchronous"]?.intValue.map { Int($0) }
     }
 
     @Test("deferred commits run with synchronous=NORMAL, every other write with FULL, and are flushed")

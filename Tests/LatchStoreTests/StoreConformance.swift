@@ -40,7 +40,7 @@ enum StoreConformance {
     struct Boom: Error, Equatable {}
 
     enum Case: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case rows, lineage, settings, auditChain, auditBatch, changeLog, rollback, readOnly, concurrentWriters, reopen
+        case rows, lineage, settings, auditChain, auditBatch, auditGroupCommit, changeLog, rollback, readOnly, concurrentWriters, reopen
         var testDescription: String { rawValue }
         /// Cases that need a store that keeps its data across a reopen (not the in-memory twin).
         var needsDurableStore: Bool { self == .reopen }
@@ -52,6 +52,7 @@ enum StoreConformance {
             case .settings: try await StoreConformance.settings(s.store)
             case .auditChain: try await StoreConformance.auditChain(s.store)
             case .auditBatch: try await StoreConformance.auditBatch(s.store)
+            case .auditGroupCommit: try await StoreConformance.auditGroupCommit(s.stores)
             case .changeLog: try await StoreConformance.changeLog(s.store)
             case .rollback: try await StoreConformance.rollback(s.store)
             case .readOnly: try await StoreConformance.readOnly(s.store)
@@ -218,6 +219,53 @@ enum StoreConformance {
         await #expect(throws: StoreError.self) { try await s.write { tx in try await tx.appendAuditEvents(clash) } }
         #expect(try await verifyAuditChain(s) == 261)
         #expect(try await s.read { tx in try await tx.lastAuditEvent() } == big.last)
+    }
+
+    /// `appendAuditBatch` (the audit group commit): each batch is chained on the chain's tail
+    /// as it is when it lands, whoever moved it (a write transaction, another handle), comes
+    /// back exactly as stored, and a batch of several hundred lands whole.
+    static func auditGroupCommit(_ stores: [any LatchStore]) async throws {
+        let s = stores[0]
+        let base = Date(timeIntervalSince1970: 1_700_000_000.25)
+        func drafts(_ n: Int, _ tag: String) -> [AuditDraft] {
+            (0..<n).map { i in
+                AuditDraft(time: base.addingTimeInterval(Double(i)), tenantId: "tg", action: "field.read", outcome: "success",
+                           principalId: "p", accessKey: "lk", assetType: "FIELD", assetId: "\(tag)\(i)", source: "127.0.0.1",
+                           detail: i % 2 == 0 ? nil : "d\"\u{e9}\(i)")
+            }
+        }
+        #expect(try await s.appendAuditBatch([], durability: .full).isEmpty)
+        #expect(try await s.read { tx in try await tx.lastAuditEvent() } == nil, "an empty batch writes nothing")
+        let first = try await s.appendAuditBatch(drafts(3, "a"), durability: .full)
+        #expect(first.map(\.seq) == [1, 2, 3])
+        #expect(first.map(\.assetId) == ["a0", "a1", "a2"], "in the drafts' order")
+        #expect(first[0].prevHash == AuditChain.genesis && first[1].prevHash == first[0].hash)
+        // a write transaction moves the tail; the next batch chains on it
+        let mid = try await s.write { tx in
+            try await tx.appendAudit(time: base, tenantId: "tg", action: "vault.create", outcome: "success", principalId: "p", accessKey: nil)
+        }
+        let second = try await s.appendAuditBatch(drafts(2, "b"), durability: .deferred)
+        #expect(mid.seq == 4 && second.map(\.seq) == [5, 6] && second[0].prevHash == mid.hash)
+        // another handle (a replica) moves it; the first handle's next batch still chains on it
+        let other = try await stores[stores.count - 1].appendAuditBatch(drafts(1, "c"), durability: .full)
+        let third = try await s.appendAuditBatch(drafts(2, "d"), durability: .deferred)
+        #expect(other[0].seq == 7 && other[0].prevHash == second[1].hash)
+        #expect(third.map(\.seq) == [8, 9] && third[0].prevHash == other[0].hash)
+        let big = try await s.appendAuditBatch(drafts(620, "e"), durability: .full)
+        #expect(big.first?.seq == 10 && big.last?.seq == 629)
+        let back = try await s.read { tx in try await tx.auditEvents(AuditFilter(limit: 1000)) }
+        #expect(back == first + [mid] + second + other + third + big, "events come back exactly as returned")
+        // handles racing: every batch lands whole, chained, none lost
+        try await withThrowingTaskGroup(of: Int.self) { g in
+            for i in 0..<24 {
+                let h = stores[i % stores.count]
+                g.addTask { try await h.appendAuditBatch(drafts(1 + i % 5, "r\(i)"), durability: i % 3 == 0 ? .full : .deferred).count }
+            }
+            var n = 0
+            for try await c in g { n += c }
+            #expect(n == (0..<24).map { 1 + $0 % 5 }.reduce(0, +))
+        }
+        #expect(try await verifyAuditChain(s) == 629 + (0..<24).map { 1 + $0 % 5 }.reduce(0, +))
     }
 
     static func changeLog(_ s: any LatchStore) async throws {

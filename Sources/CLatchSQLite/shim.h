@@ -1,0 +1,2 @@
+// The system SQLite (Debian: libsqlite3-dev), bound by LatchStoreSQLite's SQLiteConnection.
+#include <sqlite3.h>
