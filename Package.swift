@@ -14,9 +14,9 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
     .package(url: "https://github.com/jpsim/Yams.git", from: "6.0.0"),
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
-    .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.10.0"),
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
+    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.21.0"),
 ]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
@@ -74,9 +74,11 @@ products += [.executable(name: "latch-server-seed", targets: ["LatchServerSeed"]
 targets += [
     .target(name: "LatchDomain", dependencies: ["LatchCrypto", "LatchLog", crypto], swiftSettings: swiftSettings),
     .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
+    // CLatchSQLite: the system SQLite (libsqlite3-dev), bound by LatchStoreSQLite itself.
+    .systemLibrary(name: "CLatchSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
     .target(
         name: "LatchStoreSQLite",
-        dependencies: ["LatchDomain", .product(name: "SQLiteNIO", package: "sqlite-nio")],
+        dependencies: ["LatchDomain", "CLatchSQLite"],
         swiftSettings: swiftSettings),
     .target(
         name: "LatchStorePostgres",
@@ -102,7 +104,6 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto", "LatchLog",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "SQLiteNIO", package: "sqlite-nio"),
         ],
         swiftSettings: swiftSettings),
 ]
@@ -113,16 +114,40 @@ products += [.executable(name: "latch", targets: ["LatchCLI"])]
 products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
 targets += [
     // LatchLog (no I/O): the client checks tree heads and inclusion/consistency proofs itself.
-    .target(name: "LatchClient", dependencies: ["LatchCrypto", "LatchWire", "LatchLog"], swiftSettings: swiftSettings),
+    // AsyncHTTPClient: https only (plain http goes over the client's own sockets); no
+    // FoundationNetworking, so a `latch` process never loads libcurl for its own requests.
+    .target(name: "LatchClient", dependencies: [
+        "LatchCrypto", "LatchWire", "LatchLog",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    ], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto", "LatchStoreSQLite", "LatchDomain", "LatchLog"],
         swiftSettings: swiftSettings),
 ]
+// On Linux `latch` carries the Swift runtime and Foundation (static libraries from the
+// toolchain): loading and relocating them as shared objects was a third of a `latch get`.
+// The group lets the linker resolve Foundation's libraries against each other in any order.
+let staticSwiftRuntimeOnLinux: [LinkerSetting] = [
+    .unsafeFlags(["-static-stdlib", "-Xlinker", "--start-group"]
+                 + ["Foundation", "FoundationInternationalization", "FoundationEssentials", "_FoundationICU",
+                    "_FoundationCShims", "_FoundationCollections", "CoreFoundation"].flatMap { ["-Xlinker", "-l\($0)"] }
+                 + ["-Xlinker", "--end-group"],
+                 .when(platforms: [.linux])),
+]
+// `latch` (LatchCLI) is the client and git mode, so that `latch get` starts fast: no server,
+// MCP SDK or libcurl in it. It hands `serve` and `mcp` to `latchd` (LatchDaemon, the
+// whole command tree in one binary) from its own directory. (Listing LatchDaemon as a
+// dependency would link all of it into `latch`.)
+products += [.executable(name: "latchd", targets: ["LatchDaemon"])]
 targets += [
+    .target(name: "LatchCommands", dependencies: [argumentParser, "LatchClient", "LatchCrypto", "LatchWire", "LatchGit", "LatchGitCommands"],
+            swiftSettings: swiftSettings),
+    .executableTarget(name: "LatchCLI", dependencies: [argumentParser, "LatchCommands"], swiftSettings: swiftSettings,
+                      linkerSettings: staticSwiftRuntimeOnLinux),
     .executableTarget(
-        name: "LatchCLI",
+        name: "LatchDaemon",
         dependencies: [
-            argumentParser,
+            argumentParser, "LatchCommands",
             // one line per area: server, git vault, client, mcp
             "LatchServer", "LatchStoreSQLite", "LatchDomain", "LatchLog", hummingbird,
             "LatchGit", "LatchGitCommands",

@@ -11,11 +11,13 @@ BUILD_PATH=${BUILD_PATH:-.build}
 # shellcheck disable=SC2086  # BUILD_FLAGS is a list of flags
 swift build -c release --build-path "$BUILD_PATH" ${BUILD_FLAGS:-} --product latch >/dev/null 2>&1
 # shellcheck disable=SC2086
+swift build -c release --build-path "$BUILD_PATH" ${BUILD_FLAGS:-} --product latchd >/dev/null 2>&1
+# shellcheck disable=SC2086
 LATCH=$(swift build -c release --build-path "$BUILD_PATH" ${BUILD_FLAGS:-} --show-bin-path)/latch
 WORK=$(mktemp -d)
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 export LATCH_HOME=$WORK/home
-"$LATCH" serve --data-dir "$WORK/data" --port 0 --rate-limit 0 >"$WORK/serve.log" 2>&1 &
+"${LATCH}d" serve --data-dir "$WORK/data" --port 0 --rate-limit 0 >"$WORK/serve.log" 2>&1 &
 SERVER=$!
 for _ in $(seq 100); do grep -q "listening on http" "$WORK/serve.log" 2>/dev/null && break; sleep 0.1; done
 URL=$(grep -o "listening on http[^ ]*" "$WORK/serve.log" | head -1 | cut -d' ' -f3)

@@ -88,8 +88,8 @@ with_schema() { # url schema
   case "$1" in *\?*) echo "$1&schema=$2" ;; *) echo "$1?schema=$2" ;; esac
 }
 
-echo "building release (latch, latch-bench)..." >&2
-swift build -c release --product latch >&2
+echo "building release (latchd, latch-bench)..." >&2
+swift build -c release --product latchd >&2
 swift build -c release --product latch-bench >&2
 BIN="$(swift build -c release --show-bin-path)"
 
@@ -100,7 +100,7 @@ start() {
   local args=(serve --host 127.0.0.1 --port "$port" --data-dir "$WORK/$name/data" --rate-limit 0)
   [ -n "$url" ] && args+=(--database-url "$url")
   env -u LATCH_DATABASE_URL LATCH_HOME="$WORK/$name" ${logkey:+LATCH_LOG_KEY_FILE="$logkey"} \
-    "$BIN/latch" "${args[@]}" > "$WORK/$name/serve.log" 2>&1 &
+    "$BIN/latchd" "${args[@]}" > "$WORK/$name/serve.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 300); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && return 0

@@ -24,14 +24,14 @@ if ! command -v wrk >/dev/null; then
 fi
 command -v curl >/dev/null || { echo "bench-server: curl is missing (apt-get install curl)" >&2; exit 1; }
 
-echo "building release (latch, latch-server-seed)..." >&2
-swift build -c release --product latch >&2
+echo "building release (latchd, latch-server-seed)..." >&2
+swift build -c release --product latchd >&2
 swift build -c release --product latch-server-seed >&2
 BIN="$(swift build -c release --show-bin-path)"
 
 WORK="$(mktemp -d)"
 PORT="${LATCH_BENCH_PORT:-18585}"
-"$BIN/latch" serve --data-dir "$WORK/data" --port "$PORT" --rate-limit 0 > "$WORK/serve.log" 2>&1 &
+"$BIN/latchd" serve --data-dir "$WORK/data" --port "$PORT" --rate-limit 0 > "$WORK/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill -TERM $SERVER 2>/dev/null || true; wait $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -fsS "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -1,7 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 /// The local clock against the server's `Date` response header (HTTP-date, 1 s resolution).
 /// Checkpoint and audit times are only as good as the clocks that make them, so `latch doctor`
@@ -61,16 +58,14 @@ extension LatchHTTPClient {
     /// be reached or answers with an error.
     public func clockSkew(path: String = "/healthz", threshold: Double = ClockSkew.warnThreshold) async throws -> ClockSkew? {
         guard let url = URL(string: baseURL.absoluteString + path) else { throw LatchError(.usage, "invalid request path \(path)") }
-        var request = URLRequest(url: url)
-        request.httpMethod = "GET"
-        request.setValue(userAgent, forHTTPHeaderField: "User-Agent")
+        let request = HTTPRequest(method: "GET", url: url, headers: ["User-Agent": userAgent])
         let sent = Date()
-        let (data, response) = try await exchange(request)
+        let response = try await exchange(request)
         let received = Date()
-        guard (200..<300).contains(response.statusCode) else {
-            throw Self.error(status: response.statusCode, body: data, method: "GET", path: path)
+        guard (200..<300).contains(response.status) else {
+            throw Self.error(status: response.status, body: response.body, method: "GET", path: path)
         }
-        guard let header = response.value(forHTTPHeaderField: "Date") else { return nil }
+        guard let header = response.header("Date") else { return nil }
         return ClockSkew.measure(serverDate: header, sent: sent, received: received, threshold: threshold)
     }
 }

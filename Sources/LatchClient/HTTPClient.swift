@@ -1,45 +1,4 @@
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-
-/// Sends one HTTP request. The real one is `URLSessionTransport`; tests may pass another.
-public protocol HTTPTransport: Sendable {
-    func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse)
-}
-
-public struct URLSessionTransport: HTTPTransport {
-    let session: URLSession
-    public init(timeout: TimeInterval = 30) {
-        session = Self.shared(timeout: timeout)
-    }
-
-    /// One session per timeout for the whole process, never torn down: on Linux,
-    /// FoundationNetworking's session teardown races its socket dispatch sources and can crash
-    /// the process in libdispatch (swift-corelibs-foundation #4791), which a client made and
-    /// freed per sync (SDK users, `latch mcp`, the tests) would keep hitting.
-    private static func shared(timeout: TimeInterval) -> URLSession {
-        sessionsLock.withLock {
-            if let s = sessions[timeout] { return s }
-            let config = URLSessionConfiguration.ephemeral
-            config.timeoutIntervalForRequest = timeout
-            config.httpCookieStorage = nil
-            config.urlCache = nil
-            let s = URLSession(configuration: config)
-            sessions[timeout] = s
-            return s
-        }
-    }
-    private nonisolated(unsafe) static var sessions: [TimeInterval: URLSession] = [:]
-    private static let sessionsLock = NSLock()
-    public func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
-        let (data, response) = try await session.data(for: request)
-        guard let http = response as? HTTPURLResponse else {
-            throw LatchError(.invalidResponse, "not an HTTP response from \(request.url?.absoluteString ?? "?")")
-        }
-        return (data, http)
-    }
-}
 
 /// The machine-API HTTP client: adds `X-API-Key`, decodes `{"error":{"code","message"}}` into
 /// `LatchError`, and retries a 429 after its `Retry-After` (at most `maxRetries` times, each
@@ -57,7 +16,7 @@ public struct LatchHTTPClient: Sendable {
     /// Where time spent waiting for the server is added up ("http").
     public var timings: Timings?
 
-    public init(baseURL: URL, apiKey: String, transport: any HTTPTransport = URLSessionTransport()) {
+    public init(baseURL: URL, apiKey: String, transport: any HTTPTransport = DefaultHTTPTransport()) {
         self.baseURL = baseURL
         self.apiKey = apiKey
         self.transport = transport
@@ -70,43 +29,39 @@ public struct LatchHTTPClient: Sendable {
         guard let url = URL(string: baseURL.absoluteString + (path.hasPrefix("/") ? path : "/" + path)) else {
             throw LatchError(.usage, "invalid request path \(path)")
         }
-        var request = URLRequest(url: url)
-        request.httpMethod = method.uppercased()
-        request.setValue(apiKey, forHTTPHeaderField: "X-API-Key")
-        request.setValue("application/json", forHTTPHeaderField: "Accept")
-        request.setValue(userAgent, forHTTPHeaderField: "User-Agent")
+        var request = HTTPRequest(method: method.uppercased(), url: url,
+                                  headers: ["X-API-Key": apiKey, "Accept": "application/json", "User-Agent": userAgent])
         if let body {
-            request.httpBody = body
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.body = body
+            request.headers["Content-Type"] = "application/json"
         }
         var attempt = 0
         while true {
-            let data: Data, response: HTTPURLResponse
             timings?.count("requests")
             let started = DispatchTime.now().uptimeNanoseconds
             defer { timings?.add("http", since: started) }
-            (data, response) = try await exchange(request)
-            if (200..<300).contains(response.statusCode) { return data }
-            if response.statusCode == 429, attempt < maxRetries {
+            let response = try await exchange(request)
+            if (200..<300).contains(response.status) { return response.body }
+            if response.status == 429, attempt < maxRetries {
                 attempt += 1
-                let header = response.value(forHTTPHeaderField: "Retry-After") ?? "1"
+                let header = response.header("Retry-After") ?? "1"
                 let wait = min(maxRetryWait, Double(header.trimmingCharacters(in: .whitespaces)) ?? 1)
                 await sleep(wait)
                 continue
             }
-            throw Self.error(status: response.statusCode, body: data, method: request.httpMethod ?? method, path: path,
-                             retryAfter: response.value(forHTTPHeaderField: "Retry-After"))
+            throw Self.error(status: response.status, body: response.body, method: request.method, path: path,
+                             retryAfter: response.header("Retry-After"))
         }
     }
 
     /// One round trip; a transport failure becomes `.unavailable` with what to check.
-    func exchange(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+    func exchange(_ request: HTTPRequest) async throws -> HTTPResponse {
         do {
             return try await transport.send(request)
         } catch let error as LatchError {
             throw error
         } catch {
-            throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error.localizedDescription)",
+            throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error)",
                              hint: "check the base URL and that `latch serve` is running")
         }
     }
@@ -120,7 +75,7 @@ public struct LatchHTTPClient: Sendable {
     public static func error(status: Int, body: Data, method: String, path: String, retryAfter: String? = nil) -> LatchError {
         let envelope = try? JSONDecoder().decode(ErrorEnvelope.self, from: body)
         let code = envelope?.error.code
-        let serverMessage = envelope?.error.message ?? HTTPURLResponse.localizedString(forStatusCode: status)
+        let serverMessage = envelope?.error.message ?? reasonPhrase(status)
         let what = "\(method) \(path.split(separator: "?").first.map(String.init) ?? path)"
         let message = "\(what) failed: \(serverMessage) (HTTP \(status)\(code.map { ", \($0)" } ?? ""))"
         switch status {
@@ -138,6 +93,24 @@ public struct LatchHTTPClient: Sendable {
             return LatchError(.unavailable, message, hint: "the server failed; retry later", serverCode: code, status: status)
         default:
             return LatchError(.badRequest, message, serverCode: code, status: status)
+        }
+    }
+
+    /// The standard reason phrase, for an error answer without a message of its own.
+    static func reasonPhrase(_ status: Int) -> String {
+        switch status {
+        case 400: "bad request"
+        case 401: "unauthorized"
+        case 403: "forbidden"
+        case 404: "not found"
+        case 409: "conflict"
+        case 413: "payload too large"
+        case 429: "too many requests"
+        case 500: "internal server error"
+        case 502: "bad gateway"
+        case 503: "service unavailable"
+        case 504: "gateway timeout"
+        default: "HTTP status \(status)"
         }
     }
 

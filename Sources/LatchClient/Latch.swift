@@ -94,7 +94,7 @@ public final class Latch: @unchecked Sendable {
             throw LatchError(.configuration, "private key from \(config.privateKeySource) cannot be loaded: \(error)",
                              hint: "give a PKCS#8 or PKCS#1 RSA private key PEM (2048-4096 bits)")
         }
-        var http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? URLSessionTransport())
+        var http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? DefaultHTTPTransport())
         http.timings = timings
         var me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
         if let registered = me.publicKey {

@@ -22,7 +22,7 @@ extension Latch {
         }
         let url = try ConfigurationResolver.parseBaseURL(server)
         let key = try PrincipalPrivateKey.generate(bits: 3072)
-        let http = LatchHTTPClient(baseURL: url, apiKey: "", transport: transport ?? URLSessionTransport())
+        let http = LatchHTTPClient(baseURL: url, apiKey: "", transport: transport ?? DefaultHTTPTransport())
         let response = try await http.postJSON(BootstrapResponse.self, LatchRoutes.bootstrap, body: BootstrapRequest(
             token: token, publicKey: key.publicKey.pem, organisationName: organisation, tenantName: tenant, userName: user))
         guard response.keyId == key.publicKey.keyId else {

@@ -12,33 +12,35 @@ import Darwin
 // The client side of `latch`: each command is a thin call into LatchClient.
 
 /// `--profile` on every client command.
-struct ProfileOption: ParsableArguments {
+public struct ProfileOption: ParsableArguments {
     @Option(name: .long, help: "Profile to use (default: $LATCH_PROFILE, else \"default\").")
-    var profile: String?
+    public var profile: String?
 
-    var environment: [String: String] { ProcessInfo.processInfo.environment }
+    public init() {}
 
-    func connect(sync: Bool = true) async throws -> Latch {
+    public var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    public func connect(sync: Bool = true) async throws -> Latch {
         try await Latch.create(profile: profile, environment: environment, sync: sync)
     }
 }
 
-enum CLI {
-    static func stderr(_ line: String) {
+public enum CLI {
+    public static func stderr(_ line: String) {
         FileHandle.standardError.write(Data((line + "\n").utf8))
     }
 
-    static func stdout(_ text: String) {
+    public static func stdout(_ text: String) {
         FileHandle.standardOutput.write(Data(text.utf8))
     }
 
-    static func json(_ value: some Encodable) throws {
+    public static func json(_ value: some Encodable) throws {
         let data = try LatchJSON.encoder().encode(value)
         stdout(String(decoding: data, as: UTF8.self) + "\n")
     }
 
     /// Run a command body; a failure becomes one line on stderr and its exit code.
-    static func run(_ body: () async throws -> Void) async throws {
+    public static func run(_ body: () async throws -> Void) async throws {
         do {
             try await body()
         } catch let e as LatchError {
@@ -64,7 +66,7 @@ enum CLI {
         stderr("latch: transparency log key \(report.pinnedNow ? "pinned" : "already pinned"): \(report.logKey) (tree size \(report.treeSize))")
     }
 
-    static func table(_ rows: [[String]], header: [String]) -> String {
+    public static func table(_ rows: [[String]], header: [String]) -> String {
         let all = [header] + rows
         var widths = [Int](repeating: 0, count: header.count)
         for r in all { for (i, c) in r.enumerated() where i < widths.count { widths[i] = max(widths[i], c.count) } }
@@ -758,8 +760,12 @@ struct AuditCommand: AsyncParsableCommand {
     }
 }
 
-enum ClientCommands {
-    static let all: [any ParsableCommand.Type] = [
+public enum LatchVersion {
+    public static let string = "0.1.0"
+}
+
+public enum ClientCommands {
+    public static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
         VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
         WhoamiCommand.self, DoctorCommand.self, VerifyCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,

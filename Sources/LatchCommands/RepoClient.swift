@@ -11,13 +11,15 @@ import Darwin
 
 /// `--repo DIR [--key FILE]` on `latch get`, `latch run` and `latch mcp`: read a git-mode vault
 /// instead of a server. The logic is `RepoAccess` (LatchGitCommands); this only wires it up.
-struct RepoReadOptions: ParsableArguments {
+public struct RepoReadOptions: ParsableArguments {
     @Option(help: "Read the git-mode vault in this directory (or its nearest parent holding .agent-vault/) instead of a server.")
-    var repo: String?
+    public var repo: String?
     @Option(help: "With --repo: the age identity file (default: AGENT_VAULT_KEY, then ~/.agent-vault/owner.key).")
-    var key: String?
+    public var key: String?
 
-    func validate() throws {
+    public init() {}
+
+    public func validate() throws {
         if key != nil && repo == nil { throw ValidationError("--key needs --repo") }
     }
 }
@@ -25,8 +27,8 @@ struct RepoReadOptions: ParsableArguments {
 /// Git-mode `get` and `run`. Failures are one `latch: error: …` line on stderr with agent-vault's
 /// exit status (2 not found, 3 not authorised, 4 vault not found, 5 no key, 1 other), exactly
 /// as `latch repo get` reports them.
-enum RepoClient {
-    static func failing<T>(_ body: () throws -> T) throws -> T {
+public enum RepoClient {
+    public static func failing<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as GitVaultError {
             let report = RepoAccess.report(error)
             CLI.stderr("latch: \(report.message)")

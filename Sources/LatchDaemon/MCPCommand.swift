@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LatchClient
+import LatchCommands
 import LatchWire
 import MCP
 

@@ -1,4 +1,5 @@
 import Foundation
+import LatchCommands
 import LatchGit
 import LatchGitCommands
 import MCP

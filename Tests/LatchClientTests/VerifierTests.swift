@@ -278,11 +278,11 @@ struct Fixture {
 @Suite struct HTTPClientTests {
     struct Scripted: HTTPTransport {
         let answers: LockedBox<[(Int, [String: String], String)]>
-        let seen: LockedBox<[URLRequest]>
-        func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
+        let seen: LockedBox<[HTTPRequest]>
+        func send(_ request: HTTPRequest) async throws -> HTTPResponse {
             seen.mutate { $0.append(request) }
             let next = answers.mutate { $0.removeFirst() }
-            return (Data(next.2.utf8), HTTPURLResponse(url: request.url!, statusCode: next.0, httpVersion: "HTTP/1.1", headerFields: next.1)!)
+            return HTTPResponse(status: next.0, headers: next.1, body: Data(next.2.utf8))
         }
     }
 
@@ -293,14 +293,14 @@ struct Fixture {
             (403, [:], "not json"),
             (503, [:], ""),
         ])
-        let seen = LockedBox<[URLRequest]>([])
+        let seen = LockedBox<[HTTPRequest]>([])
         let client = LatchHTTPClient(baseURL: URL(string: "http://x:1")!, apiKey: "ak.sec", transport: Scripted(answers: answers, seen: seen))
         let e1 = await #expect(throws: LatchError.self) { try await client.send(method: "GET", path: "/api/v1/machine/vault/v-9") }
         #expect(e1?.kind == .notFound)
         #expect(e1?.serverCode == "vault_not_found")
         #expect(e1?.message.contains("no vault v-9") == true)
-        #expect(seen.value.first?.value(forHTTPHeaderField: "X-API-Key") == "ak.sec")
-        #expect(seen.value.first?.url?.absoluteString == "http://x:1/api/v1/machine/vault/v-9")
+        #expect(seen.value.first?.headers["X-API-Key"] == "ak.sec")
+        #expect(seen.value.first?.url.absoluteString == "http://x:1/api/v1/machine/vault/v-9")
         let e2 = await #expect(throws: LatchError.self) { try await client.send(method: "GET", path: "/a") }
         #expect(e2?.exitCode == .authFailed)
         let e3 = await #expect(throws: LatchError.self) { try await client.send(method: "GET", path: "/a") }

@@ -343,17 +343,18 @@ enum LatchCLI {
 /// was a full snapshot or a delta (and how many items it carried).
 final class SyncRecordingTransport: HTTPTransport, @unchecked Sendable {
     struct Sync { var query: String; var full: Bool; var items: Int; var vaults: Int }
-    private let inner = URLSessionTransport()
+    private let inner = DefaultHTTPTransport()
     let syncs = Locked<[Sync]>([])
 
-    func send(_ request: URLRequest) async throws -> (Data, HTTPURLResponse) {
-        let (data, response) = try await inner.send(request)
-        if let url = request.url, url.path == LatchRoutes.sync, response.statusCode == 200,
-           let body = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] {
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let response = try await inner.send(request)
+        let url = request.url
+        if url.path == LatchRoutes.sync, response.status == 200,
+           let body = (try? JSONSerialization.jsonObject(with: response.body)) as? [String: Any] {
             let s = Sync(query: url.query ?? "", full: body["full"] as? Bool ?? true,
                          items: (body["items"] as? [Any])?.count ?? -1, vaults: (body["vaults"] as? [Any])?.count ?? -1)
             syncs.with { $0.append(s) }
         }
-        return (data, response)
+        return response
     }
 }
