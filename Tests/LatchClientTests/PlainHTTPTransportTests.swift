@@ -170,9 +170,19 @@ final class ScriptedHTTPServer: @unchecked Sendable {
 
     @Test func failuresSayWhatHappened() async throws {
         // Nothing listens: the client reports it as the server being unreachable.
-        let closed = try ScriptedHTTPServer([])
-        let port = closed.port
-        closed.stop()
+        // The port stays bound (without listening) for the whole test, so no other test's
+        // server can take it meanwhile.
+        let reserved = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(reserved) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var size = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(reserved, $0, size) == 0 && getsockname(reserved, $0, &size) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
         let client = LatchHTTPClient(baseURL: URL(string: "http://127.0.0.1:\(port)")!, apiKey: "a.b", transport: PlainHTTPTransport(timeout: 5))
         let refused = await #expect(throws: LatchError.self) { try await client.send(method: "GET", path: "/healthz") }
         #expect(refused?.kind == .unavailable)
