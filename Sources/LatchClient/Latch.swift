@@ -54,23 +54,24 @@ public final class Latch: @unchecked Sendable {
     public private(set) var unavailableVaults: [String: String] = [:]
 
     init(configuration: ResolvedConfiguration, http: LatchHTTPClient, privateKey: PrincipalPrivateKey, identity: MeResponse,
-         seenPath: String?, trustPath: String, seen: SeenState) {
+         seenPath: String?, trustFile: TrustFile, seen: SeenState) {
         self.configuration = configuration
         self.http = http
         self.privateKey = privateKey
         self.identity = identity
         self.seenPath = seenPath
-        self.trustPath = trustPath
+        self.trustPath = trustFile.path
         self.timings = http.timings ?? Timings()
-        self.trustFile = TrustFile(path: trustPath, timings: timings)
+        self.trustFile = trustFile
         self.seen = seen
     }
 
     // MARK: creation
 
     /// Configure from explicit arguments, then the environment, then the profile; authenticate
-    /// (`GET /me`); register the public key if the server has none (idempotent); and, when
-    /// `sync` is true, load and verify every readable vault.
+    /// (`GET /me`, or the first sync page, which carries the same answer); register the public
+    /// key if the server has none (idempotent); and, when `sync` is true, load and verify every
+    /// readable vault.
     public static func create(apiKey: String? = nil, privateKeyPath: String? = nil, privateKeyPEM: String? = nil,
                               baseURL: String? = nil, profile: String? = nil,
                               environment: [String: String] = ProcessInfo.processInfo.environment,
@@ -96,16 +97,6 @@ public final class Latch: @unchecked Sendable {
         }
         var http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? DefaultHTTPTransport())
         http.timings = timings
-        var me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
-        if let registered = me.publicKey {
-            guard registered.keyId == key.publicKey.keyId else {
-                throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.publicKey.keyId.prefix(16))…",
-                                 hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`; if a rotation was interrupted after the server accepted it, private-key.pem.rotating-<key id prefix> in the profile holds the new key)")
-            }
-        } else {
-            _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: key.publicKey.pem))
-            me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
-        }
         let seenPath: String?
         let trustPath: String
         if case .profile(let name) = config.apiKeySource {
@@ -116,10 +107,47 @@ public final class Latch: @unchecked Sendable {
             seenPath = config.home + "/state/" + safe + ".seen.json"
             trustPath = config.home + "/state/" + safe + ".log.json"
         }
+        let trustFile = TrustFile(path: trustPath, timings: timings)
+        // A client that syncs asks for itself on the first sync page: one request, not two.
+        var firstPage: SyncResponse?
+        if sync {
+            do {
+                firstPage = try await http.getJSON(SyncResponse.self, syncPath(cursor: nil, logFrom: pinnedLogSize(trustFile), me: true))
+            } catch let e as LatchError where e.kind == .notFound && e.serverCode == "not_found" {
+                firstPage = nil   // a server without /vault/sync: `refresh` takes the per-vault path
+            }
+        }
+        var me: MeResponse
+        if let served = firstPage?.me { me = served } else { me = try await http.getJSON(MeResponse.self, LatchRoutes.me) }
+        if let registered = me.publicKey {
+            guard registered.keyId == key.publicKey.keyId else {
+                throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.publicKey.keyId.prefix(16))…",
+                                 hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`; if a rotation was interrupted after the server accepted it, private-key.pem.rotating-<key id prefix> in the profile holds the new key)")
+            }
+        } else {
+            _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: key.publicKey.pem))
+            me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
+            firstPage = nil   // its log head predates the key's leaf, which this client proves: sync afresh
+        }
         let seen = try seenPath.map(SeenState.load(path:)) ?? SeenState()
-        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, trustPath: trustPath, seen: seen)
-        if sync { try await latch.refresh() }
+        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, trustFile: trustFile, seen: seen)
+        if sync { try await latch.refresh(firstPage: firstPage) }
         return latch
+    }
+
+    /// `GET /vault/sync` from `cursor` (nil: everything), with the log material from `logFrom`
+    /// (nil: none), each touched vault's signer directory, and, when `me`, the caller.
+    static func syncPath(cursor: String?, logFrom: Int64?, me: Bool) -> String {
+        var query: [String] = []
+        if let cursor { query.append("cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor)) }
+        if let logFrom { query.append("logFrom=\(logFrom)") }
+        query.append(me ? "include=me,directories" : "include=directories")
+        return LatchRoutes.sync + "?" + query.joined(separator: "&")
+    }
+
+    /// The tree size this profile last verified (0: none yet).
+    static func pinnedLogSize(_ trustFile: TrustFile) -> Int64 {
+        (try? trustFile.load()).flatMap { $0?.treeSize } ?? 0
     }
 
     // MARK: reading
@@ -190,10 +218,13 @@ public final class Latch: @unchecked Sendable {
     /// Load what changed since the last sync (vaults whose summary version moved, and within
     /// them items whose detail version moved), verify it all, and swap it in. On any failed
     /// check nothing is swapped in.
-    public func refresh() async throws {
+    public func refresh() async throws { try await refresh(firstPage: nil) }
+
+    /// `firstPage`: the answer to this client's first sync request, already fetched.
+    func refresh(firstPage: SyncResponse?) async throws {
         if syncUnsupported { return try await refreshPerVault() }
         do {
-            try await refreshWithSync()
+            try await refreshWithSync(firstPage: firstPage)
         } catch let e as LatchError where e.kind == .notFound && e.serverCode == "not_found" && syncCursor == nil {
             syncUnsupported = true   // a server without /vault/sync
             try await refreshPerVault()
@@ -213,7 +244,7 @@ public final class Latch: @unchecked Sendable {
 
     /// Delta sync: `GET /vault/sync[?cursor=]`, apply the changes to the in-memory cache, and
     /// re-verify every vault the delta touched (the signer directory is fetched for each).
-    func refreshWithSync() async throws {
+    func refreshWithSync(firstPage: SyncResponse? = nil) async throws {
         var cursor = lock.withLock { syncCursor }
         var cache = lock.withLock { self.cache }
         var touched = Set<String>()
@@ -221,18 +252,18 @@ public final class Latch: @unchecked Sendable {
         var changedItems = Set<String>()
         var full = false
         // The log material rides on the sync answer (no extra request) when there is one page.
-        let pinnedSize: Int64? = (try? trustFile.load()).flatMap { $0?.treeSize }
-        let logFrom: Int64? = unsafeSkipTransparencyLogForBenchmark ? nil : pinnedSize ?? 0
+        let logFrom: Int64? = unsafeSkipTransparencyLogForBenchmark ? nil : Self.pinnedLogSize(trustFile)
         var logProofs: SyncLogProofs?
+        var directories: [String: PublicKeysResponse] = [:]
         var pages = 0
         while true {
-            var query: [String] = []
-            if let cursor { query.append("cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor)) }
-            if let logFrom { query.append("logFrom=\(logFrom)") }
-            let path = LatchRoutes.sync + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
-            let r = try await http.getJSON(SyncResponse.self, path)
+            let r: SyncResponse
+            if pages == 0, let firstPage { r = firstPage } else {
+                r = try await http.getJSON(SyncResponse.self, Self.syncPath(cursor: cursor, logFrom: logFrom, me: false))
+            }
             pages += 1
             logProofs = pages == 1 ? r.log : nil
+            for d in r.directories ?? [] { directories[d.vaultId] = d }
             if r.full { cache = SyncCache(); full = true }
             for v in r.vaults {
                 touched.insert(v.vault.id)
@@ -270,7 +301,7 @@ public final class Latch: @unchecked Sendable {
             newVaults[id] = nil
             unavailable[id] = nil
             guard let v = cache.vaults[id] else { continue }
-            let material = try await materialFromCache(v, cache)
+            let material = try await materialFromCache(v, cache, directory: directories[id])
             let verifyStart = DispatchTime.now().uptimeNanoseconds
             defer { timings.add("verify", since: verifyStart) }
             do {
@@ -313,9 +344,10 @@ public final class Latch: @unchecked Sendable {
         if let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
-    func materialFromCache(_ v: VaultResponse, _ cache: SyncCache) async throws -> VaultMaterial {
+    /// `directory`: the vault's signer directory as the sync answer carried it (nil: fetch it).
+    func materialFromCache(_ v: VaultResponse, _ cache: SyncCache, directory served: PublicKeysResponse?) async throws -> VaultMaterial {
         let vaultId = v.vault.id
-        let directory = try await fetchDirectory(vaultId)
+        let directory = try await self.directory(vaultId, served: served)
         var wraps: [VaultMaterial.WrappedKey] = []
         for w in cache.wraps.values where w.vaultId == vaultId {
             guard let bytes = Data(base64Encoded: w.wrappedKey) else { throw VaultVerifier.fail("vault \(vaultId): wrapped key is not base64") }
@@ -346,8 +378,12 @@ public final class Latch: @unchecked Sendable {
         var writersLogIndex: Int64?
     }
 
-    func fetchDirectory(_ vaultId: String) async throws -> ServedDirectory {
-        let keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId))
+    /// The signer directory of `vaultId`: `served` when the sync answer carried it (same
+    /// checks either way), else `GET /vault/:id/public-keys`.
+    func directory(_ vaultId: String, served: PublicKeysResponse? = nil) async throws -> ServedDirectory {
+        var keys = served
+        if keys == nil { keys = try await http.getJSON(PublicKeysResponse.self, LatchRoutes.vaultPublicKeys(vaultId)) }
+        guard let keys, keys.vaultId == vaultId else { throw VaultVerifier.fail("vault \(vaultId): the signer directory served is another vault's") }
         var writers: [WritersLinkMaterial] = []
         for link in keys.writers ?? [] {
             guard let pk = try? PrincipalPublicKey(pem: link.signerPublicKey) else {
@@ -450,7 +486,7 @@ public final class Latch: @unchecked Sendable {
     }
 
     func fetchMaterial(vaultId: String, previous: VerifiedVault?) async throws -> (VaultMaterial, ServedCheckpoints) {
-        let directory = try await fetchDirectory(vaultId)
+        let directory = try await self.directory(vaultId)
         let wrapsResponse = try await http.getJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKey(vaultId))
         var wraps: [VaultMaterial.WrappedKey] = []
         for w in wrapsResponse.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {

@@ -28,6 +28,20 @@ extension LatchService {
         /// With `logFrom`: the log material a client needs to verify this answer, read in the
         /// same transaction (so a verified delta sync costs no extra request).
         public var log: SyncLog?
+        /// With `.directories`: the signer directory of every vault this answer sends vault,
+        /// item, field or wrapped-key rows of, by vault id (what `memberKeys` gives).
+        public var directories: [String: VaultDirectory] = [:]
+        /// With `.me`: the caller, as `me` gives it.
+        public var me: Me?
+    }
+
+    /// What a sync answer carries beside the changes, so that a client starting up needs one
+    /// request rather than one for itself, one for the changes and one per vault's signers.
+    public struct SyncExtras: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+        public static let me = SyncExtras(rawValue: 1)
+        public static let directories = SyncExtras(rawValue: 2)
     }
 
     /// The signed tree head, the consistency proof from the client's last verified size, and
@@ -41,9 +55,20 @@ extension LatchService {
 
     /// Without a cursor: everything the caller can see. With one: only what changed since, found
     /// through the change log (cost grows with the number of changes, not the tenant's size).
-    public func sync(_ ctx: AuthContext, cursor: String?, limit: Int = 1000, logFrom: Int64? = nil, logSigner: NoteSigner? = nil) async throws -> SyncResult {
+    public func sync(_ ctx: AuthContext, cursor: String?, limit: Int = 1000, logFrom: Int64? = nil, logSigner: NoteSigner? = nil,
+                     extras: SyncExtras = []) async throws -> SyncResult {
         return try await perform(ctx, require: "machine.vault.read", "vault.sync", read: true) { tx in
             var r = try await self.syncResult(tx, ctx, cursor: cursor, limit: limit)
+            if extras.contains(.me) { r.me = try await self.me(tx, ctx) }
+            if extras.contains(.directories) {
+                let resolver = AccessResolver(tx)
+                let ids = Set(r.vaults.map(\.id) + r.items.map(\.vaultId) + r.fields.map(\.vaultId) + r.wrappedKeys.map(\.vaultId))
+                for id in ids.subtracting(r.removedVaultIds) {
+                    guard let v = try await tx.vault(id), v.tenantId == ctx.tenant.id,
+                          try await resolver.vaultAccess(ctx.principal, v) != nil else { continue }
+                    r.directories[id] = try await self.directory(tx, v, resolver)
+                }
+            }
             if let logFrom, let logSigner {
                 // (A logFrom beyond the log's size gets no consistency proof: the client sees the
                 // smaller signed head and refuses it as a rollback.)

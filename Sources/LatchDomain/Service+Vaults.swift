@@ -492,15 +492,19 @@ extension LatchService {
     public func memberKeys(_ ctx: AuthContext, vaultId: String) async throws -> VaultDirectory {
         return try await perform(ctx, require: "machine.vault.read", "vault.public_keys", assetType: "VAULT", assetId: vaultId, read: true) { tx in
             let v = try await self.loadVault(tx, ctx, vaultId, need: .read, allowArchived: true)
-            var out: [MemberKeyValue] = []
-            for (p, l) in try await AccessResolver(tx).members(v) {
-                if let k = try await tx.activePublicKey(principalId: p.id) {
-                    out.append(MemberKeyValue(principal: p, level: l, key: k, rotations: try await self.rotationChain(tx, to: k)))
-                }
-            }
-            return (VaultDirectory(members: out.sorted { $0.principal.id < $1.principal.id },
-                                   writers: try await self.writersChain(tx, v), writersLogIndex: v.writersLogIndex), nil)
+            return (try await self.directory(tx, v, AccessResolver(tx)), nil)
         }
+    }
+
+    func directory(_ tx: any StoreTransaction, _ v: Vault, _ resolver: AccessResolver) async throws -> VaultDirectory {
+        var out: [MemberKeyValue] = []
+        for (p, l) in try await resolver.members(v) {
+            if let k = try await tx.activePublicKey(principalId: p.id) {
+                out.append(MemberKeyValue(principal: p, level: l, key: k, rotations: try await rotationChain(tx, to: k)))
+            }
+        }
+        return VaultDirectory(members: out.sorted { $0.principal.id < $1.principal.id },
+                              writers: try await writersChain(tx, v), writersLogIndex: v.writersLogIndex)
     }
 }
 

@@ -230,11 +230,13 @@ public struct LatchService: Sendable {
     }
 
     public func me(_ ctx: AuthContext) async throws -> Me {
-        try await perform(ctx, "me", read: true) { tx in
-            let k = try await tx.activePublicKey(principalId: ctx.principal.id)
-            let org = try await tx.organisation(ctx.tenant.organisationId)
-            return (Me(principal: ctx.principal, apiKey: ctx.apiKey, tenant: ctx.tenant, organisation: org, activeKey: k), nil)
-        }
+        try await perform(ctx, "me", read: true) { tx in (try await self.me(tx, ctx), nil) }
+    }
+
+    func me(_ tx: any StoreTransaction, _ ctx: AuthContext) async throws -> Me {
+        Me(principal: ctx.principal, apiKey: ctx.apiKey, tenant: ctx.tenant,
+           organisation: try await tx.organisation(ctx.tenant.organisationId),
+           activeKey: try await tx.activePublicKey(principalId: ctx.principal.id))
     }
 
     /// Registers the caller's public key. The same key again is a no-op; a different one

@@ -74,10 +74,7 @@ struct MachineRoutes: Sendable {
 
     func add(to m: RouterGroup<LatchRequestContext>) {
         m.get("me") { _, c in
-            let me = try await service.me(try c.caller())
-            return try jsonResponse(MeResponse(principal: info(me.principal, me.activeKey), accessKey: me.apiKey.accessKey,
-                                               scope: me.apiKey.scope.rawValue, permissions: me.apiKey.permissions,
-                                               publicKey: me.activeKey.map(info)))
+            try jsonResponse(meResponse(try await service.me(try c.caller())))
         }
         m.get("transparency/checkpoint") { _, c in
             let head = try await service.logTreeHead(try c.caller(), signer: logSigner)
@@ -159,15 +156,7 @@ struct MachineRoutes: Sendable {
             }
             m.get("\(base)/:id/public-keys") { _, c in
                 let id = try c.param("id")
-                let d = try await service.memberKeys(try c.caller(), vaultId: id)
-                return try jsonResponse(PublicKeysResponse(vaultId: id, publicKeys: d.members.map {
-                    MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
-                              level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex,
-                              rotations: $0.rotations.isEmpty ? nil : $0.rotations.map { KeyRotationLink(previousPublicKey: $0.previous.pem, statement: $0.statement) })
-                }, writers: d.writers.isEmpty ? nil : d.writers.map {
-                    WritersLinkInfo(statement: $0.link.statement, signerId: $0.link.signerId, signerPublicKey: $0.signerKey.pem,
-                                    signerKeyLogIndex: $0.signerKey.logIndex)
-                }, writersLogIndex: d.writersLogIndex))
+                return try jsonResponse(publicKeysResponse(id, try await service.memberKeys(try c.caller(), vaultId: id)))
             }
         }
 
@@ -294,7 +283,13 @@ struct MachineRoutes: Sendable {
     @Sendable func syncRoute(_ r: Request, _ c: LatchRequestContext) async throws -> Response {
         let cursor = r.uri.queryParameters.get("cursor").flatMap { $0.isEmpty ? nil : $0 }
         let logFrom = try r.uri.queryParameters.get("logFrom").map { try count($0, "logFrom") }
-        let s = try await service.sync(try c.caller(), cursor: cursor, logFrom: logFrom, logSigner: logSigner)
+        // `include=me,directories` (names this server does not know are ignored, so a newer
+        // client can ask for more and fall back to separate requests for what is missing).
+        let include = Set((r.uri.queryParameters.get("include") ?? "").split(separator: ","))
+        var extras: LatchService.SyncExtras = []
+        if include.contains("me") { extras.insert(.me) }
+        if include.contains("directories") { extras.insert(.directories) }
+        let s = try await service.sync(try c.caller(), cursor: cursor, logFrom: logFrom, logSigner: logSigner, extras: extras)
         let log = s.log.map { l in
             SyncLogProofs(head: LogCheckpointResponse(treeSize: l.head.size, rootHash: l.head.root.base64, checkpoint: l.head.signedNote,
                                                       logKey: l.head.verifierKey),
@@ -306,7 +301,9 @@ struct MachineRoutes: Sendable {
             vaults: s.vaults.map { VaultResponse(vault: info($0), summaryCheckpoint: $0.summaryCheckpoint) },
             items: s.items.map { SyncItem(item: info($0), archived: $0.archived, detailCheckpoint: $0.detailCheckpoint) },
             fields: s.fields.map { SyncField(vaultId: $0.vaultId, field: info($0)) },
-            deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds, log: log))
+            deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds, log: log,
+            directories: extras.contains(.directories) ? s.directories.sorted { $0.key < $1.key }.map { publicKeysResponse($0.key, $0.value) } : nil,
+            me: s.me.map(meResponse)))
     }
 
     func addP3(to m: RouterGroup<LatchRequestContext>) {
@@ -383,6 +380,22 @@ struct MachineRoutes: Sendable {
 }
 
 // MARK: - domain → wire
+
+func meResponse(_ me: LatchService.Me) -> MeResponse {
+    MeResponse(principal: info(me.principal, me.activeKey), accessKey: me.apiKey.accessKey, scope: me.apiKey.scope.rawValue,
+               permissions: me.apiKey.permissions, publicKey: me.activeKey.map(info))
+}
+
+func publicKeysResponse(_ vaultId: String, _ d: LatchService.VaultDirectory) -> PublicKeysResponse {
+    PublicKeysResponse(vaultId: vaultId, publicKeys: d.members.map {
+        MemberKey(principalId: $0.principal.id, principalType: $0.principal.type.rawValue, name: $0.principal.name,
+                  level: $0.level.rawValue, keyId: $0.key.keyId, publicKey: $0.key.pem, logIndex: $0.key.logIndex,
+                  rotations: $0.rotations.isEmpty ? nil : $0.rotations.map { KeyRotationLink(previousPublicKey: $0.previous.pem, statement: $0.statement) })
+    }, writers: d.writers.isEmpty ? nil : d.writers.map {
+        WritersLinkInfo(statement: $0.link.statement, signerId: $0.link.signerId, signerPublicKey: $0.signerKey.pem,
+                        signerKeyLogIndex: $0.signerKey.logIndex)
+    }, writersLogIndex: d.writersLogIndex)
+}
 
 func info(_ p: Principal, _ k: PublicKeyRecord?) -> PrincipalInfo {
     PrincipalInfo(id: p.id, type: p.type.rawValue, name: p.name, role: p.role.rawValue, tenantId: p.tenantId,

@@ -754,11 +754,17 @@ public struct SyncResponse: Codable, Sendable {
     public var removedVaultIds: [String]
     /// Asked with `logFrom=N`: what verifies this answer against the transparency log.
     public var log: SyncLogProofs?
+    /// Asked with `include=directories`: the signer directory (as `GET /vault/:id/public-keys`)
+    /// of each vault whose rows this answer carries, read in the same transaction.
+    public var directories: [PublicKeysResponse]?
+    /// Asked with `include=me`: the caller (as `GET /me`).
+    public var me: MeResponse?
     public init(cursor: String, full: Bool, hasMore: Bool, vaults: [VaultResponse], items: [SyncItem], fields: [SyncField],
-                deletedFieldIds: [String], wrappedKeys: [WrappedKeyInfo], removedVaultIds: [String], log: SyncLogProofs? = nil) {
+                deletedFieldIds: [String], wrappedKeys: [WrappedKeyInfo], removedVaultIds: [String], log: SyncLogProofs? = nil,
+                directories: [PublicKeysResponse]? = nil, me: MeResponse? = nil) {
         self.cursor = cursor; self.full = full; self.hasMore = hasMore; self.vaults = vaults; self.items = items
         self.fields = fields; self.deletedFieldIds = deletedFieldIds; self.wrappedKeys = wrappedKeys; self.removedVaultIds = removedVaultIds
-        self.log = log
+        self.log = log; self.directories = directories; self.me = me
     }
 }
 

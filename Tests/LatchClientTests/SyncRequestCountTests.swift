@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LatchClient
 import LatchCrypto
+import LatchWire
 
 /// Issue 5 (performance): a first sync proves every logged entry's inclusion with one batch
 /// request, so its request count does not grow with the number of items.
@@ -48,9 +49,9 @@ import LatchCrypto
         // directory), and any other records the vaults are logged with.
         #expect(first.report.vaultSummaries == 2 && first.report.itemDetails == 26 && first.report.publicKeys == 1)
         #expect(first.report.inclusionProofs >= 29 && first.report.inclusionCached == 0)
-        // sync (carrying the tree head and the checkpoints' proofs), 2 signer directories, one
+        // sync (carrying the tree head, the checkpoints' proofs and both signer directories), one
         // batch for the directory keys and writer sets (was 1 request per entry: ≥ 29).
-        #expect(first.requests == 4, "a first sync of 26 items in 2 vaults made \(first.requests) requests")
+        #expect(first.requests == 2, "a first sync of 26 items in 2 vaults made \(first.requests) requests")
 
         // The same count with 24 more items in the small vault.
         for n in 2..<26 { _ = try await op.setSecret(vault: "small", item: "s\(n)", value: "small-\(n)") }
@@ -60,8 +61,8 @@ import LatchCrypto
         print("first-sync requests: \(first.requests) for 26 items (\(first.report.inclusionProofs) log entries), \(grown.requests) for 50 items (\(grown.report.inclusionProofs) log entries)")
 
         // A delta sync after one change costs what an unverified one does: the sync answer
-        // carries the signed head, the consistency proof and the new checkpoints' proofs, so only
-        // the touched vault's signer directory is fetched besides it.
+        // carries the signed head, the consistency proof, the new checkpoints' proofs and the
+        // touched vault's signer directory.
         let reader = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
                                             baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/delta"], sync: true)
         _ = try await op.setSecret(vault: "big", item: "b3", value: "big-3-changed")
@@ -71,6 +72,54 @@ import LatchCrypto
         let report = try #require(reader.lastLogReport)
         #expect(try reader.get("B3") == "big-3-changed")
         #expect(report.consistencyProofVerified && report.inclusionProofs == 2, "\(report)")   // new summary and detail
-        #expect(delta == 2, "a delta sync of one change made \(delta) requests (sync + 1 signer directory expected)")
+        #expect(delta == 1, "a delta sync of one change made \(delta) requests (the sync alone expected)")
+
+        // A client starting with a pinned log asks for itself on the first sync page: one request.
+        let again = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                           baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/delta"], sync: true)
+        #expect(again.timings.counts["requests"] == 1 && again.identity.principal.id == op.identity.principal.id)
+        #expect(try again.get("B3") == "big-3-changed")
+
+        // A server that ignores `include` (an older release) costs more requests, not correctness.
+        let older = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                           baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/older"],
+                                           transport: WithoutSyncExtras(), sync: true)
+        #expect(try older.get("B3") == "big-3-changed" && older.env.count == 50)
+        let olderRequests = older.timings.counts["requests"] ?? 0
+        #expect(olderRequests == 5, "sync, me, 2 signer directories, 1 proof batch expected; made \(olderRequests)")
+    }
+}
+
+extension SyncRequestCountTests {
+    @Test("a client whose key the server lacks registers it, then syncs afresh and proves the key's leaf")
+    func registersAKeyThenSyncs() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let home = server.dir + "/home"
+        _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
+                                      organisation: "o", tenant: "t", user: "operator")
+        let op = try await Latch.create(profile: "op", environment: ["LATCH_HOME": home], sync: true)
+        let made = try LatchJSON.decoder().decode(CreatePrincipalResponse.self, from: try await op.request(
+            method: "POST", path: LatchRoutes.agents, body: try LatchJSON.encoder().encode(CreateAgentRequest(name: "keyless"))))
+        let key = try PrincipalPrivateKey.generate(bits: 2048)
+        let agent = try await Latch.create(apiKey: made.apiKey, privateKeyPEM: key.pkcs8PEM, baseURL: server.url,
+                                           environment: ["LATCH_HOME": server.dir + "/agent"], sync: true)
+        #expect(agent.identity.publicKey?.keyId == key.publicKey.keyId)
+        let report = try #require(agent.lastLogReport)
+        #expect(report.publicKeys == 1, "the agent's own key, registered after the first sync page, is proven in the log: \(report)")
+    }
+}
+
+/// The default transport, with `include=` taken off every sync request: a server that does not
+/// know it.
+struct WithoutSyncExtras: HTTPTransport {
+    let inner = DefaultHTTPTransport()
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var request = request
+        if var parts = URLComponents(url: request.url, resolvingAgainstBaseURL: false), let items = parts.queryItems {
+            parts.queryItems = items.filter { $0.name != "include" }
+            request.url = try #require(parts.url)
+        }
+        return try await inner.send(request)
     }
 }

@@ -30,6 +30,50 @@ struct MoreRoutesTests {
         }
     }
 
+    @Test("sync carries the caller and the signer directory of each vault it sends, when asked, and only those the caller can read")
+    func syncExtras() async throws {
+        try await withHarness { h in
+            let admin = try await h.bootstrap()
+            var (shared, _) = try await h.createVault(admin, name: "shared")
+            var (other, _) = try await h.createVault(admin, name: "other")
+            try await h.putItem(admin, &shared, name: "db", fields: [("password", "s1", true)])
+            try await h.putItem(admin, &other, name: "api", fields: [("token", "s2", true)])
+            let agent = try await h.createAgent(admin, name: "bot", key: Keys.pool[1])
+            #expect(try await h.grant(admin, vault: shared.id, [PermissionEntry(granteeType: "AGENT", granteeId: agent.id, level: "READ")]).status == .ok)
+            #expect(try await h.share(admin, shared, to: agent).status == .created)
+
+            // Not asked: neither is sent.
+            let plain = try await h.call(.get, LatchRoutes.sync, key: agent.apiKey).decode(SyncResponse.self)
+            #expect(plain.me == nil && plain.directories == nil)
+
+            // Asked: the same answers as GET /me and GET /vault/:id/public-keys, for the one readable vault.
+            let full = try await h.call(.get, LatchRoutes.sync + "?include=me,directories,future-thing", key: agent.apiKey).decode(SyncResponse.self)
+            let me = try await h.call(.get, LatchRoutes.me, key: agent.apiKey).decode(MeResponse.self)
+            let directory = try await h.call(.get, LatchRoutes.vaultPublicKeys(shared.id), key: agent.apiKey).decode(PublicKeysResponse.self)
+            #expect(full.vaults.map(\.vault.id) == [shared.id])
+            #expect(try canonical(full.me) == canonical(me))
+            #expect(try canonical(full.directories) == canonical([directory]))
+            #expect(directory.publicKeys.map(\.principalId).sorted() == [admin.id, agent.id].sorted())
+
+            // A delta carries the directory of the vault it touches, and nothing for a vault the
+            // caller cannot read, even one that changed.
+            try await h.putItem(admin, &other, name: "api", fields: [("token", "s3", true)])
+            let quiet = try await h.call(.get, LatchRoutes.sync + "?cursor=\(full.cursor)&include=directories", key: agent.apiKey).decode(SyncResponse.self)
+            #expect(quiet.vaults.isEmpty && quiet.items.isEmpty && quiet.directories?.isEmpty == true && quiet.me == nil)
+            try await h.putItem(admin, &shared, name: "db", fields: [("password", "s4", true)])
+            let delta = try await h.call(.get, LatchRoutes.sync + "?cursor=\(quiet.cursor)&include=directories", key: agent.apiKey).decode(SyncResponse.self)
+            #expect(delta.items.map(\.item.vaultId) == [shared.id])
+            #expect(delta.directories?.map(\.vaultId) == [shared.id])
+        }
+    }
+
+    /// Sorted-key JSON, to compare two answers whose wire types are not Equatable.
+    private func canonical<T: Encodable>(_ value: T) throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(value), as: UTF8.self)
+    }
+
     @Test("search matches names and never returns values")
     func search() async throws {
         try await withHarness { h in
