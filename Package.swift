@@ -16,7 +16,6 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
-    .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.21.0"),
 ]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
@@ -114,11 +113,13 @@ products += [.executable(name: "latch", targets: ["LatchCLI"])]
 products += [.library(name: "LatchSDK", targets: ["LatchClient"])]
 targets += [
     // LatchLog (no I/O): the client checks tree heads and inclusion/consistency proofs itself.
-    // AsyncHTTPClient: https only (plain http goes over the client's own sockets); no
-    // FoundationNetworking, so a `latch` process never loads libcurl for its own requests.
+    // HTTP/1.1 is the client's own, over sockets; https on Linux is TLS from the system OpenSSL
+    // (libssl-dev), on Apple platforms URLSession. No FoundationNetworking (libcurl) and no NIO
+    // stack in a `latch` process.
+    .systemLibrary(name: "CLatchOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
     .target(name: "LatchClient", dependencies: [
         "LatchCrypto", "LatchWire", "LatchLog",
-        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+        .target(name: "CLatchOpenSSL", condition: .when(platforms: [.linux])),
     ], swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchClientTests", dependencies: ["LatchClient", "LatchCrypto", "LatchStoreSQLite", "LatchDomain", "LatchLog"],
@@ -130,7 +131,7 @@ targets += [
 let staticSwiftRuntimeOnLinux: [LinkerSetting] = [
     .unsafeFlags(["-static-stdlib", "-Xlinker", "--start-group"]
                  + ["Foundation", "FoundationInternationalization", "FoundationEssentials", "_FoundationICU",
-                    "_FoundationCShims", "_FoundationCollections", "CoreFoundation"].flatMap { ["-Xlinker", "-l\($0)"] }
+                    "_FoundationCShims", "_FoundationCollections", "CoreFoundation", "swiftSynchronization"].flatMap { ["-Xlinker", "-l\($0)"] }
                  + ["-Xlinker", "--end-group"],
                  .when(platforms: [.linux])),
 ]

@@ -62,7 +62,7 @@ public struct LatchHTTPClient: Sendable {
             throw error
         } catch {
             throw LatchError(.unavailable, "cannot reach the server at \(baseURL.absoluteString): \(error)",
-                             hint: "check the base URL and that `latch serve` is running")
+                             hint: (error as? HTTPConnectionError)?.hint ?? "check the base URL and that `latch serve` is running")
         }
     }
 

@@ -1,11 +1,11 @@
-import AsyncHTTPClient
 import Foundation
-import NIOCore
-import NIOHTTP1
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
+#endif
+#if canImport(CLatchOpenSSL)
+import CLatchOpenSSL
 #endif
 
 /// One HTTP request as the client sends it. The client's own type, so that the SDK does not
@@ -46,17 +46,27 @@ public protocol HTTPTransport: Sendable {
     func send(_ request: HTTPRequest) async throws -> HTTPResponse
 }
 
-/// `http://` over the process's own keep-alive sockets (`PlainHTTPTransport`), `https://`
-/// through AsyncHTTPClient (TLS with the system's trust roots, certificate and host name
-/// checked).
+/// `http://` and, on Linux, `https://` over the process's own keep-alive sockets
+/// (`SocketHTTPTransport`); `https://` on Apple platforms through URLSession.
 public struct DefaultHTTPTransport: HTTPTransport {
     public let timeout: Double
-    public init(timeout: Double = 30) { self.timeout = timeout }
+    /// PEM file of the certificate authorities to trust for https instead of the system's
+    /// (nil: the system's, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
+    public let caFile: String?
+    public init(timeout: Double = 30, caFile: String? = nil) {
+        self.timeout = timeout
+        self.caFile = caFile
+    }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         switch request.url.scheme?.lowercased() {
-        case "http": return try await PlainHTTPTransport(timeout: timeout).send(request)
-        case "https": return try await TLSHTTPTransport(timeout: timeout).send(request)
+        case "http": return try await SocketHTTPTransport(timeout: timeout).send(request)
+        case "https":
+            #if canImport(Darwin)
+            return try await URLSessionTransport(timeout: timeout).send(request)
+            #else
+            return try await SocketHTTPTransport(timeout: timeout, caFile: caFile).send(request)
+            #endif
         default:
             throw LatchError(.configuration, "unsupported URL scheme in \(request.url.absoluteString)",
                              hint: "give the server's base URL as http://HOST:PORT or https://HOST")
@@ -64,40 +74,46 @@ public struct DefaultHTTPTransport: HTTPTransport {
     }
 }
 
-/// HTTPS through AsyncHTTPClient's process-wide client (never shut down).
-struct TLSHTTPTransport: HTTPTransport {
+#if canImport(Darwin)
+/// https on Apple platforms: URLSession (the system's TLS and trust settings).
+struct URLSessionTransport: HTTPTransport {
     let timeout: Double
-    /// Answers larger than this are refused (a full sync of a large tenant stays far below).
-    static let maxBody = 1 << 30
-
     func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        var r = HTTPClientRequest(url: request.url.absoluteString)
-        r.method = HTTPMethod(rawValue: request.method.uppercased())
-        for (name, value) in request.headers { r.headers.replaceOrAdd(name: name, value: value) }
-        if let body = request.body { r.body = .bytes(ByteBuffer(bytes: body)) }
-        let response = try await HTTPClient.shared.execute(r, timeout: .milliseconds(Int64(timeout * 1000)))
-        let buffer = try await response.body.collect(upTo: Self.maxBody)
+        var r = URLRequest(url: request.url, timeoutInterval: timeout)
+        r.httpMethod = request.method.uppercased()
+        for (name, value) in request.headers { r.setValue(value, forHTTPHeaderField: name) }
+        r.httpBody = request.body
+        let (data, response) = try await URLSession.shared.data(for: r)
+        guard let http = response as? HTTPURLResponse else { throw HTTPConnectionError("not an HTTP answer") }
         var headers: [String: String] = [:]
-        for (name, value) in response.headers { headers[name.lowercased()] = value }
-        return HTTPResponse(status: Int(response.status.code), headers: headers, body: Data(buffer.readableBytesView))
+        for (name, value) in http.allHeaderFields { headers[String(describing: name).lowercased()] = String(describing: value) }
+        return HTTPResponse(status: http.statusCode, headers: headers, body: data)
     }
 }
+#endif
 
-/// Plain HTTP/1.1 over POSIX sockets, with the connections kept alive for the whole process
-/// and reused by host and port. A CLI process makes two or three requests to one server; a
-/// socket and a hand-written request cost microseconds, where an HTTP stack's set-up costs
-/// milliseconds. The blocking calls run on a thread of their own, never on the caller's.
-public struct PlainHTTPTransport: HTTPTransport {
+/// HTTP/1.1 over POSIX sockets, with the connections kept alive for the whole process and
+/// reused by scheme, host and port; on Linux also `https://`, with TLS (1.2 or later) from
+/// the system OpenSSL: the certificate chain checked against the system's trust roots (or
+/// `caFile`), the host name (or IP address) checked against the certificate, SNI sent. A CLI
+/// process makes one to three requests to one server; a socket and a hand-written request
+/// cost microseconds, where an HTTP stack's set-up costs milliseconds. The blocking calls run
+/// on a thread of their own, never on the caller's.
+public struct SocketHTTPTransport: HTTPTransport {
     public let timeout: Double
-    public init(timeout: Double = 30) { self.timeout = timeout }
+    public let caFile: String?
+    public init(timeout: Double = 30, caFile: String? = nil) {
+        self.timeout = timeout
+        self.caFile = caFile
+    }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let timeout = self.timeout
+        let timeout = self.timeout, caFile = self.caFile
         return try await withCheckedThrowingContinuation { continuation in
             // A thread of its own: a blocked exchange (up to the timeout) never holds a thread
             // of Dispatch's or Swift's shared pools.
             Thread.detachNewThread {
-                continuation.resume(with: Result { try HTTP1Connection.exchange(request, timeout: timeout) })
+                continuation.resume(with: Result { try HTTP1Connection.exchange(request, timeout: timeout, caFile: caFile) })
             }
         }
     }
@@ -106,16 +122,24 @@ public struct PlainHTTPTransport: HTTPTransport {
 /// A failure below HTTP (name resolution, connect, send, receive, a malformed answer).
 struct HTTPConnectionError: Error, CustomStringConvertible {
     let description: String
-    init(_ what: String, errno code: Int32? = nil) {
+    /// What to do about it, when that is not "check the URL and the server".
+    var hint: String?
+    init(_ what: String, errno code: Int32? = nil, hint: String? = nil) {
         description = code.map { "\(what): \(String(cString: strerror($0)))" } ?? what
+        self.hint = hint
     }
 }
 
-/// One HTTP/1.1 connection and the process-wide pool of idle ones.
+/// One HTTP/1.1 connection (over TLS when `tls` is set) and the process-wide pool of idle ones.
 final class HTTP1Connection {
     let fd: Int32
     let key: String
     private var buffer: [UInt8] = []
+    #if canImport(CLatchOpenSSL)
+    private var tls: TLSSession?
+    #endif
+    /// Answers larger than this are refused (a full sync of a large tenant stays far below).
+    static let maxBody = 1 << 30
 
     private init(fd: Int32, key: String) {
         self.fd = fd
@@ -129,17 +153,20 @@ final class HTTP1Connection {
     /// Sends `request` and reads the whole answer. An idle connection the server has closed
     /// is noticed before use; a GET on a reused connection that fails before any byte of the
     /// answer is sent once more on a new connection.
-    static func exchange(_ request: HTTPRequest, timeout: Double) throws -> HTTPResponse {
+    static func exchange(_ request: HTTPRequest, timeout: Double, caFile: String? = nil) throws -> HTTPResponse {
         guard let host = request.url.host, !host.isEmpty else {
             throw HTTPConnectionError("no host in \(request.url.absoluteString)")
         }
-        let port = request.url.port ?? 80
-        let key = "\(host):\(port)"
+        let secure = request.url.scheme?.lowercased() == "https"
+        let defaultPort = secure ? 443 : 80
+        let port = request.url.port ?? defaultPort
+        let key = "\(secure ? "https" : "http")://\(host):\(port)|\(caFile ?? "")"
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(timeout * 1e9)
-        let head = requestHead(request, host: host, port: port)
+        let head = requestHead(request, host: host, port: port, defaultPort: defaultPort)
         var reused = takeIdle(key)
         while true {
             let connection = try reused ?? connect(host: host, port: port, key: key, deadline: deadline)
+            if reused == nil, secure { try connection.startTLS(host: host, caFile: caFile, deadline: deadline) }
             do {
                 let (response, keepAlive) = try connection.roundTrip(head: head, body: request.body, method: request.method, deadline: deadline)
                 if keepAlive { putIdle(connection) }
@@ -151,13 +178,13 @@ final class HTTP1Connection {
         }
     }
 
-    static func requestHead(_ request: HTTPRequest, host: String, port: Int) -> [UInt8] {
+    static func requestHead(_ request: HTTPRequest, host: String, port: Int, defaultPort: Int = 80) -> [UInt8] {
         let components = URLComponents(url: request.url, resolvingAgainstBaseURL: false)
         var target = components?.percentEncodedPath ?? "/"
         if target.isEmpty { target = "/" }
         if let q = components?.percentEncodedQuery { target += "?" + q }
         let hostField = host.contains(":") ? "[\(host)]" : host
-        var head = "\(request.method.uppercased()) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == 80 ? "" : ":\(port)")\r\n"
+        var head = "\(request.method.uppercased()) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == defaultPort ? "" : ":\(port)")\r\n"
         for (name, value) in request.headers where !["host", "content-length", "connection"].contains(name.lowercased()) {
             head += "\(name): \(value)\r\n"
         }
@@ -181,7 +208,12 @@ final class HTTP1Connection {
     /// False when the server closed the connection (or sent bytes nobody asked for).
     private func isReusable() -> Bool {
         var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        return poll(&pfd, 1, 0) == 0
+        if poll(&pfd, 1, 0) == 0 { return true }
+        #if canImport(CLatchOpenSSL)
+        // Readable under TLS may be a record that carries no data (a session ticket).
+        if let tls { return tls.idleAndOpen() }
+        #endif
+        return false
     }
 
     static func connect(host: String, port: Int, key: String, deadline: UInt64) throws -> HTTP1Connection {
@@ -239,7 +271,7 @@ final class HTTP1Connection {
         if error != 0 { throw HTTPConnectionError("connect", errno: error) }
     }
 
-    private func wait(for events: Int16, deadline: UInt64, what: String) throws {
+    func wait(for events: Int16, deadline: UInt64, what: String) throws {
         while true {
             let now = DispatchTime.now().uptimeNanoseconds
             guard now < deadline else { throw HTTPConnectionError("\(what): timed out") }
@@ -275,7 +307,7 @@ final class HTTP1Connection {
                 body = try readChunked(deadline: deadline)
             } else if let lengthText = headers["content-length"] {
                 guard let length = Int(lengthText.trimmingCharacters(in: .whitespaces)), length >= 0,
-                      length <= TLSHTTPTransport.maxBody else {
+                      length <= Self.maxBody else {
                     throw HTTPConnectionError("invalid Content-Length \(lengthText)")
                 }
                 try fill(to: length, deadline: deadline)
@@ -295,6 +327,9 @@ final class HTTP1Connection {
     }
 
     private func write(_ bytes: [UInt8], deadline: UInt64) throws {
+        #if canImport(CLatchOpenSSL)
+        if let tls { return try tls.write(bytes) { try self.wait(for: $0, deadline: deadline, what: "send") } }
+        #endif
         var offset = 0
         while offset < bytes.count {
             #if canImport(Glibc)
@@ -315,6 +350,13 @@ final class HTTP1Connection {
     @discardableResult
     private func readMore(deadline: UInt64) throws -> Bool {
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+        #if canImport(CLatchOpenSSL)
+        if let tls {
+            let n = try tls.read(into: &chunk) { try self.wait(for: $0, deadline: deadline, what: "receive") }
+            buffer.append(contentsOf: chunk[..<n])
+            return n > 0
+        }
+        #endif
         while true {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
             if n > 0 { buffer.append(contentsOf: chunk[..<n]); return true }
@@ -370,7 +412,7 @@ final class HTTP1Connection {
         while true {
             let sizeLine = try readLine(deadline: deadline)
             let sizeText = sizeLine.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
-            guard let size = Int(sizeText, radix: 16), size >= 0, body.count + size <= TLSHTTPTransport.maxBody else {
+            guard let size = Int(sizeText, radix: 16), size >= 0, body.count + size <= Self.maxBody else {
                 throw HTTPConnectionError("invalid chunk size \(sizeLine.prefix(20))")
             }
             if size == 0 {
@@ -400,3 +442,120 @@ final class HTTP1Connection {
         return (status, headers, parts[0] == "HTTP/1.1")
     }
 }
+
+#if canImport(CLatchOpenSSL)
+extension HTTP1Connection {
+    /// The TLS handshake on this (connected, non-blocking) socket, bounded by the deadline.
+    func startTLS(host: String, caFile: String?, deadline: UInt64) throws {
+        tls = try TLSSession(fd: fd, host: host, caFile: caFile) { try self.wait(for: $0, deadline: deadline, what: "TLS handshake") }
+    }
+}
+
+/// One TLS client session over a non-blocking socket (system OpenSSL). Every call that would
+/// block hands the events it needs (`POLLIN`/`POLLOUT`) to `wait`, which polls the socket
+/// within the caller's deadline.
+final class TLSSession {
+    private let ssl: OpaquePointer
+
+    /// One context per trust setting for the whole process: TLS 1.2 or later, peer verified.
+    nonisolated(unsafe) private static var contexts: [String: OpaquePointer] = [:]
+    private static let contextLock = NSLock()
+
+    static func context(caFile: String?) throws -> OpaquePointer {
+        try contextLock.withLock {
+            if let c = contexts[caFile ?? ""] { return c }
+            guard let c = SSL_CTX_new(TLS_client_method()) else { throw TLSSession.failure("cannot create a TLS context") }
+            _ = latch_SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION)
+            SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nil)
+            let loaded = caFile.map { SSL_CTX_load_verify_locations(c, $0, nil) } ?? SSL_CTX_set_default_verify_paths(c)
+            guard loaded == 1 else {
+                SSL_CTX_free(c)
+                throw TLSSession.failure("cannot load the trusted certificates\(caFile.map { " from \($0)" } ?? "")")
+            }
+            contexts[caFile ?? ""] = c
+            return c
+        }
+    }
+
+    init(fd: Int32, host: String, caFile: String?, wait: (Int16) throws -> Void) throws {
+        guard let ssl = SSL_new(try Self.context(caFile: caFile)) else { throw Self.failure("cannot create a TLS session") }
+        self.ssl = ssl
+        let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+        if isAddress {
+            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { throw Self.failure("invalid IP address \(host)") }
+        } else {
+            _ = latch_SSL_set_tlsext_host_name(ssl, host)
+            guard SSL_set1_host(ssl, host) == 1 else { throw Self.failure("invalid host name \(host)") }
+        }
+        SSL_set_fd(ssl, fd)
+        while true {
+            let rc = SSL_connect(ssl)
+            if rc == 1 { return }
+            if let events = Self.wants(ssl, rc) { try wait(events); continue }
+            let verify = SSL_get_verify_result(ssl)
+            if verify != X509_V_OK {
+                var e = Self.failure("the server's certificate for \(host) is not trusted: \(String(cString: X509_verify_cert_error_string(verify)))")
+                e.hint = "use the host name the certificate names; for a private CA, point SSL_CERT_FILE at its PEM file"
+                throw e
+            }
+            throw Self.failure("TLS handshake with \(host) failed")
+        }
+    }
+
+    deinit { SSL_free(ssl) }
+
+    func write(_ bytes: [UInt8], wait: (Int16) throws -> Void) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let rc = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + offset, Int32(bytes.count - offset)) }
+            if rc > 0 { offset += Int(rc); continue }
+            guard let events = Self.wants(ssl, rc) else { throw Self.failure("TLS send failed") }
+            try wait(events)
+        }
+    }
+
+    /// Bytes read into `chunk`; 0 at the end of the stream.
+    func read(into chunk: inout [UInt8], wait: (Int16) throws -> Void) throws -> Int {
+        while true {
+            let rc = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32($0.count)) }
+            if rc > 0 { return Int(rc) }
+            if SSL_get_error(ssl, rc) == SSL_ERROR_ZERO_RETURN { return 0 }
+            guard let events = Self.wants(ssl, rc) else {
+                // A peer that closes without close_notify ends an until-close body the same way.
+                if ERR_peek_error() == 0 { ERR_clear_error(); return 0 }
+                throw Self.failure("TLS receive failed")
+            }
+            try wait(events)
+        }
+    }
+
+    /// True when nothing but records without data (session tickets) came since the last answer.
+    func idleAndOpen() -> Bool {
+        var byte: UInt8 = 0
+        let rc = SSL_peek(ssl, &byte, 1)
+        if rc > 0 { return false }
+        let e = SSL_get_error(ssl, rc)
+        ERR_clear_error()
+        return e == SSL_ERROR_WANT_READ
+    }
+
+    /// The socket events a call that returned `rc` waits for, or nil when it failed.
+    private static func wants(_ ssl: OpaquePointer, _ rc: Int32) -> Int16? {
+        switch SSL_get_error(ssl, rc) {
+        case SSL_ERROR_WANT_READ: return Int16(POLLIN)
+        case SSL_ERROR_WANT_WRITE: return Int16(POLLOUT)
+        default: return nil
+        }
+    }
+
+    /// An error with OpenSSL's reason, when it has one.
+    static func failure(_ what: String) -> HTTPConnectionError {
+        let code = ERR_get_error()
+        ERR_clear_error()
+        guard code != 0 else { return HTTPConnectionError(what) }
+        var text = [UInt8](repeating: 0, count: 256)
+        text.withUnsafeMutableBufferPointer { ERR_error_string_n(code, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
+        return HTTPConnectionError("\(what) (\(String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)))")
+    }
+}
+#endif

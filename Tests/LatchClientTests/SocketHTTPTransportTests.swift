@@ -8,7 +8,7 @@ import Darwin
 #endif
 
 /// A loopback TCP server that answers each request with the next scripted raw answer and
-/// records what it received: the wire-level peer for `PlainHTTPTransport`.
+/// records what it received: the wire-level peer for `SocketHTTPTransport`.
 final class ScriptedHTTPServer: @unchecked Sendable {
     struct Answer {
         var bytes: String
@@ -98,7 +98,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
     }
 }
 
-@Suite struct PlainHTTPTransportTests {
+@Suite struct SocketHTTPTransportTests {
     func url(_ server: ScriptedHTTPServer, _ path: String) -> URL { URL(string: "http://127.0.0.1:\(server.port)\(path)")! }
 
     @Test func keepsTheConnectionAliveAndReadsContentLength() async throws {
@@ -107,7 +107,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
             .init(bytes: "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\n{}"),
         ])
         defer { server.stop() }
-        let t = PlainHTTPTransport(timeout: 5)
+        let t = SocketHTTPTransport(timeout: 5)
         let first = try await t.send(HTTPRequest(method: "GET", url: url(server, "/a/b%20c?x=1&y=%2F"), headers: ["X-API-Key": "k.s"]))
         #expect(first.status == 200)
         #expect(String(decoding: first.body, as: UTF8.self) == "hello")
@@ -127,7 +127,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
             .init(bytes: "HTTP/1.1 204 No Content\r\n\r\n"),
         ])
         defer { server.stop() }
-        let t = PlainHTTPTransport(timeout: 5)
+        let t = SocketHTTPTransport(timeout: 5)
         let r = try await t.send(HTTPRequest(method: "GET", url: url(server, "/c")))
         #expect(String(decoding: r.body, as: UTF8.self) == "Wikipedia in \r\n\r\nchunks.")
         let empty = try await t.send(HTTPRequest(method: "GET", url: url(server, "/d")))
@@ -139,7 +139,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         let server = try ScriptedHTTPServer([.init(bytes: "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n")])
         defer { server.stop() }
         let body = Data(#"{"name":"prod","ü":1}"#.utf8)
-        let r = try await PlainHTTPTransport(timeout: 5).send(HTTPRequest(method: "post", url: url(server, "/v"), headers: ["Content-Type": "application/json"], body: body))
+        let r = try await SocketHTTPTransport(timeout: 5).send(HTTPRequest(method: "post", url: url(server, "/v"), headers: ["Content-Type": "application/json"], body: body))
         #expect(r.status == 201)
         let request = try #require(server.requests.first)
         #expect(request.hasPrefix("POST /v HTTP/1.1\r\n"))
@@ -153,7 +153,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
             .init(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n2"),
         ])
         defer { server.stop() }
-        let t = PlainHTTPTransport(timeout: 5)
+        let t = SocketHTTPTransport(timeout: 5)
         _ = try await t.send(HTTPRequest(method: "GET", url: url(server, "/1")))
         try await Task.sleep(nanoseconds: 50_000_000)   // let the close arrive
         let second = try await t.send(HTTPRequest(method: "GET", url: url(server, "/2")))
@@ -164,7 +164,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
     @Test func anAnswerWithoutLengthEndsAtClose() async throws {
         let server = try ScriptedHTTPServer([.init(bytes: "HTTP/1.0 200 OK\r\n\r\nuntil the end", closeAfter: true)])
         defer { server.stop() }
-        let r = try await PlainHTTPTransport(timeout: 5).send(HTTPRequest(method: "GET", url: url(server, "/")))
+        let r = try await SocketHTTPTransport(timeout: 5).send(HTTPRequest(method: "GET", url: url(server, "/")))
         #expect(String(decoding: r.body, as: UTF8.self) == "until the end")
     }
 
@@ -183,7 +183,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         }
         #expect(bound)
         let port = Int(UInt16(bigEndian: addr.sin_port))
-        let client = LatchHTTPClient(baseURL: URL(string: "http://127.0.0.1:\(port)")!, apiKey: "a.b", transport: PlainHTTPTransport(timeout: 5))
+        let client = LatchHTTPClient(baseURL: URL(string: "http://127.0.0.1:\(port)")!, apiKey: "a.b", transport: SocketHTTPTransport(timeout: 5))
         let refused = await #expect(throws: LatchError.self) { try await client.send(method: "GET", path: "/healthz") }
         #expect(refused?.kind == .unavailable)
         #expect(refused?.description.contains("connect: Connection refused") == true)
@@ -192,7 +192,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         defer { silent.stop() }
         let started = Date()
         let timedOut = await #expect(throws: HTTPConnectionError.self) {
-            _ = try await PlainHTTPTransport(timeout: 0.3).send(HTTPRequest(method: "GET", url: url(silent, "/slow")))
+            _ = try await SocketHTTPTransport(timeout: 0.3).send(HTTPRequest(method: "GET", url: url(silent, "/slow")))
         }
         #expect(timedOut?.description == "receive: timed out")
         #expect(Date().timeIntervalSince(started) < 3)
@@ -200,7 +200,7 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         let garbage = try ScriptedHTTPServer([.init(bytes: "SSH-2.0-OpenSSH\r\n\r\n", closeAfter: true)])
         defer { garbage.stop() }
         let notHTTP = await #expect(throws: HTTPConnectionError.self) {
-            _ = try await PlainHTTPTransport(timeout: 5).send(HTTPRequest(method: "GET", url: url(garbage, "/")))
+            _ = try await SocketHTTPTransport(timeout: 5).send(HTTPRequest(method: "GET", url: url(garbage, "/")))
         }
         #expect(notHTTP?.description.hasPrefix("not an HTTP/1.x answer") == true)
     }
