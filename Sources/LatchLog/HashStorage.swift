@@ -10,7 +10,7 @@ public protocol HashReader {
     func readHashes(_ indexes: [Int64]) throws -> [MerkleHash]
 }
 
-/// The same reader for stores whose driver is asynchronous (sqlite-nio, PostgreSQL).
+/// The same reader for stores whose driver is asynchronous (PostgreSQL).
 public protocol AsyncHashReader {
     func readHashes(_ indexes: [Int64]) async throws -> [MerkleHash]
 }
