@@ -13,8 +13,7 @@ struct PEMBlock {
     /// Parses the single PEM block in `text`. Text before `-----BEGIN` and after `-----END`
     /// is ignored (openssl writes none; some tools add comments). Encrypted PEM is refused.
     init(parsing text: String) throws {
-        let lines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-            .map { $0.trimmingCharacters(in: .whitespaces.union(CharacterSet(charactersIn: "\r"))) }
+        let lines = Self.trimmedLines(text)
         guard let begin = lines.firstIndex(where: { $0.hasPrefix("-----BEGIN ") && $0.hasSuffix("-----") }) else {
             throw LatchCryptoError.pem("no '-----BEGIN …-----' line; expected a PEM key")
         }
@@ -35,6 +34,24 @@ struct PEMBlock {
         }
         self.label = label
         self.der = der
+    }
+
+    /// The lines of `text` (split at LF), each without the white space RFC 7468 allows around
+    /// it (space, tab, CR, vertical tab, form feed). Done on UTF-8 bytes: Foundation's
+    /// CharacterSet trimming of each line cost more than parsing the RSA key itself.
+    static func trimmedLines(_ text: String) -> [String] {
+        let bytes = Array(text.utf8)
+        func isSpace(_ b: UInt8) -> Bool { b == 32 || b == 9 || b == 13 || b == 11 || b == 12 }
+        var lines: [String] = []
+        var start = 0
+        for i in 0...bytes.count where i == bytes.count || bytes[i] == 10 {
+            var a = start, b = i
+            while a < b, isSpace(bytes[a]) { a += 1 }
+            while b > a, isSpace(bytes[b - 1]) { b -= 1 }
+            lines.append(String(decoding: bytes[a..<b], as: UTF8.self))
+            start = i + 1
+        }
+        return lines
     }
 
     /// PEM text with 64-character lines and a final newline (the form openssl writes).

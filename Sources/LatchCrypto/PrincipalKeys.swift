@@ -8,23 +8,29 @@ let acceptedRSABits = 2048...4096
 /// A principal's (user's or agent's) RSA private key. It signs statements (RSA-PSS-SHA256,
 /// salt 32) and unwraps data-encryption keys (RSA-OAEP-SHA256). Never print or log it.
 public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
-    private let signing: _RSA.Signing.PrivateKey
     private let decryptionBox: SendableBox<_RSA.Encryption.PrivateKey>
     private var decryption: _RSA.Encryption.PrivateKey { decryptionBox.value }
+    /// The same key as a signing key, parsed from the same DER when first needed: swift-crypto
+    /// has a type per use, each parse checks the key again, and a process that only reads
+    /// secrets (`latch get`) never signs.
+    private let signingBox: LazyBox<_RSA.Signing.PrivateKey>
     /// The matching public key (computed once).
     public let publicKey: PrincipalPublicKey
 
-    private init(signing: _RSA.Signing.PrivateKey) throws {
-        let bits = signing.keySizeInBits
+    private init(decryption: _RSA.Encryption.PrivateKey) throws {
+        let bits = decryption.keySizeInBits
         guard acceptedRSABits.contains(bits) else { throw LatchCryptoError.keySize(bits) }
-        self.signing = signing
+        let der = decryption.derRepresentation
+        self.decryptionBox = SendableBox(decryption)
+        self.signingBox = LazyBox { try _RSA.Signing.PrivateKey(derRepresentation: der) }
+        self.publicKey = try PrincipalPublicKey(spkiDER: decryption.publicKey.derRepresentation)
+    }
+
+    private func signing() throws -> _RSA.Signing.PrivateKey {
         do {
-            self.decryptionBox = try SendableBox(_RSA.Encryption.PrivateKey(derRepresentation: signing.derRepresentation))
-            self.publicKey = try PrincipalPublicKey(spkiDER: signing.publicKey.derRepresentation)
-        } catch let error as LatchCryptoError {
-            throw error
+            return try signingBox.value()
         } catch {
-            throw LatchCryptoError.pem("the RSA private key could not be loaded: \(error)")
+            throw LatchCryptoError.signature("the RSA private key could not be loaded for signing: \(error)")
         }
     }
 
@@ -33,7 +39,7 @@ public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebu
     public static func generate(bits: Int = 3072) throws -> PrincipalPrivateKey {
         guard [2048, 3072, 4096].contains(bits) else { throw LatchCryptoError.keySize(bits) }
         do {
-            return try PrincipalPrivateKey(signing: _RSA.Signing.PrivateKey(keySize: .init(bitCount: bits)))
+            return try PrincipalPrivateKey(decryption: _RSA.Encryption.PrivateKey(keySize: .init(bitCount: bits)))
         } catch let error as LatchCryptoError {
             throw error
         } catch {
@@ -63,34 +69,40 @@ public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebu
     }
 
     private init(der: Data, label: String) throws {
-        let key: _RSA.Signing.PrivateKey
+        let key: _RSA.Encryption.PrivateKey
         do {
             // The `unsafe` initialiser admits 1024-bit keys so that we can report their size
             // precisely; the size check in the designated initialiser rejects them.
-            key = try _RSA.Signing.PrivateKey(unsafeDERRepresentation: der)
+            key = try _RSA.Encryption.PrivateKey(unsafeDERRepresentation: der)
         } catch {
             throw LatchCryptoError.pem("the '\(label)' block is not an RSA private key (PKCS#8 or PKCS#1)")
         }
+        // (`derRepresentation` is the key's PKCS#1 RSAPrivateKey DER.)
         if label == "RSA PRIVATE KEY", key.derRepresentation != der {
             throw LatchCryptoError.pem("the 'RSA PRIVATE KEY' block does not hold PKCS#1 RSAPrivateKey DER")
         }
-        if label == "PRIVATE KEY", key.pkcs8DERRepresentation != der, key.derRepresentation == der {
+        if label == "PRIVATE KEY", key.derRepresentation == der {
             throw LatchCryptoError.pem("the 'PRIVATE KEY' block holds PKCS#1 DER; label it 'RSA PRIVATE KEY'")
         }
-        try self.init(signing: key)
+        try self.init(decryption: key)
     }
 
     /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`), 64-character lines, final newline.
     public var pkcs8PEM: String {
-        PEMBlock(label: "PRIVATE KEY", der: signing.pkcs8DERRepresentation).text
+        // swift-crypto's own PKCS#8 PEM, re-armoured in the form openssl writes.
+        do {
+            return PEMBlock(label: "PRIVATE KEY", der: try PEMBlock(parsing: decryption.pkcs8PEMRepresentation).der).text
+        } catch {
+            preconditionFailure("swift-crypto wrote PKCS#8 PEM that does not parse: \(error)")
+        }
     }
 
     /// PKCS#1 PEM (`-----BEGIN RSA PRIVATE KEY-----`), for tools that want the traditional form.
     public var pkcs1PEM: String {
-        PEMBlock(label: "RSA PRIVATE KEY", der: signing.derRepresentation).text
+        PEMBlock(label: "RSA PRIVATE KEY", der: decryption.derRepresentation).text
     }
 
-    public var bits: Int { signing.keySizeInBits }
+    public var bits: Int { decryption.keySizeInBits }
 
     /// Never shows key material: only the size and the public key id.
     public var description: String { "PrincipalPrivateKey(RSA-\(bits), keyId: \(publicKey.keyId), <redacted>)" }
@@ -101,7 +113,9 @@ public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebu
     /// The result is as long as the modulus (384 bytes for RSA-3072).
     public func sign(_ message: some DataProtocol) throws -> Data {
         do {
-            return try signing.signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation
+            return try signing().signature(for: SHA256.hash(data: message), padding: .PSS).rawRepresentation
+        } catch let error as LatchCryptoError {
+            throw error
         } catch {
             throw LatchCryptoError.signature("RSA-PSS signing failed: \(error)")
         }
@@ -224,4 +238,20 @@ public struct PrincipalPublicKey: Sendable, Hashable {
 final class SendableBox<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }
+}
+
+/// A value made on first use, at most once, from any thread.
+final class LazyBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var made: Value?
+    private let make: () throws -> Value
+    init(_ make: @escaping () throws -> Value) { self.make = make }
+    func value() throws -> Value {
+        try lock.withLock {
+            if let made { return made }
+            let v = try make()
+            made = v
+            return v
+        }
+    }
 }

@@ -52,7 +52,7 @@ struct KeyTests {
         #expect(TestKeys.bob.publicKey.keyId != pub.keyId)
     }
 
-    @Test("Keys and DEKs never print their secret parts; CRLF PEM loads")
+    @Test("Keys and DEKs never print their secret parts; CRLF and indented PEM loads")
     func redaction() throws {
         let key = TestKeys.alice
         let pemBody = key.pkcs8PEM.split(separator: "\n")[1]
@@ -71,6 +71,8 @@ struct KeyTests {
         #expect(try PrincipalPrivateKey(pem: crlf).publicKey == key.publicKey)
         let padded = "comment line\n" + key.publicKey.pem + "\n\n"
         #expect(try PrincipalPublicKey(pem: padded) == key.publicKey)
+        let indented = key.publicKey.pem.split(separator: "\n").map { "\t " + $0 + " \r" }.joined(separator: "\n")
+        #expect(try PrincipalPublicKey(pem: indented) == key.publicKey)
     }
 
     @Test("PKCS#1 public key PEM is accepted and maps to the same SPKI")
