@@ -11,7 +11,7 @@ final class TLSPeer: @unchecked Sendable {
     let port: Int
     private let process = Process()
 
-    init() throws {
+    init() async throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-tls-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
@@ -37,7 +37,7 @@ final class TLSPeer: @unchecked Sendable {
             if let line = text.split(separator: "\n").first(where: { $0.hasPrefix("ACCEPT ") }), let p = line.split(separator: ":").last {
                 found = Int(p)
             } else {
-                usleep(50_000)
+                try await Task.sleep(nanoseconds: 50_000_000)   // (not usleep: other tests share this thread pool)
             }
         }
         guard let found else {
@@ -84,7 +84,7 @@ struct TransportTestError: Error, CustomStringConvertible {
 @Suite(.serialized) struct TLSTransportTests {
     @Test("https to a certificate the given CA issued for the host: the answer arrives, body until close")
     func trustedCertificate() async throws {
-        let peer = try TLSPeer()
+        let peer = try await TLSPeer()
         defer { peer.stop() }
         let transport = DefaultHTTPTransport(timeout: 5, caFile: peer.caFile)
         for _ in 0..<2 {   // a second time on a new connection: the server closed the first
@@ -96,7 +96,7 @@ struct TransportTestError: Error, CustomStringConvertible {
 
     @Test("https is refused, saying why, when the certificate's issuer is not trusted or it names another host")
     func refusals() async throws {
-        let peer = try TLSPeer()
+        let peer = try await TLSPeer()
         defer { peer.stop() }
         // The system's trust roots do not include the throwaway CA.
         await #expect { try await DefaultHTTPTransport(timeout: 5).send(HTTPRequest(method: "GET", url: URL(string: "https://localhost:\(peer.port)/hello.txt")!)) }
