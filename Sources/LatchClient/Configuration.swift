@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 
 /// Environment variable names the client reads. The `R4_` names are aliases accepted so that
 /// runtimes written for R4 work unchanged; a `LATCH_` variable wins over its alias.
@@ -186,7 +187,7 @@ public enum ConfigurationResolver {
 
     /// Accept `http(s)://host[:port][/prefix]`; strip a trailing `/`.
     public static func parseBaseURL(_ string: String, source: ConfigurationSource = .explicit) throws -> URL {
-        var s = string.trimmingCharacters(in: .whitespaces)
+        var s = string.trimmedASCII
         while s.hasSuffix("/") { s.removeLast() }
         guard let url = URL(string: s), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
               url.host != nil else {

@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -306,7 +307,7 @@ final class HTTP1Connection {
             } else if headers["transfer-encoding"]?.lowercased().contains("chunked") == true {
                 body = try readChunked(deadline: deadline)
             } else if let lengthText = headers["content-length"] {
-                guard let length = Int(lengthText.trimmingCharacters(in: .whitespaces)), length >= 0,
+                guard let length = Int(lengthText.trimmedASCII), length >= 0,
                       length <= Self.maxBody else {
                     throw HTTPConnectionError("invalid Content-Length \(lengthText)")
                 }
@@ -399,7 +400,7 @@ final class HTTP1Connection {
     private func readLine(deadline: UInt64) throws -> String {
         while true {
             if let i = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<i], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let line = String(decoding: buffer[..<i], as: UTF8.self).trimmedASCII
                 buffer.removeFirst(i + 1)
                 return line
             }
@@ -437,7 +438,7 @@ final class HTTP1Connection {
         var headers: [String: String] = [:]
         while let line = lines.next() {
             guard let colon = line.firstIndex(of: ":") else { continue }
-            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+            headers[line[..<colon].lowercased()] = line[line.index(after: colon)...].trimmedASCII
         }
         return (status, headers, parts[0] == "HTTP/1.1")
     }

@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 
 /// What a profile remembers about one identity on one server. Stored as
 /// `$LATCH_HOME/profiles/NAME/profile.json` (mode 0600). Holds no secret: the API secret and
@@ -95,7 +96,7 @@ public struct ProfileStore: Sendable {
 
     public func apiSecret(_ name: String) throws -> String {
         let data = try SecureFile.read(apiSecretPath(name))
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return String(decoding: data, as: UTF8.self).trimmedASCII
     }
 
     /// Write a profile with its API secret and private key. The directory is made 0700 and
