@@ -26,6 +26,7 @@ struct LatchCommand: AsyncParsableCommand {
         if arguments.count > 1, Daemon.commands.contains(arguments[1]) {
             Daemon.replaceProcess(arguments: Array(arguments.dropFirst()))
         }
+        if let code = await QuickCommands.run(Array(arguments.dropFirst())) { Glibc.exit(code) }
         do {
             var command = try parseAsRoot(nil)
             if var command = command as? any AsyncParsableCommand {

@@ -77,6 +77,53 @@ public enum CLI {
     }
 }
 
+/// `latch get NAME` and `latch env`, the commands an agent runs on every start, parsed by hand
+/// when their command line is one of the plain forms (`get NAME`, `env`, with `--profile P` or
+/// `--profile=P`, and for env `--format F`), then run by the same code as their commands.
+/// ArgumentParser builds its model of a command by reflection, which costs a sixth of the
+/// instructions of a whole `latch get`. Every other command line, help and mistakes included,
+/// goes to ArgumentParser, so its messages and exit codes stay the only ones.
+public enum QuickCommands {
+    /// The exit code, or nil when `arguments` (without the executable) is not a plain form.
+    public static func run(_ arguments: [String]) async -> Int32? {
+        guard let command = arguments.first, command == "get" || command == "env" else { return nil }
+        var options: [String: String] = [:]
+        var positional: [String] = []
+        var rest = arguments.dropFirst()[...]
+        while let token = rest.popFirst() {
+            if token.hasPrefix("--") {
+                let parts = token.dropFirst(2).split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+                let name = String(parts[0])
+                guard name == "profile" || (command == "env" && name == "format"), options[name] == nil else { return nil }
+                if parts.count == 2 { options[name] = String(parts[1]) } else {
+                    guard let value = rest.popFirst(), !value.hasPrefix("-") else { return nil }
+                    options[name] = value
+                }
+                guard options[name]?.isEmpty == false else { return nil }
+            } else if token.hasPrefix("-") {
+                return nil
+            } else {
+                positional.append(token)
+            }
+        }
+        var profile = ProfileOption()
+        profile.profile = options["profile"]
+        do {
+            switch (command, positional.count) {
+            case ("get", 1): try await GetCommand.print(positional[0], profile)
+            case ("env", 0): try await EnvCommand.print(format: options["format"] ?? "dotenv", profile)
+            default: return nil
+            }
+            return 0
+        } catch let e as ExitCode {
+            return e.rawValue
+        } catch {
+            CLI.stderr("latch: error: \(error)")
+            return LatchExitCode.failure.rawValue
+        }
+    }
+}
+
 // MARK: - init, configure
 
 struct InitCommand: AsyncParsableCommand {
@@ -152,6 +199,10 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let repo = repoOptions.repo { return try RepoClient.get(name, repo: repo, key: repoOptions.key) }
+        try await Self.print(name, options)
+    }
+
+    static func print(_ name: String, _ options: ProfileOption) async throws {
         try await CLI.run {
             let started = Date()
             let latch = try await options.connect()
@@ -171,7 +222,9 @@ struct EnvCommand: AsyncParsableCommand {
     @OptionGroup var options: ProfileOption
     @Option(help: "dotenv, json or shell.") var format: String = "dotenv"
 
-    func run() async throws {
+    func run() async throws { try await Self.print(format: format, options) }
+
+    static func print(format: String, _ options: ProfileOption) async throws {
         try await CLI.run {
             guard let f = EnvFormat(rawValue: format) else {
                 throw LatchError(.usage, "unknown format \(format)", hint: "use dotenv, json or shell")

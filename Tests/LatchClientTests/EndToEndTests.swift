@@ -211,6 +211,18 @@ final class TestServer: @unchecked Sendable {
         #expect(missing.err.hasPrefix("latch: error: ") && missing.err.split(separator: "\n").count == 1)
         #expect(try await latch("get", "OPENAI", extra: ["LATCH_API_KEY": "wrong.key"], ).code == 67)
         #expect(try await latch("get").code == 64)
+        // `get` and `env` in their plain forms skip ArgumentParser (QuickCommands); every other
+        // form still gets its parse, messages and exit codes.
+        let equalsForm = try await latch("get", "--profile=bot", "OPENAI")
+        #expect(equalsForm.code == 0 && equalsForm.out == "sk-openai-abcdef", "\(equalsForm.err)")
+        let help = try await latch("get", "--help")
+        #expect(help.code == 0 && help.out.contains("USAGE: latch get"))
+        let noValue = try await latch("get", "OPENAI", "--profile")
+        #expect(noValue.code == 64 && noValue.err.contains("Missing value for '--profile"), "\(noValue.err)")
+        #expect(try await latch("get", "A", "B", "--profile", "bot").code == 64)
+        #expect(try await latch("env", "--format", "yaml", "--profile", "bot").code == 64)
+        let json = try await latch("env", "--format=json", "--profile", "bot")
+        #expect(json.code == 0 && json.out.replacingOccurrences(of: " ", with: "").contains("\"OPENAI\":\"sk-openai-abcdef\""), "\(json.out)")
         #expect(try await latch("get", "X", "--profile", "nobody").code == 78)
         #expect(try await latch("get", "X", extra: ["LATCH_BASE_URL": "http://127.0.0.1:1"]).code == 69)
         let machine = try await latch("machine", "request", "GET", "/me", "--profile", "bot")
