@@ -26,7 +26,13 @@ struct LatchCommand: AsyncParsableCommand {
         if arguments.count > 1, Daemon.commands.contains(arguments[1]) {
             Daemon.replaceProcess(arguments: Array(arguments.dropFirst()))
         }
-        if let code = await QuickCommands.run(Array(arguments.dropFirst())) { Glibc.exit(code) }
+        if let code = await QuickCommands.run(Array(arguments.dropFirst())) {
+            #if canImport(Glibc)
+            Glibc.exit(code)
+            #else
+            Darwin.exit(code)
+            #endif
+        }
         do {
             var command = try parseAsRoot(nil)
             if var command = command as? any AsyncParsableCommand {

@@ -444,13 +444,18 @@ final class HTTP1Connection {
     }
 }
 
-#if canImport(CLatchOpenSSL)
 extension HTTP1Connection {
     /// The TLS handshake on this (connected, non-blocking) socket, bounded by the deadline.
     func startTLS(host: String, caFile: String?, deadline: UInt64) throws {
+        #if canImport(CLatchOpenSSL)
         tls = try TLSSession(fd: fd, host: host, caFile: caFile) { try self.wait(for: $0, deadline: deadline, what: "TLS handshake") }
+        #else
+        throw HTTPConnectionError("https over sockets needs OpenSSL, which this build lacks", hint: "use DefaultHTTPTransport")
+        #endif
     }
 }
+
+#if canImport(CLatchOpenSSL)
 
 /// One TLS client session over a non-blocking socket (system OpenSSL). Every call that would
 /// block hands the events it needs (`POLLIN`/`POLLOUT`) to `wait`, which polls the socket

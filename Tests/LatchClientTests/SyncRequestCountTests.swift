@@ -25,10 +25,7 @@ import LatchWire
     func firstSyncRequests() async throws {
         let server = try TestServer()
         defer { server.stop() }
-        let home = server.dir + "/home"
-        _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
-                                      organisation: "o", tenant: "t", user: "operator")
-        let op = try await Latch.create(profile: "op", environment: ["LATCH_HOME": home], sync: true)
+        let op = try await Self.operatorClient(server)
         _ = try await op.createVault(name: "small")
         _ = try await op.createVault(name: "big")
         for n in 0..<2 { _ = try await op.setSecret(vault: "small", item: "s\(n)", value: "small-\(n)") }
@@ -91,14 +88,19 @@ import LatchWire
 }
 
 extension SyncRequestCountTests {
+    /// The bootstrap operator of a fresh server, synced.
+    static func operatorClient(_ server: TestServer) async throws -> Latch {
+        let home = server.dir + "/home"
+        _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
+                                      organisation: "o", tenant: "t", user: "operator")
+        return try await Latch.create(profile: "op", environment: ["LATCH_HOME": home], sync: true)
+    }
+
     @Test("a client whose key the server lacks registers it, then syncs afresh and proves the key's leaf")
     func registersAKeyThenSyncs() async throws {
         let server = try TestServer()
         defer { server.stop() }
-        let home = server.dir + "/home"
-        _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
-                                      organisation: "o", tenant: "t", user: "operator")
-        let op = try await Latch.create(profile: "op", environment: ["LATCH_HOME": home], sync: true)
+        let op = try await Self.operatorClient(server)
         let made = try LatchJSON.decoder().decode(CreatePrincipalResponse.self, from: try await op.request(
             method: "POST", path: LatchRoutes.agents, body: try LatchJSON.encoder().encode(CreateAgentRequest(name: "keyless"))))
         let key = try PrincipalPrivateKey.generate(bits: 2048)
