@@ -77,24 +77,41 @@ public enum CLI {
     }
 }
 
-/// `latch get NAME` and `latch env`, the commands an agent runs on every start, parsed by hand
-/// when their command line is one of the plain forms (`get NAME`, `env`, with `--profile P` or
-/// `--profile=P`, and for env `--format F`), then run by the same code as their commands.
-/// ArgumentParser builds its model of a command by reflection, which costs a sixth of the
-/// instructions of a whole `latch get`. Every other command line, help and mistakes included,
-/// goes to ArgumentParser, so its messages and exit codes stay the only ones.
+/// `latch get NAME`, `latch env` and `latch run -- CMD`, the commands an agent runs on every
+/// start, parsed by hand when their command line is one of the plain forms, then run by the same
+/// code as their commands. The plain forms: `--profile P` (or `--profile=P`) on each; `--format
+/// F` on env; `--prefix P` and `--no-masking` on run, whose command follows `--`. ArgumentParser
+/// builds its model of a command by reflection, which costs a sixth of the instructions of a
+/// whole `latch get`. Every other command line, help and mistakes included, goes to
+/// ArgumentParser, so its messages and exit codes stay the only ones.
 public enum QuickCommands {
+    static let forms: [String: (options: Set<String>, flags: Set<String>)] = [
+        "get": (["profile"], []),
+        "env": (["profile", "format"], []),
+        "run": (["profile", "prefix"], ["no-masking"]),
+    ]
+
     /// The exit code, or nil when `arguments` (without the executable) is not a plain form.
     public static func run(_ arguments: [String]) async -> Int32? {
-        guard let command = arguments.first, command == "get" || command == "env" else { return nil }
+        guard let command = arguments.first, let form = forms[command] else { return nil }
         var options: [String: String] = [:]
+        var flags: Set<String> = []
         var positional: [String] = []
+        var passthrough: [String]?
         var rest = arguments.dropFirst()[...]
         while let token = rest.popFirst() {
-            if token.hasPrefix("--") {
+            if token == "--" {
+                guard command == "run" else { return nil }
+                passthrough = Array(rest)
+                break
+            } else if token.hasPrefix("--") {
                 let parts = token.dropFirst(2).split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let name = String(parts[0])
-                guard name == "profile" || (command == "env" && name == "format"), options[name] == nil else { return nil }
+                if form.flags.contains(name) {
+                    guard parts.count == 1, flags.insert(name).inserted else { return nil }
+                    continue
+                }
+                guard form.options.contains(name), options[name] == nil else { return nil }
                 if parts.count == 2 { options[name] = String(parts[1]) } else {
                     guard let value = rest.popFirst(), !value.hasPrefix("-") else { return nil }
                     options[name] = value
@@ -109,9 +126,11 @@ public enum QuickCommands {
         var profile = ProfileOption()
         profile.profile = options["profile"]
         do {
-            switch (command, positional.count) {
-            case ("get", 1): try await GetCommand.print(positional[0], profile)
-            case ("env", 0): try await EnvCommand.print(format: options["format"] ?? "dotenv", profile)
+            switch (command, positional.count, passthrough) {
+            case ("get", 1, nil): try await GetCommand.print(positional[0], profile)
+            case ("env", 0, nil): try await EnvCommand.print(format: options["format"] ?? "dotenv", profile)
+            case ("run", 0, let command?) where !command.isEmpty:
+                return try await RunCommand.execute(command, prefix: options["prefix"] ?? "", masking: !flags.contains("no-masking"), profile)
             default: return nil
             }
             return 0
@@ -250,17 +269,26 @@ struct RunCommand: AsyncParsableCommand {
         var code: Int32 = 0
         try await CLI.run {
             guard !command.isEmpty else { throw LatchError(.usage, "no command given", hint: "use `latch run -- CMD ARGS...`") }
-            var env = ProcessInfo.processInfo.environment
             if let repo = repoOptions.repo {
                 code = try RepoClient.run(command, repo: repo, key: repoOptions.key, group: group, prefix: prefix,
-                                          masking: !noMasking, environment: env)
+                                          masking: !noMasking, environment: ProcessInfo.processInfo.environment)
                 return
             }
             guard group == nil else { throw LatchError(.usage, "--group needs --repo", hint: "use `latch run --repo DIR --group G -- CMD`") }
+        }
+        if repoOptions.repo == nil { code = try await Self.execute(command, prefix: prefix, masking: !noMasking, options) }
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    /// Runs `command` with the profile's secrets in its environment; its exit code.
+    static func execute(_ command: [String], prefix: String, masking: Bool, _ options: ProfileOption) async throws -> Int32 {
+        var code: Int32 = 0
+        try await CLI.run {
+            var env = ProcessInfo.processInfo.environment
             let latch = try await options.connect()
             let secrets = latch.env
             for (k, v) in secrets { env[prefix + k] = v }
-            let supervisor = Supervisor(arguments: command, environment: env, maskedValues: Array(secrets.values), masking: !noMasking)
+            let supervisor = Supervisor(arguments: command, environment: env, maskedValues: Array(secrets.values), masking: masking)
             do {
                 code = try supervisor.run()
             } catch let e as LatchError where e.kind == .process {
@@ -268,7 +296,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ExitCode(Int32(e.status ?? 126))
             }
         }
-        if code != 0 { throw ExitCode(code) }
+        return code
     }
 }
 

@@ -221,6 +221,10 @@ final class TestServer: @unchecked Sendable {
         #expect(noValue.code == 64 && noValue.err.contains("Missing value for '--profile"), "\(noValue.err)")
         #expect(try await latch("get", "A", "B", "--profile", "bot").code == 64)
         #expect(try await latch("env", "--format", "yaml", "--profile", "bot").code == 64)
+        #expect(try await latch("run", "--profile", "bot").code == 64)                      // no `--`, no command
+        #expect(try await latch("run", "--profile", "bot", "--bogus", "--", "true").code == 64)
+        let prefixed = try await latch("run", "--prefix=X_", "--profile=bot", "--", "sh", "-c", "printf %s \"$X_OPENAI\"")
+        #expect(prefixed.code == 0 && prefixed.out == "<concealed by latch>", "\(prefixed.out)\(prefixed.err)")
         let json = try await latch("env", "--format=json", "--profile", "bot")
         #expect(json.code == 0 && json.out.replacingOccurrences(of: " ", with: "").contains("\"OPENAI\":\"sk-openai-abcdef\""), "\(json.out)")
         #expect(try await latch("get", "X", "--profile", "nobody").code == 78)
