@@ -68,21 +68,25 @@ public enum CanonicalJSON {
 
     private static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out += [0x5c, 0x22]                 // \"
-            case 0x5c: out += [0x5c, 0x5c]                 // \\
-            case 0x08: out += [0x5c, UInt8(ascii: "b")]
-            case 0x0c: out += [0x5c, UInt8(ascii: "f")]
-            case 0x0a: out += [0x5c, UInt8(ascii: "n")]
-            case 0x0d: out += [0x5c, UInt8(ascii: "r")]
-            case 0x09: out += [0x5c, UInt8(ascii: "t")]
-            case 0x00..<0x20:
-                out += Array("\\u00".utf8)
-                out.append(hexDigits[Int(b >> 4)])
-                out.append(hexDigits[Int(b & 0xf)])
-            default: out.append(b)                          // everything else verbatim (UTF-8)
+        var s = s
+        s.withUTF8 { bytes in
+            // Runs without anything to escape are copied whole; everything else is verbatim UTF-8.
+            var run = 0
+            for (i, b) in bytes.enumerated() where b == 0x22 || b == 0x5c || b < 0x20 {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
+                out.append(0x5c)
+                switch b {
+                case 0x22, 0x5c: out.append(b)                 // \" \\
+                case 0x08: out.append(UInt8(ascii: "b"))
+                case 0x0c: out.append(UInt8(ascii: "f"))
+                case 0x0a: out.append(UInt8(ascii: "n"))
+                case 0x0d: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                default: out.append(contentsOf: [UInt8(ascii: "u"), 0x30, 0x30, hexDigits[Int(b >> 4)], hexDigits[Int(b & 0xf)]])
+                }
+                run = i + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...]))
         }
         out.append(UInt8(ascii: "\""))
     }

@@ -76,8 +76,15 @@ struct DocScanner {
             let c = p[i]
             if c == 0x22 { i += 1; return String(decoding: out, as: UTF8.self) }
             if c < 0x20 { return nil }
+            if c != 0x5C {
+                // The run up to the next quote, backslash or control byte, copied whole.
+                var j = i + 1
+                while j < p.count, p[j] != 0x22, p[j] != 0x5C, p[j] >= 0x20 { j += 1 }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: p[i..<j]))
+                i = j
+                continue
+            }
             i += 1
-            if c != 0x5C { out.append(c); continue }
             guard i < p.count else { return nil }
             let e = p[i]
             i += 1

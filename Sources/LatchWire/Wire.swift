@@ -706,18 +706,26 @@ public enum LatchJSON {
     /// `\t`, … or `\u00XX`, everything else (slashes, non-ASCII UTF-8) verbatim.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for b in s.utf8 {
-            switch b {
-            case 0x22: out += [0x5c, 0x22]
-            case 0x5c: out += [0x5c, 0x5c]
-            case 0x0a: out += [0x5c, UInt8(ascii: "n")]
-            case 0x0d: out += [0x5c, UInt8(ascii: "r")]
-            case 0x09: out += [0x5c, UInt8(ascii: "t")]
-            case 0x08: out += [0x5c, UInt8(ascii: "b")]
-            case 0x0c: out += [0x5c, UInt8(ascii: "f")]
-            case 0x00..<0x20: out += [0x5c, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xf)]]
-            default: out.append(b)
+        var s = s
+        s.withUTF8 { bytes in
+            // Runs without anything to escape are copied whole (stored checkpoints are JSON
+            // texts inside JSON: every quote in them is escaped).
+            var run = 0
+            for (i, b) in bytes.enumerated() where b == 0x22 || b == 0x5c || b < 0x20 {
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
+                out.append(0x5c)
+                switch b {
+                case 0x22, 0x5c: out.append(b)
+                case 0x0a: out.append(UInt8(ascii: "n"))
+                case 0x0d: out.append(UInt8(ascii: "r"))
+                case 0x09: out.append(UInt8(ascii: "t"))
+                case 0x08: out.append(UInt8(ascii: "b"))
+                case 0x0c: out.append(UInt8(ascii: "f"))
+                default: out.append(contentsOf: [UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xf)]])
+                }
+                run = i + 1
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...]))
         }
         out.append(UInt8(ascii: "\""))
     }
