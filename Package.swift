@@ -72,7 +72,7 @@ let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 products += [.executable(name: "latch-server-seed", targets: ["LatchServerSeed"])]
 targets += [
     .target(name: "LatchDomain", dependencies: ["LatchCrypto", "LatchLog", crypto], swiftSettings: swiftSettings),
-    .target(name: "LatchWire", dependencies: [], swiftSettings: swiftSettings),
+    .target(name: "LatchWire", dependencies: ["LatchCrypto"], swiftSettings: swiftSettings),
     // CLatchSQLite: the system SQLite (libsqlite3-dev), bound by LatchStoreSQLite itself.
     .systemLibrary(name: "CLatchSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]),
     .target(

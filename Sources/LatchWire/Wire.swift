@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 
 // The machine API's wire types, shared by the server and the client. Foundation only.
 // Signed envelopes (checkpoints, wrapped-key statements) travel as JSON *strings* holding the
@@ -700,35 +701,9 @@ public enum LatchJSON {
         return d
     }
 
-    private static let hex = Array("0123456789abcdef".utf8)
-
-    /// Appends `s` as a JSON string: quote and backslash escaped, control characters as `\n`,
-    /// `\t`, … or `\u00XX`, everything else (slashes, non-ASCII UTF-8) verbatim.
-    public static func appendString(_ s: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        var s = s
-        s.withUTF8 { bytes in
-            // Runs without anything to escape are copied whole (stored checkpoints are JSON
-            // texts inside JSON: every quote in them is escaped).
-            var run = 0
-            for (i, b) in bytes.enumerated() where b == 0x22 || b == 0x5c || b < 0x20 {
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run..<i]))
-                out.append(0x5c)
-                switch b {
-                case 0x22, 0x5c: out.append(b)
-                case 0x0a: out.append(UInt8(ascii: "n"))
-                case 0x0d: out.append(UInt8(ascii: "r"))
-                case 0x09: out.append(UInt8(ascii: "t"))
-                case 0x08: out.append(UInt8(ascii: "b"))
-                case 0x0c: out.append(UInt8(ascii: "f"))
-                default: out.append(contentsOf: [UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xf)]])
-                }
-                run = i + 1
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[run...]))
-        }
-        out.append(UInt8(ascii: "\""))
-    }
+    /// Appends `s` as a JSON string, escaped as the canonical form escapes it (JCS: quote,
+    /// backslash and control characters; everything else verbatim UTF-8).
+    public static func appendString(_ s: String, to out: inout [UInt8]) { CanonicalJSON.appendString(s, to: &out) }
 }
 
 // MARK: - Sync, search, groups, projects, feedback

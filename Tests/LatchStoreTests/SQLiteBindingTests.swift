@@ -6,17 +6,36 @@ import Testing
 /// Our binding of the system SQLite (SQLiteBinding.swift): the statement cache, every bind type,
 /// errors, and transaction bodies running on the connection's own thread.
 @Suite struct SQLiteBindingTests {
-    /// A fresh connection on a temporary file; closed (and the file removed) after `body`.
-    func withConnection(_ body: (SQLiteConnection) async throws -> Void) async throws {
+    /// A fresh temporary directory, removed after `body`.
+    func withDirectory(_ body: (URL) async throws -> Void) async throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-binding-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
-        do { try await body(c) } catch {
+        try await body(dir)
+    }
+
+    /// A fresh connection on a temporary file; closed (and the file removed) after `body`.
+    func withConnection(_ body: (SQLiteConnection) async throws -> Void) async throws {
+        try await withDirectory { dir in
+            let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
+            do { try await body(c) } catch {
+                await c.close()
+                throw error
+            }
             await c.close()
-            throw error
         }
-        await c.close()
+    }
+
+    /// A fresh store (2 readers) on a temporary file; closed (and the file removed) after `body`.
+    func withStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
+        try await withDirectory { dir in
+            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 2)
+            do { try await body(store) } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
+        }
     }
 
     @Test("a cached statement is prepared once and gives the right rows after each reset")
@@ -164,34 +183,29 @@ import Testing
             }
         }
         // A closed connection says so.
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-binding-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
-        await c.close()
-        #expect(c.isClosed)
-        do {
-            try await c.execute("SELECT 1", purpose: "read after close")
-            Issue.record("a closed connection ran a statement")
-        } catch let e as SQLiteError {
-            #expect(e.description.contains("could not read after close: the connection is closed"))
-        }
-        // A file that cannot be opened names it.
-        do {
-            _ = try await SQLiteConnection.open(path: dir.appendingPathComponent("missing/dir/t.sqlite").path)
-            Issue.record("opened a file in a missing directory")
-        } catch let e as SQLiteError {
-            #expect(e.description.contains("could not open the database at"))
+        try await withDirectory { dir in
+            let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
+            await c.close()
+            #expect(c.isClosed)
+            do {
+                try await c.execute("SELECT 1", purpose: "read after close")
+                Issue.record("a closed connection ran a statement")
+            } catch let e as SQLiteError {
+                #expect(e.description.contains("could not read after close: the connection is closed"))
+            }
+            // A file that cannot be opened names it.
+            do {
+                _ = try await SQLiteConnection.open(path: dir.appendingPathComponent("missing/dir/t.sqlite").path)
+                Issue.record("opened a file in a missing directory")
+            } catch let e as SQLiteError {
+                #expect(e.description.contains("could not open the database at"))
+            }
         }
     }
 
     @Test("the store maps SQLite errors: a duplicate audit seq is a constraint error naming the statement")
     func storeErrors() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-binding-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 2)
-        do {
+        try await withStore { store in
             let draft = AuditDraft(time: Date(), tenantId: nil, action: "test", outcome: "success", principalId: nil, accessKey: nil)
             let events = try await store.write { try await $0.appendAudit([draft]) }
             do {
@@ -203,20 +217,12 @@ import Testing
             }
             // The failed transaction was rolled back; the writer works on.
             #expect(try await verifyAuditChain(store) == 1)
-        } catch {
-            await store.close()
-            throw error
         }
-        await store.close()
     }
 
     @Test("a transaction body runs on its connection's thread, statements without a hop each")
     func bodyOnConnectionThread() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-binding-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 2)
-        do {
+        try await withStore { store in
             let onThread = try await store.read { tx in
                 let t = try #require(tx as? SQLiteTransaction)
                 _ = try await tx.setting("x")
@@ -237,10 +243,6 @@ import Testing
                 try await g.waitForAll()
             }
             for i in 1...20 { #expect(try await store.read { try await $0.setting("k\(i)") } == "\(i)") }
-        } catch {
-            await store.close()
-            throw error
         }
-        await store.close()
     }
 }
