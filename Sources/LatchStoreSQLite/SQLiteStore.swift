@@ -16,18 +16,28 @@ import LatchDomain
 /// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
 /// which the writer runs with `synchronous=NORMAL`: committed and visible at once, safe if the
 /// server process dies, but lost in a power cut or kernel crash until the WAL is next fsynced.
-/// After such a commit a background flush runs within `deferredFlushDelay` (0.5 s): one tiny
-/// FULL commit (the `sqlite.durable_flushes` setting), whose fsync of the WAL file makes every
-/// earlier frame durable; `close()` flushes too. So a read's audit row can be lost to a power
-/// loss only within about a second of the read (docs/threat-model.md).
+/// After such a commit a background flush runs within `deferredFlushDelay` (0.5 s): an fsync of
+/// the WAL file, which makes every frame written before it durable; `close()` flushes too. So a
+/// read's audit row can be lost to a power loss only within about a second of the read
+/// (docs/threat-model.md).
+///
+/// Maintenance runs off the writer, on a connection and thread of its own, so that neither the
+/// flush's fsync nor a checkpoint stalls the writer (and with it every read waiting for its
+/// audit commit): the writer does not checkpoint (`wal_autocheckpoint=0`); within
+/// `deferredFlushDelay` of any commit the maintenance connection fsyncs the WAL when deferred
+/// commits are pending, then runs a PASSIVE checkpoint (which never waits for readers or the
+/// writer, and syncs the WAL and the database file itself).
 
 public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
+    /// Runs the durability flush and the checkpoints (see above).
+    let maintenance: SQLiteConnection
     let next = Counter()
     let durability = DurabilityState()
-    /// How long after a deferred commit the background flush makes it durable.
+    /// How long after a commit the maintenance runs (so how long a deferred commit can stay
+    /// not durable, plus the fsync).
     public static let deferredFlushDelay: Duration = .milliseconds(500)
 
     /// The writer's `synchronous` mode and the deferred commits not yet fsynced. `normal` is
@@ -38,6 +48,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         private var deferred = 0      // deferred commits so far
         private var durable = 0       // of which made durable by a flush
         private var scheduled = false
+        private var dirty = false     // commits since the last maintenance began
         private var closed = false
         private var _flushes = 0
         var normal: Bool {
@@ -46,18 +57,26 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         }
         var pending: Bool { lock.withLock { deferred > durable } }
         var flushes: Int { lock.withLock { _flushes } }
-        /// Records a deferred commit; true when the caller must schedule the flush.
-        func deferredCommitted() -> Bool { lock.withLock { deferred += 1; return takeSchedule() } }
-        /// True when a flush is to be scheduled (pending, none scheduled, not closed).
+        /// Records a commit of the writer; true when the caller must schedule the maintenance.
+        func committed(deferred isDeferred: Bool) -> Bool {
+            lock.withLock {
+                if isDeferred { deferred += 1 }
+                dirty = true
+                return takeSchedule()
+            }
+        }
+        /// True when maintenance is to be scheduled again (work left, none scheduled, not closed).
         func retry() -> Bool { lock.withLock { takeSchedule() } }
         private func takeSchedule() -> Bool {
-            if scheduled || closed || deferred <= durable { return false }
+            if scheduled || closed || !(dirty || deferred > durable) { return false }
             scheduled = true
             return true
         }
-        /// Taken by the flush under the writer's lock: the deferred commits it will cover, or
-        /// nil when there are none.
-        func beginFlush() -> Int? { lock.withLock { scheduled = false; return deferred > durable ? deferred : nil } }
+        /// Taken when maintenance begins: the deferred commits its fsync will cover (nil when
+        /// there are none), every one of them already written to the WAL.
+        func beginMaintenance() -> Int? {
+            lock.withLock { scheduled = false; dirty = false; return deferred > durable ? deferred : nil }
+        }
         func flushed(_ upTo: Int) { lock.withLock { durable = max(durable, upTo); _flushes += 1 } }
         func close() { lock.withLock { closed = true } }
     }
@@ -81,7 +100,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             let w = try await SQLiteConnection.open(path: path)
             opened.append(w)
             try await w.withHandle("configure the writer connection") { h in
-                for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000"] {
+                for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000",
+                          "PRAGMA wal_autocheckpoint=0"] {
                     try h.execute(p, purpose: "configure the writer connection (\(p))")
                 }
                 try migrate(h)
@@ -97,8 +117,15 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
                 }
                 rs.append(r)
             }
+            let m = try await SQLiteConnection.open(path: path)
+            opened.append(m)
+            try await m.withHandle("configure the maintenance connection") { h in
+                for p in ["PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"] {
+                    try h.execute(p, purpose: "configure the maintenance connection (\(p))")
+                }
+            }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
-            return SQLiteLatchStore(path: path, writer: w, readers: rs)
+            return SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m)
         } catch {
             for c in opened { await c.close() }
             if let e = error as? StoreError { throw e }
@@ -106,16 +133,16 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         }
     }
 
-    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection]) {
-        self.path = path; self.writer = writer; self.readers = readers
+    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection) {
+        self.path = path; self.writer = writer; self.readers = readers; self.maintenance = maintenance
     }
 
     /// Makes pending deferred commits durable, then closes every connection (each once its
     /// transaction in flight, if any, has ended).
     public func close() async {
         durability.close()
-        await flushDeferred()
-        for c in readers + [writer] {
+        await maintain()
+        for c in readers + [writer, maintenance] {
             await c.lock.lock()
             await c.close()
             c.lock.unlock()
@@ -191,51 +218,66 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     public func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: .full, body)
+        try await write(durability: .full, body)
     }
 
     public func write<T: Sendable>(durability d: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         let r = try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: d, body)
-        if d == .deferred, durability.deferredCommitted() { scheduleFlush() }
+        if durability.committed(deferred: d == .deferred) { scheduleMaintenance() }
         return r
     }
 
-    func scheduleFlush() {
+    func scheduleMaintenance() {
         Task {
             try? await Task.sleep(for: Self.deferredFlushDelay)
-            await self.flushDeferred()
-            if durability.retry() { scheduleFlush() }   // it failed: try again
+            await self.maintain()
+            if durability.retry() { scheduleMaintenance() }   // commits since, or it failed
         }
     }
 
-    /// The background flush: when deferred commits are pending, one FULL commit that changes a
-    /// row, so SQLite fsyncs the WAL file and with it every frame written before.
-    func flushDeferred() async {
-        let c = writer
+    /// On the maintenance connection: when deferred commits are pending, an fsync of the WAL
+    /// file (SQLite appends each commit's frames to it with write(2), so one fsync makes every
+    /// commit before it durable; frames that a checkpoint has since moved into the database file
+    /// were synced there by it); then a PASSIVE checkpoint.
+    func maintain() async {
+        let c = maintenance
         await c.lock.lock()
         defer { c.lock.unlock() }
-        guard let upTo = durability.beginFlush(), !c.isClosed else { return }
+        guard !c.isClosed else { return }
+        let upTo = durability.beginMaintenance()
+        let wal = path + "-wal"
         do {
-            try await c.onThread {
-                try await self.setSynchronous(c, .full)
-                try await c.withHandle("flush deferred commits") { h in
-                    try h.execute("BEGIN IMMEDIATE", purpose: "begin the durability flush")
-                    do {
-                        try h.execute("""
-                            INSERT INTO settings (key, value) VALUES ('sqlite.durable_flushes', '1') \
-                            ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)
-                            """, purpose: "count a durability flush")
-                        try h.execute("COMMIT", purpose: "commit the durability flush")
-                    } catch {
-                        try? h.execute("ROLLBACK", purpose: "roll back the durability flush")
-                        throw error
-                    }
+            let frames = try await c.withHandle("maintain the database") { [durability] h in
+                if let upTo {
+                    try fsyncFile(wal)
+                    durability.flushed(upTo)
                 }
+                return try Self.checkpoint(h, "PASSIVE")
             }
-            durability.flushed(upTo)
+            // Commits keep arriving while a PASSIVE checkpoint copies, so it never ends with the
+            // whole WAL copied, and the writer restarts the WAL from its start only after one
+            // that does. Once the WAL is long, one more checkpoint with writes held back: it
+            // copies only the frames since, waits for readers of older snapshots (microseconds),
+            // and lets the next write start the WAL afresh.
+            if frames >= Self.walRestartFrames {
+                await writer.lock.lock()
+                defer { writer.lock.unlock() }
+                _ = try await c.withHandle("maintain the database") { h in try Self.checkpoint(h, "RESTART") }
+            }
         } catch {
-            // Still pending: scheduleFlush tries again, and close() does.
+            // Still pending: scheduleMaintenance tries again, and close() does.
         }
+    }
+
+    /// WAL length (frames of a page) from which maintenance restarts the WAL: SQLite's own
+    /// auto-checkpoint length.
+    static let walRestartFrames: Int64 = 1000
+
+    /// Runs a checkpoint; returns the WAL's length in frames.
+    static func checkpoint(_ h: SQLiteHandle, _ mode: String) throws -> Int64 {
+        var frames: Int64 = 0
+        try h.forEach("PRAGMA wal_checkpoint(\(mode))", purpose: "checkpoint the WAL (\(mode))") { frames = $0.int(1) }
+        return frames
     }
 
     /// Switches the writer between FULL and NORMAL (outside a transaction, under its lock).
@@ -274,6 +316,14 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             return r
         }
     }
+}
+
+/// fsync(2) of the file at `path` (any descriptor of a file flushes all of its written data).
+private func fsyncFile(_ path: String) throws {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw StoreError(.unavailable, "cannot open \(path) to flush it: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw StoreError(.unavailable, "cannot fsync \(path): \(String(cString: strerror(errno)))") }
 }
 
 final class SQLiteTransaction: StoreTransaction {
