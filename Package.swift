@@ -92,7 +92,7 @@ targets += [
         dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres", "LatchClient"],
         swiftSettings: swiftSettings),
     .target(
-        name: "LatchServer", dependencies: ["LatchDomain", "LatchWire", "LatchLog", hummingbird, logging],
+        name: "LatchServer", dependencies: ["LatchCrypto", "LatchDomain", "LatchWire", "LatchLog", hummingbird, logging],
         swiftSettings: swiftSettings),
     // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field), and
     // runs its delta-sync goal (`latch-server-seed delta-sync`: seeds SQLite stores directly).

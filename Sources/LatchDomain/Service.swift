@@ -299,37 +299,61 @@ extension LatchService {
 /// is committed. A batch holding only the events of reads (`read: true`) is committed with
 /// `.deferred` durability; a batch with any other event (a refused write, a failed sign-in) with
 /// `.full`.
-actor AuditBatcher {
+///
+/// No task or actor of its own: the caller that finds no commit running commits the batch
+/// itself (its own event and any queued), and when others queued meanwhile it hands the next
+/// batch to the first of them.
+final class AuditBatcher: @unchecked Sendable {
+    typealias Waiter = (draft: AuditDraft, read: Bool, resume: CheckedContinuation<Bool, any Error>)
     let store: any LatchStore
-    var pending: [(AuditDraft, Bool, CheckedContinuation<Void, any Error>)] = []
-    var flushing = false
+    private let lock = NSLock()
+    private var queue: [Waiter] = []
+    private var committing = false
 
     init(store: any LatchStore) { self.store = store }
 
     func append(_ d: AuditDraft, read: Bool = false) async throws {
-        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
-            pending.append((d, read, c))
-            if !flushing {
-                flushing = true
-                Task { await self.flush() }
-            }
+        let lead = lock.withLock { () -> Bool in
+            if committing { return false }
+            committing = true
+            return true
         }
+        // A waiter is resumed with true when its event is committed, false when it is to lead.
+        if !lead {
+            let committed = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, any Error>) in
+                let leadNow = lock.withLock { () -> Bool in
+                    if committing { queue.append((d, read, c)); return false }
+                    committing = true
+                    return true
+                }
+                if leadNow { c.resume(returning: false) }
+            }
+            if committed { return }
+        }
+        try await commit(own: d, read: read)
     }
 
-    private func flush() async {
-        while !pending.isEmpty {
-            let batch = pending
-            pending = []
-            let drafts = batch.map(\.0)
-            let durability: CommitDurability = batch.allSatisfy(\.1) ? .deferred : .full
-            do {
-                _ = try await store.appendAuditBatch(drafts, durability: durability)
-                for (_, _, c) in batch { c.resume() }
-            } catch {
-                for (_, _, c) in batch { c.resume(throwing: error) }
+    /// Commits `own` with everything queued, resumes those waiters, and passes the lead on.
+    private func commit(own: AuditDraft, read: Bool) async throws {
+        let batch = lock.withLock { () -> [Waiter] in let b = queue; queue = []; return b }
+        let durability: CommitDurability = read && batch.allSatisfy(\.read) ? .deferred : .full
+        let result: Result<Void, any Error>
+        do {
+            _ = try await store.appendAuditBatch([own] + batch.map(\.draft), durability: durability)
+            result = .success(())
+        } catch { result = .failure(error) }
+        for w in batch {
+            switch result {
+            case .success: w.resume.resume(returning: true)
+            case .failure(let e): w.resume.resume(throwing: e)
             }
         }
-        flushing = false
+        let next = lock.withLock { () -> Waiter? in
+            if queue.isEmpty { committing = false; return nil }
+            return queue.removeFirst()
+        }
+        next?.resume.resume(returning: false)
+        try result.get()
     }
 }
 

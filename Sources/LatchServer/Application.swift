@@ -37,7 +37,7 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
 
     router.post("api/v1/bootstrap") { request, context in
         let source = context.sourceAddress
-        if let retry = await failLimiter.check(source, now: service.clock.now()) {
+        if let retry = failLimiter.check(source, now: service.clock.now()) {
             throw AuthMiddleware.limited(retry, "too many failed attempts from this address")
         }
         let req = try await decodeBody(BootstrapRequest.self, request, limit: limit)
@@ -46,7 +46,7 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
             r = try await service.bootstrap(token: req.token, publicKeyPEM: req.publicKey, organisationName: req.organisationName,
                                             tenantName: req.tenantName, userName: req.userName, source: source)
         } catch let e as DomainError where e.code == WireErrorCode.bootstrapInvalid {
-            _ = await failLimiter.take(source, now: service.clock.now())
+            _ = failLimiter.take(source, now: service.clock.now())
             throw e
         }
         return try jsonResponse(BootstrapResponse(organisationId: r.organisation.id, tenantId: r.tenant.id, userId: r.user.id,

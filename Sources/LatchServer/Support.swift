@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import LatchCrypto
 import LatchDomain
 import LatchWire
 import Logging
@@ -31,13 +32,16 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Token buckets keyed by a string (an access key or a source address).
-actor RateLimiter {
+/// Token buckets keyed by a string (an access key or a source address). A lock, not an actor:
+/// every authenticated request passes here twice, and an actor's queue would add a hop (and
+/// under load a thread wake-up) for a few arithmetic steps.
+final class RateLimiter: @unchecked Sendable {
     struct Bucket { var tokens: Double; var last: Date }
     let perMinute: Int
     let burst: Int
-    var buckets: [String: Bucket] = [:]
-    var sweeps = 0
+    private let lock = NSLock()
+    private var buckets: [String: Bucket] = [:]
+    private var sweeps = 0
 
     init(perMinute: Int, burst: Int) { self.perMinute = perMinute; self.burst = max(1, burst) }
 
@@ -51,23 +55,30 @@ actor RateLimiter {
         return b
     }
 
+    private func wait(_ b: Bucket) -> Int { max(1, Int(((1 - b.tokens) / (Double(perMinute) / 60)).rounded(.up))) }
+
     /// Takes one token; returns nil when allowed, else the seconds until one is available.
     func take(_ key: String, now: Date) -> Int? {
         guard enabled else { return nil }
-        sweep(now)
-        var b = refill(key, now)
-        if b.tokens >= 1 { b.tokens -= 1; buckets[key] = b; return nil }
-        buckets[key] = b
-        return max(1, Int(((1 - b.tokens) / (Double(perMinute) / 60)).rounded(.up)))
+        return lock.withLock {
+            sweep(now)
+            var b = refill(key, now)
+            if b.tokens >= 1 { b.tokens -= 1; buckets[key] = b; return nil }
+            buckets[key] = b
+            return wait(b)
+        }
     }
 
     /// Returns the wait when the bucket is empty, without taking.
     func check(_ key: String, now: Date) -> Int? {
         guard enabled else { return nil }
-        let b = refill(key, now)
-        buckets[key] = b
-        if b.tokens >= 1 { return nil }
-        return max(1, Int(((1 - b.tokens) / (Double(perMinute) / 60)).rounded(.up)))
+        return lock.withLock {
+            // A key never charged has a full bucket: nothing to record.
+            guard buckets[key] != nil else { return nil }
+            let b = refill(key, now)
+            buckets[key] = b
+            return b.tokens >= 1 ? nil : wait(b)
+        }
     }
 
     /// Drops full buckets now and then so memory stays bounded by active keys.
@@ -180,10 +191,10 @@ struct AuthMiddleware: RouterMiddleware {
     let failLimiter: RateLimiter
 
     static func apiKey(_ request: Request) -> String? {
-        if let k = request.headers[.init("X-API-Key")!], !k.isEmpty { return k.trimmingCharacters(in: .whitespaces) }
+        if let k = request.headers[.init("X-API-Key")!], !k.isEmpty { return k.trimmedASCII }
         if let a = request.headers[.authorization] {
             let parts = a.split(separator: " ", maxSplits: 1)
-            if parts.count == 2, parts[0].lowercased() == "apikey" { return parts[1].trimmingCharacters(in: .whitespaces) }
+            if parts.count == 2, parts[0].lowercased() == "apikey" { return String(parts[1]).trimmedASCII }
         }
         return nil
     }
@@ -196,20 +207,20 @@ struct AuthMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let source = context.sourceAddress
         let now = service.clock.now()
-        if let retry = await failLimiter.check(source, now: now) {
+        if let retry = failLimiter.check(source, now: now) {
             throw Self.limited(retry, "too many failed authentications from this address")
         }
         guard let raw = Self.apiKey(request) else {
-            _ = await failLimiter.take(source, now: now)
+            _ = failLimiter.take(source, now: now)
             throw APIError(status: .unauthorized, code: WireErrorCode.unauthenticated,
                            message: "send your API key as X-API-Key: {accessKey}.{secret} or Authorization: ApiKey {accessKey}.{secret}")
         }
         let auth: AuthContext
         do { auth = try await service.authenticate(apiKey: raw, source: source) } catch let e as DomainError {
-            _ = await failLimiter.take(source, now: now)
+            _ = failLimiter.take(source, now: now)
             throw e
         }
-        if let retry = await keyLimiter.take(auth.apiKey.accessKey, now: now) {
+        if let retry = keyLimiter.take(auth.apiKey.accessKey, now: now) {
             throw Self.limited(retry, "this API key is over its rate limit")
         }
         var ctx = context
