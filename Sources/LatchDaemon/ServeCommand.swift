@@ -48,7 +48,7 @@ struct ServeCommand: AsyncParsableCommand {
             rateLimitPerMinute: try int(rateLimit, "LATCH_RATE_LIMIT", ServerConfiguration.defaultRateLimit),
             maxBodySize: try int(maxBodySize, "LATCH_MAX_BODY_SIZE", ServerConfiguration.defaultMaxBodySize))
 
-        var logger = Logger(label: "latch.serve")
+        var logger = Logger(label: "latch.serve", factory: ServerLogHandler.init)
         if let name = env["LATCH_LOG_LEVEL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             guard let level = Logger.Level(rawValue: name.lowercased()) else {
                 throw ValidationError("LATCH_LOG_LEVEL must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), not '\(name)'")

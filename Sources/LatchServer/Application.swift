@@ -12,7 +12,7 @@ public func buildApplication(
     random: any RandomSource = SystemRandomSource(), logger: Logger? = nil, logSigner: NoteSigner? = nil,
     onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in }
 ) -> some ApplicationProtocol {
-    var log = logger ?? Logger(label: "latch.serve")
+    var log = logger ?? Logger(label: "latch.serve", factory: ServerLogHandler.init)
     if logger == nil { log.logLevel = .info }
     let service = LatchService(store: store, clock: clock, random: random)
     let router = buildRouter(configuration: configuration, service: service, logger: log, logSigner: logSigner)

@@ -5,8 +5,10 @@ import Foundation
 // prepared statements cached per connection by SQL text, and a way to run a whole transaction
 // body on the connection's thread (one hop there, one back) instead of one hop per statement.
 //
-// Every SQLite call of a connection runs on its thread: SQLite calls block (a commit waits for
-// an fsync), so they stay off the NIO event loops and off Swift's cooperative pool.
+// A connection's SQLite calls run on its thread: SQLite calls block (a commit waits for an
+// fsync), so they stay off the NIO event loops and off Swift's cooperative pool. The exception
+// is `inline`, for transactions that do not wait (a WAL reader's), run by the caller holding the
+// connection's lock.
 
 /// A value bound to a statement parameter or read from a result column.
 public enum SQLiteValue: Sendable, Hashable {
@@ -374,12 +376,22 @@ public final class SQLiteConnection: @unchecked Sendable {
     }
 
     /// Runs `body` with the handle on the connection's thread: directly when already there (inside
-    /// `onThread`), else by one hop.
+    /// `onThread`) or when the caller runs an inline transaction, else by one hop.
     public func withHandle<T: Sendable>(_ purpose: String = "use the connection",
                                         _ body: @escaping @Sendable (SQLiteHandle) throws -> T) async throws -> T {
-        if thread.isCurrent { return try body(current(purpose)) }
+        if thread.isCurrent || SQLiteConnection.inlineTransaction == ObjectIdentifier(self) { return try body(current(purpose)) }
         if isClosed { throw SQLiteError(code: SQLITE_MISUSE, message: "the connection is closed", purpose: purpose) }
         return try await hop { try body(self.current(purpose)) }
+    }
+
+    /// The connection whose transaction the current task runs inline (holding its lock).
+    @TaskLocal static var inlineTransaction: ObjectIdentifier?
+
+    /// Runs `body` on the calling thread, its `withHandle` calls included. Only for a caller
+    /// holding `lock` and running statements that do not wait (a WAL reader's): SQLite's handle
+    /// is used by one thread at a time, which the lock ensures.
+    public func inline<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        try await SQLiteConnection.$inlineTransaction.withValue(ObjectIdentifier(self), operation: body)
     }
 
     /// Runs `body` (an async function) with the calling task on this connection's thread, so the

@@ -8,9 +8,10 @@ import LatchDomain
 ///
 /// SQLite is the system library through our own binding (`SQLiteConnection`, SQLiteBinding.swift):
 /// each connection has its own thread (SQLite calls block: the writer's commit waits for an
-/// fsync, and on a shared pool that wait would stall the readers behind it), caches its prepared
-/// statements, and runs a whole transaction body on that thread (one hop there and one back per
-/// transaction, not per statement).
+/// fsync, and on a shared pool that wait would stall the readers behind it) and caches its
+/// prepared statements. The writer runs a whole transaction body on its thread (one hop there
+/// and one back per transaction, not per statement); a reader runs it on the caller's thread,
+/// as it never waits (see `run`).
 ///
 /// Durability: every write commits with `synchronous=FULL` (the WAL is fsynced before `write`
 /// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
@@ -214,7 +215,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         let c = readers[next.take() % readers.count]
-        return try await run(c, begin: "BEGIN", body)
+        return try await run(c, begin: "BEGIN", inline: true, body)
     }
 
     public func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
@@ -289,12 +290,18 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     /// One transaction on `c`: its lock held from BEGIN to COMMIT, and the whole body run with
-    /// the task on the connection's thread (its statements then need no hop each).
-    func run<T: Sendable>(_ c: SQLiteConnection, begin: String, synchronous: CommitDurability? = nil,
+    /// the task on the connection's thread (its statements then need no hop each), or with
+    /// `inline`, on the caller's thread.
+    ///
+    /// Readers run inline: in WAL mode a reader never waits for the writer or a checkpoint, and
+    /// its pages come from the page cache, so a read transaction is a few tens of microseconds
+    /// of work, less than the two thread switches it would take to run it elsewhere. The writer
+    /// keeps its thread: its commits wait for fsync.
+    func run<T: Sendable>(_ c: SQLiteConnection, begin: String, synchronous: CommitDurability? = nil, inline: Bool = false,
                           _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         await c.lock.lock()
         defer { c.lock.unlock() }
-        return try await c.onThread {
+        func transaction() async throws -> T {
             if let synchronous {
                 do { try await setSynchronous(c, synchronous) } catch {
                     throw StoreError(.unavailable, "cannot set the commit durability: \(error)")
@@ -315,6 +322,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             }
             return r
         }
+        return inline ? try await c.inline(transaction) : try await c.onThread(transaction)
     }
 }
 
