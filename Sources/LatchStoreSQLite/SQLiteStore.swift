@@ -121,9 +121,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             let m = try await SQLiteConnection.open(path: path)
             opened.append(m)
             try await m.withHandle("configure the maintenance connection") { h in
-                for p in ["PRAGMA synchronous=FULL", "PRAGMA busy_timeout=5000"] {
-                    try h.execute(p, purpose: "configure the maintenance connection (\(p))")
-                }
+                try h.execute("PRAGMA synchronous=FULL", purpose: "configure the maintenance connection")
+                h.pollWhenBusy()
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
             return SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m)

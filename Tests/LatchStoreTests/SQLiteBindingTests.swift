@@ -220,10 +220,10 @@ import Testing
         }
     }
 
-    @Test("a transaction body runs on its connection's thread, statements without a hop each")
+    @Test("a write body runs on the writer's thread, a read body on the caller's; statements without a hop each")
     func bodyOnConnectionThread() async throws {
         try await withStore { store in
-            let onThread = try await store.read { tx in
+            let onThread = try await store.write { tx in
                 let t = try #require(tx as? SQLiteTransaction)
                 _ = try await tx.setting("x")
                 let first = t.c.thread.isCurrent
@@ -232,7 +232,17 @@ import Testing
                 return first && t.c.thread.isCurrent
             }
             #expect(onThread)
-            #expect(!store.readers[0].thread.isCurrent)
+            #expect(!store.writer.thread.isCurrent)
+            // A reader never waits, so its body runs where the caller runs: no statement hops to
+            // the reader's thread (the statement itself reports the thread it ran on).
+            let (readerThread, statementOnCaller) = try await store.read { tx in
+                let t = try #require(tx as? SQLiteTransaction)
+                let caller = pthread_self()
+                let ran = try await t.h("see where a statement runs") { _ in pthread_self() }
+                return (t.c.thread.isCurrent, pthread_equal(caller, ran) != 0)
+            }
+            #expect(!readerThread)
+            #expect(statementOnCaller)
             // Concurrent reads and writes on the shared connections all see consistent results.
             try await store.write { try await $0.setSetting("n", "0") }
             try await withThrowingTaskGroup(of: Void.self) { g in
