@@ -331,17 +331,19 @@ public final class Latch: @unchecked Sendable {
         let newPlan = Self.plan(for: newVaults)
         let infos = Dictionary(uniqueKeysWithValues: cache.vaults.map { ($0.key, $0.value.vault) })
         let finalCursor = cursor
-        lock.withLock {
+        let seenChanged = lock.withLock { () -> Bool in
             vaults = newVaults
             vaultInfos = infos
             plan = newPlan
+            let changed = seen != seenCopy
             seen = seenCopy
             unavailableVaults = unavailable
             syncCursor = finalCursor
             self.cache = cache
             _lastLogReport = report
+            return changed
         }
-        if let seenPath { try? seenCopy.save(path: seenPath) }
+        if seenChanged, let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
     /// `directory`: the vault's signer directory as the sync answer carried it (nil: fetch it).
@@ -465,15 +467,17 @@ public final class Latch: @unchecked Sendable {
         }
         let newPlan = EnvNames.plan(fields)
         let report = try await verifyLog(entries, prune: false)
-        lock.withLock {
+        let seenChanged = lock.withLock { () -> Bool in
             vaults = newVaults
             vaultInfos = newInfos
             plan = newPlan
+            let changed = seen != seenCopy
             seen = seenCopy
             unavailableVaults = unavailable
             _lastLogReport = report
+            return changed
         }
-        if let seenPath { try? seenCopy.save(path: seenPath) }
+        if seenChanged, let seenPath { try? seenCopy.save(path: seenPath) }
     }
 
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
@@ -760,11 +764,12 @@ public final class Latch: @unchecked Sendable {
         _ = try await verifyLog([.key(tenantId: tenantId, principalId: k.principalId, name: k.name, keyId: k.keyId, index: k.logIndex,
                                       role: "recipient")], prune: false)
         let pinned = next.memberKeys ?? [:]
-        let saved = lock.withLock { () -> SeenState in
+        let (saved, changed) = lock.withLock { () -> (SeenState, Bool) in
+            let before = seen.memberKeys
             seen.memberKeys = (seen.memberKeys ?? [:]).merging(pinned) { _, n in n }
-            return seen
+            return (seen, seen.memberKeys != before)
         }
-        if let seenPath { try? saved.save(path: seenPath) }
+        if changed, let seenPath { try? saved.save(path: seenPath) }
     }
 
     /// Pins the log key (first use or `--log-key`) and checks this client's own key is logged.

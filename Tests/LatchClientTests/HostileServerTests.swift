@@ -347,6 +347,13 @@ final class GhostBox: @unchecked Sendable {
             var v = try await h.victim("rollback", [("db", "password", old)])
             let first = try await h.latch(["get", "DB", "--profile", v.profile])
             #expect(first.code == 0 && first.out == old, "rollback: first read failed: \(first.err)")
+            // A read that sees nothing new leaves seen.json alone (a rewrite is a new file: rename).
+            let seenFile = ProfileStore(home: h.home).seenStatePath(v.profile)
+            let fileNumber = { try FileManager.default.attributesOfItem(atPath: seenFile)[.systemFileNumber] as? UInt64 }
+            let before = try fileNumber()
+            let again = try await h.latch(["get", "DB", "--profile", v.profile])
+            #expect(again.code == 0 && again.out == old)
+            #expect(try fileNumber() == before, "a read that saw nothing new rewrote seen.json")
             let older = try await h.snapshot(v.vaultId)
             try await h.must("secret", "set", "rollback", "db", "--field", "password", stdin: new)
             v.values.append(new)
