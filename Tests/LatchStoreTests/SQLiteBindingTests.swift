@@ -6,17 +6,9 @@ import Testing
 /// Our binding of the system SQLite (SQLiteBinding.swift): the statement cache, every bind type,
 /// errors, and transaction bodies running on the connection's own thread.
 @Suite struct SQLiteBindingTests {
-    /// A fresh temporary directory, removed after `body`.
-    func withDirectory(_ body: (URL) async throws -> Void) async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-binding-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        try await body(dir)
-    }
-
     /// A fresh connection on a temporary file; closed (and the file removed) after `body`.
     func withConnection(_ body: (SQLiteConnection) async throws -> Void) async throws {
-        try await withDirectory { dir in
+        try await withTemporaryDirectory { dir in
             let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
             do { try await body(c) } catch {
                 await c.close()
@@ -28,14 +20,7 @@ import Testing
 
     /// A fresh store (2 readers) on a temporary file; closed (and the file removed) after `body`.
     func withStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
-        try await withDirectory { dir in
-            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 2)
-            do { try await body(store) } catch {
-                await store.close()
-                throw error
-            }
-            await store.close()
-        }
+        try await withSQLiteStore(readers: 2) { store, _ in try await body(store) }
     }
 
     @Test("a cached statement is prepared once and gives the right rows after each reset")
@@ -183,7 +168,7 @@ import Testing
             }
         }
         // A closed connection says so.
-        try await withDirectory { dir in
+        try await withTemporaryDirectory { dir in
             let c = try await SQLiteConnection.open(path: dir.appendingPathComponent("t.sqlite").path)
             await c.close()
             #expect(c.isClosed)

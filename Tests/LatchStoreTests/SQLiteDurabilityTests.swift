@@ -14,10 +14,10 @@ import Testing
 
     @Test("deferred commits run with synchronous=NORMAL, every other write with FULL, and are flushed")
     func deferredThenFlushed() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("latch.sqlite").path
+        try await withTemporaryDirectory { dir in try await deferredThenFlushed(path: dir.appendingPathComponent("latch.sqlite").path) }
+    }
+
+    func deferredThenFlushed(path: String) async throws {
         let store = try await SQLiteLatchStore.open(path: path)
         do {
             #expect(try await store.write { try await synchronous($0) } == 2)   // FULL
@@ -64,12 +64,7 @@ import Testing
 
     @Test("the writer never checkpoints; maintenance does, off the writer, and keeps the WAL short under a steady stream of commits")
     func maintenanceCheckpoints() async throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("latch-store-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let path = dir.appendingPathComponent("latch.sqlite").path
-        let store = try await SQLiteLatchStore.open(path: path)
-        do {
+        try await withSQLiteStore { store, path in
             let auto = try await store.write { tx in
                 try await #require(tx as? SQLiteTransaction).q("PRAGMA wal_autocheckpoint", purpose: "read it").first?.values.first
             }
@@ -91,10 +86,6 @@ import Testing
             #expect(walBytes <= 3 * Int(SQLiteLatchStore.walRestartFrames) * frameBytes,
                     "the WAL is \(walBytes / frameBytes) frames long after \(commits) commits")
             #expect(try await verifyAuditChain(store) == commits)
-        } catch {
-            await store.close()
-            throw error
         }
-        await store.close()
     }
 }
