@@ -50,6 +50,8 @@ public final class Latch: @unchecked Sendable {
     private var vaultInfos: [String: VaultInfo] = [:]
     private var plan = EnvNames.Plan(assignments: [], collisions: [], unnamed: [])
     private var seen: SeenState
+    /// What `seenPath` held when this client last read or wrote it.
+    private var seenBase: SeenState
     /// Vaults the caller can list but cannot open yet (no wrapped key), with the reason.
     public private(set) var unavailableVaults: [String: String] = [:]
 
@@ -64,6 +66,20 @@ public final class Latch: @unchecked Sendable {
         self.timings = http.timings ?? Timings()
         self.trustFile = trustFile
         self.seen = seen
+        self.seenBase = seen
+    }
+
+    /// Writes the seen state, joined with whatever another process of this profile wrote since
+    /// this one last read or wrote the file (`SeenState.save(path:base:)`), and adopts the join.
+    /// A failure to write is not an error of the read that produced the state.
+    private func persistSeen(_ state: SeenState) {
+        guard let seenPath else { return }
+        let base = lock.withLock { seenBase }
+        guard let written = try? state.save(path: seenPath, base: base) else { return }
+        lock.withLock {
+            seen = seen.merged(with: written, base: base)
+            seenBase = written
+        }
     }
 
     // MARK: creation
@@ -343,7 +359,7 @@ public final class Latch: @unchecked Sendable {
             _lastLogReport = report
             return changed
         }
-        if seenChanged, let seenPath { try? seenCopy.save(path: seenPath) }
+        if seenChanged { persistSeen(seenCopy) }
     }
 
     /// `directory`: the vault's signer directory as the sync answer carried it (nil: fetch it).
@@ -477,7 +493,7 @@ public final class Latch: @unchecked Sendable {
             _lastLogReport = report
             return changed
         }
-        if seenChanged, let seenPath { try? seenCopy.save(path: seenPath) }
+        if seenChanged { persistSeen(seenCopy) }
     }
 
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
@@ -769,7 +785,7 @@ public final class Latch: @unchecked Sendable {
             seen.memberKeys = (seen.memberKeys ?? [:]).merging(pinned) { _, n in n }
             return (seen, seen.memberKeys != before)
         }
-        if changed, let seenPath { try? saved.save(path: seenPath) }
+        if changed { persistSeen(saved) }
     }
 
     /// Pins the log key (first use or `--log-key`) and checks this client's own key is logged.

@@ -42,6 +42,7 @@ public struct Profile: Codable, Sendable, Equatable {
 /// | `api-secret` | 0600 | the secret half of the API key, no newline |
 /// | `private-key.pem` | 0600 | PKCS#8 PEM private key |
 /// | `seen.json` | 0600 | `SeenState`: last checkpoint versions (no secret) |
+/// | `seen.json.lock` | 0600 | empty; `flock`ed while `seen.json` is merged and written |
 /// | `log.json` | 0600 | `LogTrust`: pinned transparency-log key and last verified tree head (no secret) |
 ///
 /// The profile used when none is named is always the one called `default`; writing another

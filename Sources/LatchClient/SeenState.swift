@@ -118,4 +118,40 @@ public struct SeenState: Codable, Sendable, Equatable {
         try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
         try SecureFile.write(try encoder.encode(self), to: path, mode: 0o600)
     }
+
+    /// This state joined with `theirs`, what another process of the same profile saved since
+    /// this one read `base`: every checkpoint version the higher of the two, a writer set the
+    /// one of the higher version, and a member key this process did not change since `base`
+    /// taken from `theirs`. (Versions only grow, so the join never loses a rollback check.)
+    public func merged(with theirs: SeenState, base: SeenState) -> SeenState {
+        var out = self
+        for (id, t) in theirs.vaults {
+            var v = out.vaults[id] ?? Vault()
+            v.summaryVersion = max(v.summaryVersion, t.summaryVersion)
+            v.items.merge(t.items, uniquingKeysWith: max)
+            out.vaults[id] = v
+        }
+        for (id, t) in theirs.writers ?? [:] where (out.writers?[id]?.version ?? -1) < t.version {
+            out.writers = (out.writers ?? [:]).merging([id: t]) { _, n in n }
+        }
+        for (principal, t) in theirs.memberKeys ?? [:] where memberKeys?[principal] == base.memberKeys?[principal] {
+            out.memberKeys = (out.memberKeys ?? [:]).merging([principal: t]) { _, n in n }
+        }
+        return out
+    }
+
+    /// Saves this state joined with what another process of the profile saved since `base` was
+    /// read (`merged`), under an exclusive lock on `path + ".lock"`, so that two processes
+    /// syncing at once cannot put an older version back. Returns what the file now holds.
+    public func save(path: String, base: SeenState) throws -> SeenState {
+        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw LatchError(.io, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw LatchError(.io, "cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
+        let onDisk = try Self.load(path: path)
+        let out = onDisk == base ? self : merged(with: onDisk, base: base)
+        if out != onDisk { try out.save(path: path) }
+        return out
+    }
 }

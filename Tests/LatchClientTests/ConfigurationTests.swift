@@ -169,6 +169,42 @@ let sharedTestKey: PrincipalPrivateKey = {
         #expect(String(decoding: try SecureFile.read(path), as: UTF8.self) == #"{"vaults":{"v1":{"items":{"i1":2},"summaryVersion":3}},"version":1}"#)
     }
 
+    @Test("two processes of one profile saving their seen state: the later save keeps the newer versions of both")
+    func seenStateSavesMerge() throws {
+        let path = try temporaryDirectory() + "/p/seen.json"
+        var base = SeenState()
+        try base.acceptSummary(vaultId: "v1", version: 3)
+        try base.acceptItem(vaultId: "v1", itemId: "i1", version: 2)
+        base.memberKeys = ["alice": "k1", "bob": "k1"]
+        try base.save(path: path)
+        // Both processes read `base`. A saw version 5 and item i2 and a rotation of bob's key;
+        // B, whose sync answered before A's, saw version 4, item i3 and a rotation of alice's.
+        var a = base, b = base
+        try a.acceptSummary(vaultId: "v1", version: 5)
+        try a.acceptItem(vaultId: "v1", itemId: "i2", version: 7)
+        a.memberKeys?["bob"] = "k2"
+        try b.acceptSummary(vaultId: "v1", version: 4)
+        try b.acceptItem(vaultId: "v1", itemId: "i3", version: 1)
+        try b.acceptSummary(vaultId: "v2", version: 1)
+        b.memberKeys?["alice"] = "k9"
+        let afterA = try a.save(path: path, base: base)
+        #expect(afterA == a)
+        let afterB = try b.save(path: path, base: base)
+        let onDisk = try SeenState.load(path: path)
+        #expect(onDisk == afterB)
+        #expect(onDisk.vaults["v1"]?.summaryVersion == 5)   // B's 4 did not put A's 5 back
+        #expect(onDisk.vaults["v1"]?.items == ["i1": 2, "i2": 7, "i3": 1])
+        #expect(onDisk.vaults["v2"]?.summaryVersion == 1)
+        #expect(onDisk.memberKeys == ["alice": "k9", "bob": "k2"])
+        #expect(SecureFile.mode(of: path) == 0o600)
+        #expect(SecureFile.mode(of: path + ".lock") == 0o600)
+        // A save from the state on disk changes nothing; a plain save would have lost version 5.
+        #expect(try onDisk.save(path: path, base: onDisk) == onDisk)
+        var stale = base
+        try stale.acceptSummary(vaultId: "v1", version: 4)
+        #expect(try stale.save(path: path, base: base).vaults["v1"]?.summaryVersion == 5)
+    }
+
     @Test func exitCodesAreDistinct() {
         let codes = LatchExitCode.allCases.map(\.rawValue)
         #expect(Set(codes).count == codes.count)
