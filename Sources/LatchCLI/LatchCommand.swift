@@ -48,7 +48,9 @@ struct LatchCommand: AsyncParsableCommand {
 
 /// `latchd`: the same command tree with the server, the MCP server and git mode in it.
 enum Daemon {
-    static let commands: Set<String> = ["serve", "mcp"]
+    /// An array, not a set: a `Set<String>` here is the first hashed collection of a `latch get`,
+    /// and instantiating its type costs a scan of every protocol conformance in the binary.
+    static let commands = ["serve", "mcp"]
 
     /// Replaces this process with `latchd ARGUMENTS` from this executable's directory (same
     /// process id, so signals, exit codes and standard streams stay the caller's).
