@@ -238,13 +238,14 @@ public final class SQLiteHandle {
         try forEach(sql, binds, purpose: purpose) { _ in }
     }
 
-    /// Replaces the busy timeout with a busy wait in steps of 50 µs (up to 5 s). SQLite's own
-    /// timeout sleeps 1, 2, 5, 10… ms between tries: right for waiting on a writer, but a
-    /// checkpoint that waits for readers (which finish in microseconds) would sleep 8 ms.
+    /// Replaces the busy timeout with a short busy wait: tries every 50 µs, for about 2 ms, then
+    /// SQLITE_BUSY. SQLite's own timeout sleeps 1, 2, 5, 10… ms between tries: right for waiting
+    /// on a writer, but a checkpoint that waits for readers (which mostly finish in
+    /// microseconds) would sleep 8 ms, and one that waits for a long read would wait as long.
     public func pollWhenBusy() {
         guard let db else { return }
         sqlite3_busy_handler(db, { _, tries in
-            guard tries < 100_000 else { return 0 }
+            guard tries < 40 else { return 0 }
             usleep(50)
             return 1
         }, nil)

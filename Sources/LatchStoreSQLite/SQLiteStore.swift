@@ -257,8 +257,9 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             // Commits keep arriving while a PASSIVE checkpoint copies, so it never ends with the
             // whole WAL copied, and the writer restarts the WAL from its start only after one
             // that does. Once the WAL is long, one more checkpoint with writes held back: it
-            // copies only the frames since, waits for readers of older snapshots (microseconds),
-            // and lets the next write start the WAL afresh.
+            // copies only the frames since, waits for readers of older snapshots (microseconds;
+            // at most about 2 ms, `pollWhenBusy`, so a long read never holds writes back: the
+            // restart then waits for the next round), and lets the next write start the WAL afresh.
             if frames >= Self.walRestartFrames {
                 await writer.lock.lock()
                 defer { writer.lock.unlock() }

@@ -88,4 +88,34 @@ import Testing
             #expect(try await verifyAuditChain(store) == commits)
         }
     }
+
+    @Test("a long read does not hold writes back while maintenance restarts the WAL")
+    func longReadDoesNotBlockWrites() async throws {
+        try await withSQLiteStore { store, _ in
+            let draft = AuditDraft(time: Date(), tenantId: "t", action: "field.read", outcome: "success", principalId: "p", accessKey: nil,
+                                   detail: String(repeating: "x", count: 4096))
+            // Past the restart length, so the next maintenance round wants to restart the WAL.
+            for _ in 0..<400 { _ = try await store.write(durability: .deferred) { try await $0.appendAudit([draft]) } }
+            // A read that keeps its snapshot for 2 s, across at least three maintenance rounds.
+            let reader = Task {
+                try await store.read { tx in
+                    _ = try await tx.setting("x")
+                    try await Task.sleep(for: .seconds(2))
+                    return try await tx.setting("x")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            var slowest: Duration = .zero
+            let clock = ContinuousClock()
+            let end = clock.now + .milliseconds(1900)
+            while clock.now < end {
+                let started = clock.now
+                _ = try await store.write(durability: .deferred) { try await $0.appendAudit([draft]) }
+                slowest = max(slowest, clock.now - started)
+            }
+            _ = try await reader.value
+            // Waiting for the reader would hold a write for up to the reader's 2 s.
+            #expect(slowest < .milliseconds(750), "a write waited \(slowest)")
+        }
+    }
 }
