@@ -3,8 +3,18 @@ import Testing
 @testable import LatchClient
 import LatchCrypto
 
+/// Every temporary directory of these tests (profiles, keys, server data) lives under one root,
+/// removed when the test process exits.
+let testRoot: String = {
+    let root = NSTemporaryDirectory() + "latch-client-tests-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { removeTestRoot() }
+    return root
+}()
+private func removeTestRoot() { try? FileManager.default.removeItem(atPath: testRoot) }
+
 func temporaryDirectory(_ label: String = "latch") throws -> String {
-    let path = NSTemporaryDirectory() + "\(label)-\(UUID().uuidString.lowercased())"
+    let path = testRoot + "/\(label)-\(UUID().uuidString.lowercased())"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     return path
 }

@@ -70,7 +70,7 @@ final class TestServer: @unchecked Sendable {
     /// A new server in a new directory, or (`reusing`) a restart on an existing server's
     /// directory and data; `environment` adds variables (e.g. `LATCH_LOG_KEY_FILE`).
     init(reusing existing: String? = nil, environment extra: [String: String] = [:]) throws {
-        dir = existing ?? NSTemporaryDirectory() + "latch-e2e-\(UUID().uuidString.lowercased())"
+        dir = existing ?? testRoot + "/latch-e2e-\(UUID().uuidString.lowercased())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let log = dir + (existing == nil ? "/serve.log" : "/serve-\(UUID().uuidString.lowercased()).log")
         FileManager.default.createFile(atPath: log, contents: nil)

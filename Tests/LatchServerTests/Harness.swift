@@ -187,8 +187,18 @@ func withHarness<T: Sendable>(store: (any LatchStore)? = nil, clock: TestClock =
     }
 }
 
+/// Every temporary directory of these tests lives under one root, removed when the test
+/// process exits.
+let testRoot: String = {
+    let root = NSTemporaryDirectory() + "latch-server-tests-\(getpid())"
+    try? FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    atexit { removeTestRoot() }
+    return root
+}()
+private func removeTestRoot() { try? FileManager.default.removeItem(atPath: testRoot) }
+
 func tempDir() throws -> String {
-    let d = FileManager.default.temporaryDirectory.appendingPathComponent("latch-test-\(UUID().uuidString)").path
+    let d = testRoot + "/latch-test-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
 }
