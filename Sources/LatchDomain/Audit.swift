@@ -48,6 +48,20 @@ public enum AuditChain {
 
     public static func millis(_ d: Date) -> Int64 { Int64((d.timeIntervalSince1970 * 1000).rounded(.down)) }
 
+    /// The instant `ms` milliseconds after 1970 as a `Date` whose `millis` is `ms` again (the
+    /// nearest one, moved by a unit in the last place where the division rounded the other way),
+    /// so an event rebuilt from its stored milliseconds is the event that was hashed.
+    public static func date(millis ms: Int64) -> Date {
+        var d = Date(timeIntervalSince1970: Double(ms) / 1000)
+        for _ in 0..<4 {
+            let m = millis(d)
+            if m == ms { break }
+            let t = d.timeIntervalSinceReferenceDate
+            d = Date(timeIntervalSinceReferenceDate: m < ms ? t.nextUp : t.nextDown)
+        }
+        return d
+    }
+
     public static func hash(of e: AuditEvent) throws -> String {
         if let bytes = canonicalInput(e) { return Hashing.sha256Hex(bytes) }
         return try genericHash(of: e)
@@ -208,8 +222,7 @@ public struct AuditDraft: Sendable {
     /// The event this draft becomes at `seq` after `prevHash`, with `hash` as given (its time
     /// cut to whole milliseconds, as the chain records it).
     public func event(seq: Int64, prevHash: String, hash: String) -> AuditEvent {
-        let t = Date(timeIntervalSince1970: Double(AuditChain.millis(time)) / 1000)
-        return AuditEvent(seq: seq, tenantId: tenantId, time: t, action: action, outcome: outcome, principalId: principalId,
+        return AuditEvent(seq: seq, tenantId: tenantId, time: AuditChain.date(millis: AuditChain.millis(time)), action: action, outcome: outcome, principalId: principalId,
                           accessKey: accessKey, assetType: assetType, assetId: assetId, source: source, detail: detail,
                           prevHash: prevHash, hash: hash)
     }

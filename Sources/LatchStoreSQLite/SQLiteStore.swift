@@ -169,6 +169,10 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             return s
         }()),
         (2, tables(of: 2)),  // the transparency log
+        // Audit events as columns only: a row whose `doc` is '' is its columns (the rest of the
+        // event, and `prevHash` is the previous row's `hash`). A read's event was three times
+        // its size as JSON beside the same columns, and every read writes one.
+        (3, ["access_key", "asset_type", "source", "detail"].map { "ALTER TABLE audit_events ADD COLUMN \($0) TEXT" }),
     ]
 
     /// The document tables a migration creates, with their lookup indexes.
@@ -465,26 +469,41 @@ final class SQLiteTransaction: StoreTransaction {
         }
     }
 
-    /// The `doc` column (the first) of each row.
-    func docs(_ sql: String, _ binds: [SQLiteValue], purpose: String) async throws -> [String] {
+    /// The columns `auditEvents` and `lastAuditEvent` read: the row, then the previous row's hash.
+    static let auditColumns = """
+        SELECT a.doc, a.seq, a.tenant_id, a.time_ms, a.action, a.outcome, a.principal_id, a.access_key, a.asset_type, \
+        a.asset_id, a.source, a.detail, a.hash, p.hash FROM audit_events a LEFT JOIN audit_events p ON p.seq = a.seq - 1
+        """
+
+    /// The events of an `auditColumns` query: a row written before migration 3 from its `doc`,
+    /// a later one from its columns.
+    func events(_ sql: String, _ binds: [SQLiteValue], purpose: String) async throws -> [AuditEvent] {
         try await h(purpose) { h in
-            var out: [String] = []
+            var out: [AuditEvent] = []
             try h.forEach(sql, binds, purpose: purpose) { r in
-                guard let d = r.text(0) else { throw StoreError(.corrupt, "audit row without doc") }
-                out.append(d)
+                guard let doc = r.text(0) else { throw StoreError(.corrupt, "audit row without doc") }
+                if !doc.isEmpty {
+                    do { out.append(try JSONDecoder().decode(AuditEvent.self, from: Data(doc.utf8))) } catch {
+                        throw StoreError(.corrupt, "audit event does not decode: \(error)")
+                    }
+                    return
+                }
+                let seq = r.int(1)
+                guard let action = r.text(4), let outcome = r.text(5), let hash = r.text(12) else {
+                    throw StoreError(.corrupt, "audit row \(seq) lacks its action, outcome or hash")
+                }
+                // A missing predecessor (a removed row) leaves prevHash empty: verification fails there.
+                let prev = seq == 1 ? AuditChain.genesis : r.text(13) ?? ""
+                out.append(AuditEvent(seq: seq, tenantId: r.text(2), time: AuditChain.date(millis: r.int(3)), action: action,
+                                      outcome: outcome, principalId: r.text(6), accessKey: r.text(7), assetType: r.text(8),
+                                      assetId: r.text(9), source: r.text(10), detail: r.text(11), prevHash: prev, hash: hash))
             }
             return out
         }
     }
 
-    func audit(_ doc: String) throws -> AuditEvent {
-        do { return try JSONDecoder().decode(AuditEvent.self, from: Data(doc.utf8)) } catch {
-            throw StoreError(.corrupt, "audit event does not decode: \(error)")
-        }
-    }
-
     func lastAuditEvent() async throws -> AuditEvent? {
-        try await docs("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1", [], purpose: "read the last audit event").first.map(audit)
+        try await events(Self.auditColumns + " ORDER BY a.seq DESC LIMIT 1", [], purpose: "read the last audit event").first
     }
 
     func lastAuditLink() async throws -> (seq: Int64, hash: String)? {
@@ -500,42 +519,47 @@ final class SQLiteTransaction: StoreTransaction {
     }
     struct Link: Sendable { var seq: Int64; var hash: String }
 
+    static let auditInsert = """
+        INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id, \
+        source, detail, hash, doc) VALUES
+        """
+    static let auditRow = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '')"
+
+    /// An event's columns (its time as the chain's milliseconds: `event(seq:prevHash:hash:)`
+    /// made it a whole number of them).
     static func auditBinds(_ e: AuditEvent) -> [SQLiteValue] {
-        [.int(e.seq), .optional(e.tenantId), .int(AuditChain.millis(e.time)), .text(e.action),
-         .text(e.outcome), .optional(e.principalId), .optional(e.assetId), .text(e.hash), .text(e.documentJSON)]
+        [.int(e.seq), .optional(e.tenantId), .int(AuditChain.millis(e.time)), .text(e.action), .text(e.outcome),
+         .optional(e.principalId), .optional(e.accessKey), .optional(e.assetType), .optional(e.assetId), .optional(e.source),
+         .optional(e.detail), .text(e.hash)]
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {
-        try await x("""
-            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, Self.auditBinds(e), purpose: "append an audit event")
+        try await x(Self.auditInsert + " " + Self.auditRow, Self.auditBinds(e), purpose: "append an audit event")
     }
 
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
-        for start in stride(from: 0, to: events.count, by: 100) {   // 9 parameters a row, under SQLite's 999
-            let chunk = events[start..<min(events.count, start + 100)]
+        for start in stride(from: 0, to: events.count, by: 80) {   // 12 parameters a row, under SQLite's 999
+            let chunk = events[start..<min(events.count, start + 80)]
             var binds: [SQLiteValue] = []
-            binds.reserveCapacity(chunk.count * 9)
+            binds.reserveCapacity(chunk.count * 12)
             for e in chunk { binds += Self.auditBinds(e) }
-            let values = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
-            try await x("INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) VALUES \(values)",
-                        binds, purpose: "append audit events")
+            let values = Array(repeating: Self.auditRow, count: chunk.count).joined(separator: ", ")
+            try await x(Self.auditInsert + " " + values, binds, purpose: "append audit events")
         }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
-        var sql = "SELECT doc FROM audit_events WHERE seq > ?"
+        var sql = Self.auditColumns + " WHERE a.seq > ?"
         var binds: [SQLiteValue] = [.int(f.afterSeq)]
-        if let t = f.tenantId { sql += " AND tenant_id = ?"; binds.append(.text(t)) }
-        if let a = f.action { sql += " AND action = ?"; binds.append(.text(a)) }
-        if let p = f.principalId { sql += " AND principal_id = ?"; binds.append(.text(p)) }
-        if let a = f.assetId { sql += " AND asset_id = ?"; binds.append(.text(a)) }
-        if let o = f.outcome { sql += " AND outcome = ?"; binds.append(.text(o)) }
-        if let s = f.since { sql += " AND time_ms >= ?"; binds.append(.int(AuditChain.millis(s))) }
-        sql += " ORDER BY seq LIMIT ?"
+        if let t = f.tenantId { sql += " AND a.tenant_id = ?"; binds.append(.text(t)) }
+        if let a = f.action { sql += " AND a.action = ?"; binds.append(.text(a)) }
+        if let p = f.principalId { sql += " AND a.principal_id = ?"; binds.append(.text(p)) }
+        if let a = f.assetId { sql += " AND a.asset_id = ?"; binds.append(.text(a)) }
+        if let o = f.outcome { sql += " AND a.outcome = ?"; binds.append(.text(o)) }
+        if let s = f.since { sql += " AND a.time_ms >= ?"; binds.append(.int(AuditChain.millis(s))) }
+        sql += " ORDER BY a.seq LIMIT ?"
         binds.append(.int(Int64(max(0, f.limit))))
-        return try await docs(sql, binds, purpose: "read audit events").map(audit)
+        return try await events(sql, binds, purpose: "read audit events")
     }
 
     func appendChange(tenantId: String, kind: ChangeRecord.Kind, entityId: String, vaultId: String?) async throws -> Int64 {

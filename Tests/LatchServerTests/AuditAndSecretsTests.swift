@@ -22,13 +22,17 @@ struct AuditAndSecretsTests {
         let count = try await verifyAuditChain(store)
         #expect(count >= 5)
         let c = try await SQLiteConnection.open(path: path)   // our binding: the same SQLite library as the store
-        // edit: an attacker rewrites one event's outcome
-        try await c.execute(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"success"', '"outcome":"denied"') WHERE seq = 2"#,
-                            purpose: "tamper with an audit event")
-        await #expect(throws: AuditChain.Failure.self) { try await verifyAuditChain(store) }
-        try await c.execute(#"UPDATE audit_events SET doc = replace(doc, '"outcome":"denied"', '"outcome":"success"') WHERE seq = 2"#,
-                            purpose: "undo the tampering")
-        #expect(try await verifyAuditChain(store) == count)
+        // edit: an attacker rewrites one event's outcome, then instead its hash as well as the next
+        // event's would need (each row's prevHash is the row before's hash)
+        for (edit, undo) in [("UPDATE audit_events SET outcome = 'denied' WHERE seq = 2", "UPDATE audit_events SET outcome = 'success' WHERE seq = 2"),
+                             ("UPDATE audit_events SET hash = '\(String(repeating: "a", count: 64))' WHERE seq = 2",
+                              "UPDATE audit_events SET hash = (SELECT hash FROM audit_copy) WHERE seq = 2")] {
+            try await c.execute("CREATE TABLE IF NOT EXISTS audit_copy AS SELECT hash FROM audit_events WHERE seq = 2", purpose: "keep the hash")
+            try await c.execute(edit, purpose: "tamper with an audit event")
+            await #expect(throws: AuditChain.Failure.self, "\(edit)") { try await verifyAuditChain(store) }
+            try await c.execute(undo, purpose: "undo the tampering")
+            #expect(try await verifyAuditChain(store) == count)
+        }
         // removal of an event in the middle
         try await c.execute("DELETE FROM audit_events WHERE seq = 3", purpose: "remove an audit event")
         do {
