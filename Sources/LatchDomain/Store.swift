@@ -110,7 +110,7 @@ public enum CommitDurability: Sendable, Equatable {
     case full
     /// Committed and visible to every later transaction, durable across a crash of the server
     /// process at once, and across a power loss only once the store's background flush has run
-    /// (the SQLite store: within 1 s). Only for rows whose loss in that window is an accepted
+    /// (the SQLite store: within about 0.2 s). Only for rows whose loss in that window is an accepted
     /// risk: the audit rows of reads (docs/threat-model.md). A store may treat it as `.full`.
     case deferred
 }

@@ -17,9 +17,9 @@ import LatchDomain
 /// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
 /// which the writer runs with `synchronous=NORMAL`: committed and visible at once, safe if the
 /// server process dies, but lost in a power cut or kernel crash until the WAL is next fsynced.
-/// After such a commit a background flush runs within `deferredFlushDelay` (0.5 s): an fsync of
+/// After such a commit a background flush runs within `deferredFlushDelay` (0.1 s): an fsync of
 /// the WAL file, which makes every frame written before it durable; `close()` flushes too. So a
-/// read's audit row can be lost to a power loss only within about a second of the read
+/// read's audit row can be lost to a power loss only within about 0.2 s of the read
 /// (docs/threat-model.md).
 ///
 /// Maintenance runs off the writer, on a connection and thread of its own, so that neither the
@@ -39,7 +39,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     let durability = DurabilityState()
     /// How long after a commit the maintenance runs (so how long a deferred commit can stay
     /// not durable, plus the fsync).
-    public static let deferredFlushDelay: Duration = .milliseconds(500)
+    public static let deferredFlushDelay: Duration = .milliseconds(100)
 
     /// The writer's `synchronous` mode and the deferred commits not yet fsynced. `normal` is
     /// only read and changed while holding the writer's lock.

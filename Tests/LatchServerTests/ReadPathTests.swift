@@ -106,7 +106,7 @@ struct ReadPathTests {
                 let reads = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10)) }
                 #expect(reads.count == 1 && reads.first?.assetId == fieldId)
                 #expect(try await verifyAuditChain(store) > 1)
-                // The background flush makes it durable (0.5 s after the commit; slack for a loaded machine).
+                // The background flush makes it durable (0.1 s after the commit; slack for a loaded machine).
                 let deadline = Date().addingTimeInterval(3.0)
                 while store.deferredCommitsPending || store.durableFlushes == flushesBefore, Date() < deadline {
                     try await Task.sleep(for: .milliseconds(20))
