@@ -44,6 +44,7 @@ public struct Profile: Codable, Sendable, Equatable {
 /// | `seen.json` | 0600 | `SeenState`: last checkpoint versions (no secret) |
 /// | `seen.json.lock` | 0600 | empty; `flock`ed while `seen.json` is merged and written |
 /// | `log.json` | 0600 | `LogTrust`: pinned transparency-log key and last verified tree head (no secret) |
+/// | `log.json.lock` | 0600 | empty; `flock`ed while `log.json` is written (`TrustFile.write`) |
 ///
 /// The profile used when none is named is always the one called `default`; writing another
 /// profile never changes that.

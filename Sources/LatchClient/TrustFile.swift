@@ -19,6 +19,8 @@ import Musl
 ///   and every later head must still prove consistency with it. Pending writes are flushed
 ///   at process exit and by `flush()`; `save(_:durably: true)` returns only once on disk
 ///   (used for a new pin, which nothing older can replace).
+/// - Each write holds a lock on `log.json.lock` and never replaces a larger tree another
+///   process of the profile wrote since (`write(_:path:known:)`).
 /// - A write that failed is reported by the next `load`, `save` or `flush`.
 final class TrustFile: @unchecked Sendable {
     let path: String
@@ -82,12 +84,39 @@ final class TrustFile: @unchecked Sendable {
             let started = DispatchTime.now().uptimeNanoseconds
             defer { timings?.add("log.write", since: started) }
             do {
-                try next.save(path: path)
-                lock.withLock { stamp = Stamp(path: path) }
+                let known = lock.withLock { stamp }
+                let kept = try Self.write(next, path: path, known: known)
+                lock.withLock {
+                    stamp = Stamp(path: path)
+                    if kept != next, pending == nil { memory = kept }
+                }
             } catch {
                 lock.withLock { failure = error; stamp = nil }
             }
         }
+    }
+
+    /// Writes `trust` under an exclusive lock on `path + ".lock"`, unless another process of
+    /// the profile wrote the file since `known` (this object's last read or write) with a head
+    /// of the same log further on: that head stays, since every later one must prove
+    /// consistency with it, and going back to an older head would reopen what it settled.
+    /// Two different roots at one size, both signed by the pinned key, are a split view: the
+    /// file keeps the first and the error says so. Returns what the file holds.
+    static func write(_ trust: LogTrust, path: String, known: Stamp?) throws -> LogTrust {
+        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw LatchError(.io, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw LatchError(.io, "cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
+        if let now = Stamp(path: path), now != known, let theirs = try LogTrust.load(path: path), theirs.logKey == trust.logKey {
+            if theirs.treeSize > trust.treeSize { return theirs }
+            if theirs.treeSize == trust.treeSize, theirs.rootHash != trust.rootHash {
+                throw LatchError(.verification, "the transparency log showed two different trees of size \(trust.treeSize) to this profile",
+                                 hint: "another process of the profile verified root \(theirs.rootHash), this one \(trust.rootHash), both signed by the pinned log key: the server is showing different clients different logs; keep \(path) as evidence and compare heads with other clients (latch verify --witness)")
+            }
+        }
+        try trust.save(path: path)
+        return trust
     }
 
     private func takeFailure() throws {

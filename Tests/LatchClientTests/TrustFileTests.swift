@@ -68,6 +68,40 @@ import LatchLog
         #expect(try mine.load() == other)
     }
 
+    @Test("a head another process wrote since is kept when it is further on; an older one is replaced")
+    func concurrentProcessesNeverGoBack() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/log.json"
+        let mine = TrustFile(path: path)
+        try mine.save(sample(size: 5, leaves: 2), durably: true)
+        // while this process syncs from 5 to 7, another one of the profile gets to 9 and writes
+        let other = sample(size: 9, leaves: 4)
+        try other.save(path: path)
+        try mine.save(sample(size: 7, leaves: 3), durably: true)
+        #expect(try LogTrust.load(path: path) == other, "the head at 9 stays on disk")
+        #expect(try mine.load() == other, "and this process goes on from it")
+        // an older head on disk is replaced as before
+        try sample(size: 8, leaves: 1).save(path: path)
+        try mine.save(sample(size: 12, leaves: 5), durably: true)
+        #expect(try LogTrust.load(path: path) == sample(size: 12, leaves: 5))
+    }
+
+    @Test("two roots at one tree size from two processes of a profile are reported as a split view")
+    func splitViewBetweenProcesses() throws {
+        let dir = try tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/log.json"
+        let mine = TrustFile(path: path)
+        try mine.save(sample(size: 5, leaves: 2), durably: true)
+        var forked = sample(size: 7, leaves: 3)
+        forked.rootHash = MerkleHash.leaf(Data("another tree".utf8)).base64
+        try forked.save(path: path)
+        let e = #expect(throws: LatchError.self) { try mine.save(sample(size: 7, leaves: 3), durably: true) }
+        #expect(e?.kind == .verification && e?.message.contains("two different trees of size 7") == true, "\(e?.message ?? "no error")")
+        #expect(try LogTrust.load(path: path) == forked, "the first head stays as evidence")
+    }
+
     @Test func aFailedWriteIsReported() throws {
         let dir = try tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
