@@ -939,20 +939,20 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         var sql: PostgresQuery = "SELECT doc FROM audit_events WHERE seq > \(f.afterSeq)"
         var binds = sql.binds
         var text = sql.sql
-        func add(_ clause: String, _ v: String) throws {
-            try binds.append(v)
+        func add(_ clause: String, _ v: String) {
+            binds.append(v)
             text += " AND \(clause) = $\(binds.count)"
         }
-        if let t = f.tenantId { try add("tenant_id", t) }
-        if let a = f.action { try add("action", a) }
-        if let p = f.principalId { try add("principal_id", p) }
-        if let a = f.assetId { try add("asset_id", a) }
-        if let o = f.outcome { try add("outcome", o) }
+        if let t = f.tenantId { add("tenant_id", t) }
+        if let a = f.action { add("action", a) }
+        if let p = f.principalId { add("principal_id", p) }
+        if let a = f.assetId { add("asset_id", a) }
+        if let o = f.outcome { add("outcome", o) }
         if let s = f.since {
-            try binds.append(AuditChain.millis(s))
+            binds.append(AuditChain.millis(s))
             text += " AND time_ms >= $\(binds.count)"
         }
-        try binds.append(Int64(max(0, f.limit)))
+        binds.append(Int64(max(0, f.limit)))
         text += " ORDER BY seq LIMIT $\(binds.count)"
         sql = PostgresQuery(unsafeSQL: text, binds: binds)
         return try await q(sql).map(audit)
