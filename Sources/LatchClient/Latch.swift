@@ -229,6 +229,10 @@ public final class Latch: @unchecked Sendable {
     /// Verified vaults (names and ids; values stay inside).
     public var verifiedVaults: [VerifiedVault] { lock.withLock { vaults.values.sorted { $0.name < $1.name } } }
 
+    /// The name a vault's verified summary checkpoint gives it, or nil when this client has not
+    /// verified that vault (the server's listings carry names of their own, unsigned).
+    public func signedName(ofVault id: String) -> String? { lock.withLock { vaults[id]?.name } }
+
     // MARK: sync
 
     /// Load what changed since the last sync (vaults whose summary version moved, and within

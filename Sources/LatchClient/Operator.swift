@@ -36,11 +36,18 @@ extension Latch {
         return BootstrapResult(profile: profile, response: response)
     }
 
+    /// The vaults the server lists, each vault this client has verified under the name its signed
+    /// summary checkpoint gives it (the listing's own name is the server's word, and a hostile
+    /// server could move a name onto another vault to steer a write there).
     public func listVaults() async throws -> [VaultInfo] {
-        try await http.getJSON(VaultListResponse.self, LatchRoutes.vaults).vaults.filter { !$0.archived }
+        try await http.getJSON(VaultListResponse.self, LatchRoutes.vaults).vaults.filter { !$0.archived }.map { v in
+            var v = v
+            if let signed = signedName(ofVault: v.id) { v.name = signed }
+            return v
+        }
     }
 
-    /// Resolve a vault by id or by exact name.
+    /// Resolve a vault by id or by exact name (as `listVaults` names it).
     public func vaultInfo(_ nameOrId: String) async throws -> VaultInfo {
         let all = try await listVaults()
         if let v = all.first(where: { $0.id == nameOrId }) { return v }
@@ -55,7 +62,14 @@ extension Latch {
         let info = try await vaultInfo(nameOrId)
         if let v = verifiedVaults.first(where: { $0.id == info.id }), v.summaryVersion == info.summaryVersion { return v }
         try await refresh()
-        if let v = verifiedVaults.first(where: { $0.id == info.id }) { return v }
+        if let v = verifiedVaults.first(where: { $0.id == info.id }) {
+            // Named by the listing before this client had verified it: the signed name must agree.
+            guard nameOrId == v.id || nameOrId == v.name else {
+                throw LatchError(.verification, "the server lists vault \(v.id) as \(nameOrId), but its signed summary checkpoint names it \(v.name)",
+                                 hint: "nothing was changed; use the vault id, and treat the server's listing as suspect")
+            }
+            return v
+        }
         throw LatchError(.forbidden, "vault \(info.name) cannot be opened: \(unavailableVaults[info.id] ?? "no wrapped key for this key")",
                          hint: "ask a member holding the vault key to share it (latch share)")
     }

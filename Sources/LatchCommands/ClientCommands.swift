@@ -520,15 +520,31 @@ struct VaultCommand: AsyncParsableCommand {
         }
     }
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List vaults you can see.")
+        static let configuration = CommandConfiguration(
+            commandName: "list", abstract: "List vaults you can see.",
+            discussion: "A vault whose key this profile holds is verified and shown under the name its signed summary gives it (VERIFIED yes); any other under the server's name for it.")
         @OptionGroup var options: ProfileOption
         @Flag(help: "JSON output.") var json = false
+        /// A listed vault and whether its name is the one its verified summary checkpoint signs.
+        struct Row: Encodable {
+            var vault: VaultInfo
+            var verified: Bool
+            enum K: String, CodingKey { case verified }
+            func encode(to encoder: any Encoder) throws {
+                try vault.encode(to: encoder)
+                var c = encoder.container(keyedBy: K.self)
+                try c.encode(verified, forKey: .verified)
+            }
+        }
         func run() async throws {
             try await CLI.run {
-                let vs = try await options.connect(sync: false).listVaults()
-                if json { try CLI.json(["vaults": vs]); return }
-                CLI.stdout(CLI.table(vs.map { [$0.id, $0.name, $0.dataClassification, "v\($0.summaryVersion)"] },
-                                     header: ["ID", "NAME", "CLASSIFICATION", "VERSION"]))
+                // Synced, so that each vault this key can open shows its signed name.
+                let latch = try await options.connect()
+                let rows = try await latch.listVaults().map { Row(vault: $0, verified: latch.signedName(ofVault: $0.id) != nil) }
+                if json { try CLI.json(["vaults": rows]); return }
+                CLI.stdout(CLI.table(rows.map { [$0.vault.id, $0.vault.name, $0.vault.dataClassification, "v\($0.vault.summaryVersion)",
+                                                 $0.verified ? "yes" : "no"] },
+                                     header: ["ID", "NAME", "CLASSIFICATION", "VERSION", "VERIFIED"]))
             }
         }
     }

@@ -269,6 +269,34 @@ final class GhostBox: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct HostileServerTests {
+    @Test("a vault name the server moves onto another vault steers no write: names come from the signed summaries")
+    func swappedVaultNamesSteerNothing() async throws {
+        let h = try await HostileHarness()
+        defer { h.server.stop() }
+        let prod = try await h.must("vault", "create", "prod").trimmingCharacters(in: .whitespacesAndNewlines)
+        let other = try await h.must("vault", "create", "other").trimmingCharacters(in: .whitespacesAndNewlines)
+        // The server swaps the two names in its own rows; the signed summaries keep theirs.
+        try await h.edit { tx in
+            guard var p = try await tx.vault(prod), var o = try await tx.vault(other) else {
+                throw HostileHarness.Failure(description: "vault rows missing")
+            }
+            (p.name, o.name) = (o.name, p.name)
+            try await tx.putVault(p)
+            try await tx.putVault(o)
+        }
+        let listed = try JSONSerialization.jsonObject(with: Data(try await h.must("vault", "list", "--json").utf8)) as? [String: Any]
+        let rows = listed?["vaults"] as? [[String: Any]] ?? []
+        let names = Dictionary(uniqueKeysWithValues: rows.compactMap { r in (r["id"] as? String).map { ($0, r["name"] as? String ?? "") } })
+        #expect(names == [prod: "prod", other: "other"], "vault list shows the signed names: \(rows)")
+        #expect(rows.allSatisfy { $0["verified"] as? Bool == true })
+        // A write to "prod" goes to the vault signed as prod (whose row the server renamed, so it
+        // refuses the new summary as a rename: nothing is written anywhere), never to the other.
+        let write = try await h.latch(["secret", "set", "prod", "db", "--field", "password"], stdin: HostileHarness.secret())
+        #expect(write.code == 0 || write.err.contains("vault/\(prod)/items"), "\(write.err)")
+        let inOther = try await h.edit { tx in try await tx.items(vaultId: other).map(\.name) }
+        #expect(inOther.isEmpty, "the secret went to the vault the server named prod")
+    }
+
     @Test func hostileServerEditsAreRefusedByTheCLI() async throws {
         let start = ContinuousClock.now
         let h = try await HostileHarness()
