@@ -62,6 +62,17 @@ public enum SecureFile {
     }
 
     /// Read a whole file.
+    /// Runs `body` holding an exclusive `flock` on `path + ".lock"` (0600, empty, created with
+    /// its directory when missing), so that processes of one profile take turns at `path`.
+    public static func withLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        try makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
+        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        guard lock >= 0 else { throw LatchError(.io, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
+        defer { close(lock) }
+        guard flock(lock, LOCK_EX) == 0 else { throw LatchError(.io, "cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
+        return try body()
+    }
+
     public static func read(_ path: String) throws -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             if !FileManager.default.fileExists(atPath: path) {

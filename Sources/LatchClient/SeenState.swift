@@ -144,14 +144,11 @@ public struct SeenState: Codable, Sendable, Equatable {
     /// read (`merged`), under an exclusive lock on `path + ".lock"`, so that two processes
     /// syncing at once cannot put an older version back. Returns what the file now holds.
     public func save(path: String, base: SeenState) throws -> SeenState {
-        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
-        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { throw LatchError(.io, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
-        defer { close(lock) }
-        guard flock(lock, LOCK_EX) == 0 else { throw LatchError(.io, "cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
-        let onDisk = try Self.load(path: path)
-        let out = onDisk == base ? self : merged(with: onDisk, base: base)
-        if out != onDisk { try out.save(path: path) }
-        return out
+        try SecureFile.withLock(path) {
+            let onDisk = try Self.load(path: path)
+            let out = onDisk == base ? self : merged(with: onDisk, base: base)
+            if out != onDisk { try out.save(path: path) }
+            return out
+        }
     }
 }

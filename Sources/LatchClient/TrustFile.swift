@@ -103,20 +103,17 @@ final class TrustFile: @unchecked Sendable {
     /// Two different roots at one size, both signed by the pinned key, are a split view: the
     /// file keeps the first and the error says so. Returns what the file holds.
     static func write(_ trust: LogTrust, path: String, known: Stamp?) throws -> LogTrust {
-        try SecureFile.makeDirectory((path as NSString).deletingLastPathComponent, mode: 0o700)
-        let lock = open(path + ".lock", O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard lock >= 0 else { throw LatchError(.io, "cannot open \(path).lock: \(String(cString: strerror(errno)))") }
-        defer { close(lock) }
-        guard flock(lock, LOCK_EX) == 0 else { throw LatchError(.io, "cannot lock \(path).lock: \(String(cString: strerror(errno)))") }
-        if let now = Stamp(path: path), now != known, let theirs = try LogTrust.load(path: path), theirs.logKey == trust.logKey {
-            if theirs.treeSize > trust.treeSize { return theirs }
-            if theirs.treeSize == trust.treeSize, theirs.rootHash != trust.rootHash {
-                throw LatchError(.verification, "the transparency log showed two different trees of size \(trust.treeSize) to this profile",
-                                 hint: "another process of the profile verified root \(theirs.rootHash), this one \(trust.rootHash), both signed by the pinned log key: the server is showing different clients different logs; keep \(path) as evidence and compare heads with other clients (latch verify --witness)")
+        try SecureFile.withLock(path) {
+            if let now = Stamp(path: path), now != known, let theirs = try LogTrust.load(path: path), theirs.logKey == trust.logKey {
+                if theirs.treeSize > trust.treeSize { return theirs }
+                if theirs.treeSize == trust.treeSize, theirs.rootHash != trust.rootHash {
+                    throw LatchError(.verification, "the transparency log showed two different trees of size \(trust.treeSize) to this profile",
+                                     hint: "another process of the profile verified root \(theirs.rootHash), this one \(trust.rootHash), both signed by the pinned log key: the server is showing different clients different logs; keep \(path) as evidence and compare heads with other clients (latch verify --witness)")
+                }
             }
+            try trust.save(path: path)
+            return trust
         }
-        try trust.save(path: path)
-        return trust
     }
 
     private func takeFailure() throws {

@@ -222,9 +222,9 @@ public struct AuditDraft: Sendable {
     /// The event this draft becomes at `seq` after `prevHash`, with `hash` as given (its time
     /// cut to whole milliseconds, as the chain records it).
     public func event(seq: Int64, prevHash: String, hash: String) -> AuditEvent {
-        return AuditEvent(seq: seq, tenantId: tenantId, time: AuditChain.date(millis: AuditChain.millis(time)), action: action, outcome: outcome, principalId: principalId,
-                          accessKey: accessKey, assetType: assetType, assetId: assetId, source: source, detail: detail,
-                          prevHash: prevHash, hash: hash)
+        AuditEvent(seq: seq, tenantId: tenantId, time: AuditChain.date(millis: AuditChain.millis(time)), action: action,
+                   outcome: outcome, principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
+                   source: source, detail: detail, prevHash: prevHash, hash: hash)
     }
 }
 
