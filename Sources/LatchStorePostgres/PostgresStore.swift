@@ -102,6 +102,13 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         (2, tables(of: 2)),  // the transparency log
         (3, [auditAppendFunction]),
         (4, [chainedAuditAppendFunction]),
+        // Audit events as columns only (`doc` is '' in rows written since; `prevHash` is the
+        // previous row's `hash`), appended by `latch_audit_append_columns`. A read's event was
+        // three times its size as JSON beside the same columns.
+        (5, ["""
+            ALTER TABLE audit_events ADD COLUMN access_key TEXT COLLATE "C", ADD COLUMN asset_type TEXT COLLATE "C", \
+            ADD COLUMN source TEXT, ADD COLUMN detail TEXT
+            """, columnsAuditAppendFunction]),
     ]
 
     /// Migration 3's optimistic audit append (a batch chained in Swift on the tail the replica
@@ -134,6 +141,11 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         $fn$
         """
 
+    /// Migration 4's audit group commit, replaced by migration 5's `latch_audit_append_columns`
+    /// (the same, storing columns instead of a document) and no longer called; kept for a
+    /// replica of the previous release during an upgrade (whose audit reads cannot decode rows
+    /// written as columns: upgrade every replica).
+    ///
     /// The audit group commit in one round trip, ordered by the database
     /// (`PostgresLatchStore.appendAuditBatch`): under the write lock it reads the chain's tail
     /// (a fresh snapshot: each statement of a volatile function takes one at READ COMMITTED),
@@ -187,6 +199,61 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             SELECT t_seq + k, d.j ->> 'tenantId', times_ms[k], d.j ->> 'action', d.j ->> 'outcome', d.j ->> 'principalId',
                    d.j ->> 'assetId', hs[k], docs[k]
             FROM generate_subscripts(hs, 1) AS k, LATERAL (SELECT docs[k]::jsonb AS j) AS d;
+            hashes := hs;
+            RETURN NEXT;
+        END
+        $fn$
+        """
+
+    /// Migration 5's audit group commit, as migration 4's but storing columns, not a document:
+    /// under the write lock it reads the chain's tail, hashes each event's template joined with
+    /// its sequence number and previous hash, and inserts the events' columns (`doc` ''). The
+    /// hash input is `AuditChainTemplate`'s; every array has one element per event.
+    static let columnsAuditAppendFunction = """
+        CREATE FUNCTION latch_audit_append_columns(lock_key BIGINT, hash_heads BYTEA[], hash_middles BYTEA[], hash_tails BYTEA[],
+                                                   times_ms BIGINT[], tenant_ids TEXT[], actions TEXT[], outcomes TEXT[],
+                                                   principal_ids TEXT[], access_keys TEXT[], asset_types TEXT[], asset_ids TEXT[],
+                                                   sources TEXT[], details TEXT[], durable BOOLEAN)
+        RETURNS TABLE (first_seq BIGINT, first_prev TEXT, hashes TEXT[]) LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            n INT := COALESCE(array_length(hash_heads, 1), 0);
+            t_seq BIGINT;
+            prev TEXT;
+            h TEXT;
+            hs TEXT[] := '{}';
+        BEGIN
+            IF n = 0 OR EXISTS (SELECT 1 FROM unnest(ARRAY[array_length(hash_middles, 1), array_length(hash_tails, 1),
+                    array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1), array_length(outcomes, 1),
+                    array_length(principal_ids, 1), array_length(access_keys, 1), array_length(asset_types, 1),
+                    array_length(asset_ids, 1), array_length(sources, 1), array_length(details, 1)]) AS l WHERE l IS DISTINCT FROM n) THEN
+                RAISE EXCEPTION 'latch_audit_append_columns: the batch''s arrays differ in length' USING ERRCODE = '22023';
+            END IF;
+            IF NOT durable THEN
+                PERFORM set_config('synchronous_commit', 'off', true);
+            END IF;
+            PERFORM pg_advisory_xact_lock(lock_key);
+            SELECT a.seq, a.hash INTO t_seq, prev FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+            t_seq := COALESCE(t_seq, 0);
+            prev := COALESCE(prev, repeat('0', 64));
+            IF prev !~ '^[0-9a-f]{64}$' THEN
+                RAISE EXCEPTION 'latch_audit_append_columns: the last audit event''s hash is not 64 lowercase hex digits' USING ERRCODE = '22023';
+            END IF;
+            IF t_seq + n > 9007199254740992 THEN
+                RAISE EXCEPTION 'latch_audit_append_columns: sequence numbers past 2^53' USING ERRCODE = '22003';
+            END IF;
+            first_seq := t_seq + 1;
+            first_prev := prev;
+            FOR i IN 1..n LOOP
+                h := encode(sha256(convert_to(prev, 'UTF8') || hash_heads[i] || convert_to(prev, 'UTF8') || hash_middles[i]
+                                   || convert_to((t_seq + i)::TEXT, 'UTF8') || hash_tails[i]), 'hex');
+                hs[i] := h;
+                prev := h;
+            END LOOP;
+            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id,
+                                      source, detail, hash, doc)
+            SELECT t_seq + k, tenant_ids[k], times_ms[k], actions[k], outcomes[k], principal_ids[k], access_keys[k],
+                   asset_types[k], asset_ids[k], sources[k], details[k], hs[k], ''
+            FROM generate_subscripts(hs, 1) AS k;
             hashes := hs;
             RETURN NEXT;
         END
@@ -277,42 +344,44 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         try await run(write: true, durable: durability != .deferred, body)
     }
 
-    /// The most events one `latch_audit_append_chained` call carries (a larger batch is split).
+    /// The most events one `latch_audit_append_columns` call carries (a larger batch goes through
+    /// the default implementation).
     static let maxChainedBatch = 1000
 
     /// The audit group commit in one round trip per `maxChainedBatch` events, ordered by the
-    /// database: each draft goes as its `AuditChainTemplate` to `latch_audit_append_chained`
-    /// (migration 4), which takes the write lock, chains the batch on the tail it finds and
-    /// inserts it. Replicas never retry on each other's appends: they queue on the lock. The
+    /// database: each draft goes as its `AuditChainTemplate` and its columns to
+    /// `latch_audit_append_columns` (migration 5), which takes the write lock, chains the batch
+    /// on the tail it finds and inserts it. Replicas never retry on each other's appends: they queue on the lock. The
     /// events, the chain and the durability are those of the default implementation (a draft
     /// outside the template's range, and a batch split in several calls, use it instead: one
     /// transaction).
     public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
         guard !drafts.isEmpty else { return [] }
         let templates = drafts.compactMap(AuditChainTemplate.init)
-        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch, let first = templates.first,
-              templates.allSatisfy({ $0.docHead == first.docHead && $0.docJoin == first.docJoin && $0.docTail == first.docTail })
-        else {
+        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch else {
             return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
         }
-        var binds = PostgresBindings(capacity: 10)
+        var binds = PostgresBindings(capacity: 15)
         binds.append(writeLockKey)
         binds.append(templates.map { ByteBuffer(bytes: $0.hashHead) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashMiddle) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashTail) })
-        binds.append(first.docHead)
-        binds.append(templates.map(\.docMiddle))
-        binds.append(first.docJoin)
-        binds.append(first.docTail)
         binds.append(drafts.map { AuditChain.millis($0.time) })
+        for column in [drafts.map(\.tenantId), drafts.map(\.action), drafts.map(\.outcome), drafts.map(\.principalId),
+                       drafts.map(\.accessKey), drafts.map(\.assetType), drafts.map(\.assetId), drafts.map(\.source),
+                       drafts.map(\.detail)] {
+            binds.append(NullableTextArray(column))
+        }
         binds.append(durability != .deferred)
-        let query = PostgresQuery(unsafeSQL: "SELECT first_seq, first_prev, hashes FROM latch_audit_append_chained($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                                  binds: binds)
+        let query = PostgresQuery(unsafeSQL: """
+            SELECT first_seq, first_prev, hashes FROM latch_audit_append_columns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+            $13, $14, $15)
+            """, binds: binds)
         let rows = try await withLease { c in
             try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).raw(query)
         }
         guard let row = rows.first, let (seq, prev, hashes) = try? row.decode((Int64, String, [String]).self), hashes.count == drafts.count else {
-            throw StoreError(.corrupt, "latch_audit_append_chained returned no answer")
+            throw StoreError(.corrupt, "latch_audit_append_columns returned no answer")
         }
         pathCounts.count(\.oneStatementAppends)
         var prevHash = prev
@@ -895,53 +964,65 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         }
     }
 
+    /// The columns `auditEvents` and `lastAuditEvent` read: the row, then the previous row's hash.
+    static let auditColumns = """
+        SELECT a.doc, a.seq, a.tenant_id, a.time_ms, a.action, a.outcome, a.principal_id, a.access_key, a.asset_type, \
+        a.asset_id, a.source, a.detail, a.hash, p.hash FROM audit_events a LEFT JOIN audit_events p ON p.seq = a.seq - 1
+        """
+
+    /// The event of an `auditColumns` row: one written before migration 5 from its `doc`, a
+    /// later one from its columns.
     func audit(_ r: PostgresRow) throws -> AuditEvent {
-        let doc: String
-        do { doc = try r.decode(String.self) } catch { throw StoreError(.corrupt, "audit row without doc") }
-        do { return try JSONDecoder().decode(AuditEvent.self, from: Data(doc.utf8)) } catch {
-            throw StoreError(.corrupt, "audit event does not decode: \(error)")
+        let c: (String, Int64, String?, Int64, String, String, String?, String?, String?, String?, String?, String?, String, String?)
+        do {
+            c = try r.decode((String, Int64, String?, Int64, String, String, String?, String?, String?, String?, String?, String?,
+                              String, String?).self)
+        } catch { throw StoreError(.corrupt, "audit row does not decode: \(error)") }
+        guard c.0.isEmpty else {
+            do { return try JSONDecoder().decode(AuditEvent.self, from: Data(c.0.utf8)) } catch {
+                throw StoreError(.corrupt, "audit event does not decode: \(error)")
+            }
         }
+        return .fromColumns(seq: c.1, tenantId: c.2, timeMs: c.3, action: c.4, outcome: c.5, principalId: c.6, accessKey: c.7,
+                            assetType: c.8, assetId: c.9, source: c.10, detail: c.11, hash: c.12, previousRowHash: c.13)
     }
 
     func lastAuditEvent() async throws -> AuditEvent? {
-        try await q("SELECT doc FROM audit_events ORDER BY seq DESC LIMIT 1").first.map(audit)
+        try await q(PostgresQuery(unsafeSQL: Self.auditColumns + " ORDER BY a.seq DESC LIMIT 1")).first.map(audit)
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {
-        let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
-        try await exec("""
-            INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
-            VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
-            \(e.assetId), \(e.hash), \(doc))
-            """, writes: true)
+        try await appendAuditEvents([e])
     }
 
+    /// Rows as columns (`doc` ''), at most 1,000 a statement (13 parameters each, far under
+    /// PostgreSQL's 65,535).
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
-        for start in stride(from: 0, to: events.count, by: 500) {
-            let chunk = events[start..<min(events.count, start + 500)]
-            var binds = PostgresBindings()
+        for start in stride(from: 0, to: events.count, by: 1000) {
+            let chunk = events[start..<min(events.count, start + 1000)]
+            var binds = PostgresBindings(capacity: chunk.count * 12)
             var values: [String] = []
             for e in chunk {
-                let doc = String(decoding: try JSONEncoder().encode(e), as: UTF8.self)
                 let b = binds.count
                 binds.append(e.seq); binds.append(e.tenantId); binds.append(AuditChain.millis(e.time)); binds.append(e.action)
-                binds.append(e.outcome); binds.append(e.principalId); binds.append(e.assetId); binds.append(e.hash); binds.append(doc)
-                values.append("(" + (1...9).map { "$\(b + $0)" }.joined(separator: ", ") + ")")
+                binds.append(e.outcome); binds.append(e.principalId); binds.append(e.accessKey); binds.append(e.assetType)
+                binds.append(e.assetId); binds.append(e.source); binds.append(e.detail); binds.append(e.hash)
+                values.append("(" + (1...12).map { "$\(b + $0)" }.joined(separator: ", ") + ", '')")
             }
             try await exec(PostgresQuery(unsafeSQL: """
-                INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
-                VALUES \(values.joined(separator: ", "))
+                INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id, \
+                source, detail, hash, doc) VALUES \(values.joined(separator: ", "))
                 """, binds: binds), writes: true)
         }
     }
 
     func auditEvents(_ f: AuditFilter) async throws -> [AuditEvent] {
-        var sql: PostgresQuery = "SELECT doc FROM audit_events WHERE seq > \(f.afterSeq)"
-        var binds = sql.binds
-        var text = sql.sql
+        var binds = PostgresBindings()
+        binds.append(f.afterSeq)
+        var text = Self.auditColumns + " WHERE a.seq > $1"
         func add(_ clause: String, _ v: String) {
             binds.append(v)
-            text += " AND \(clause) = $\(binds.count)"
+            text += " AND a.\(clause) = $\(binds.count)"
         }
         if let t = f.tenantId { add("tenant_id", t) }
         if let a = f.action { add("action", a) }
@@ -950,12 +1031,11 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         if let o = f.outcome { add("outcome", o) }
         if let s = f.since {
             binds.append(AuditChain.millis(s))
-            text += " AND time_ms >= $\(binds.count)"
+            text += " AND a.time_ms >= $\(binds.count)"
         }
         binds.append(Int64(max(0, f.limit)))
-        text += " ORDER BY seq LIMIT $\(binds.count)"
-        sql = PostgresQuery(unsafeSQL: text, binds: binds)
-        return try await q(sql).map(audit)
+        text += " ORDER BY a.seq LIMIT $\(binds.count)"
+        return try await q(PostgresQuery(unsafeSQL: text, binds: binds)).map(audit)
     }
 
     func appendChange(tenantId: String, kind: ChangeRecord.Kind, entityId: String, vaultId: String?) async throws -> Int64 {
@@ -982,5 +1062,31 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     func lastChangeSeq(tenantId: String) async throws -> Int64 {
         try await q("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM changes WHERE tenant_id = \(tenantId)").first.map { try $0.decode(Int64.self) } ?? 0
+    }
+}
+
+/// A `TEXT[]` parameter whose elements may be NULL (PostgresNIO's arrays of strings carry no
+/// NULL element): the binary array format with the has-nulls flag, and -1 as a NULL element's
+/// length.
+struct NullableTextArray: PostgresNonThrowingEncodable {
+    var values: [String?]
+    init(_ values: [String?]) { self.values = values }
+    static var psqlType: PostgresDataType { .textArray }
+    static var psqlFormat: PostgresFormat { .binary }
+    func encode<E: PostgresJSONEncoder>(into buffer: inout ByteBuffer, context: PostgresEncodingContext<E>) {
+        buffer.writeInteger(values.isEmpty ? 0 : 1, as: Int32.self)             // dimensions
+        buffer.writeInteger(values.contains(nil) ? 1 : 0, as: Int32.self)       // has NULL elements
+        buffer.writeInteger(PostgresDataType.text.rawValue)                      // element type
+        guard !values.isEmpty else { return }
+        buffer.writeInteger(Int32(values.count))                                 // length
+        buffer.writeInteger(1, as: Int32.self)                                   // lower bound
+        for v in values {
+            if let v {
+                buffer.writeInteger(Int32(v.utf8.count))
+                buffer.writeString(v)
+            } else {
+                buffer.writeInteger(-1, as: Int32.self)
+            }
+        }
     }
 }

@@ -492,11 +492,9 @@ final class SQLiteTransaction: StoreTransaction {
                 guard let action = r.text(4), let outcome = r.text(5), let hash = r.text(12) else {
                     throw StoreError(.corrupt, "audit row \(seq) lacks its action, outcome or hash")
                 }
-                // A missing predecessor (a removed row) leaves prevHash empty: verification fails there.
-                let prev = seq == 1 ? AuditChain.genesis : r.text(13) ?? ""
-                out.append(AuditEvent(seq: seq, tenantId: r.text(2), time: AuditChain.date(millis: r.int(3)), action: action,
-                                      outcome: outcome, principalId: r.text(6), accessKey: r.text(7), assetType: r.text(8),
-                                      assetId: r.text(9), source: r.text(10), detail: r.text(11), prevHash: prev, hash: hash))
+                out.append(.fromColumns(seq: seq, tenantId: r.text(2), timeMs: r.int(3), action: action, outcome: outcome,
+                                        principalId: r.text(6), accessKey: r.text(7), assetType: r.text(8), assetId: r.text(9),
+                                        source: r.text(10), detail: r.text(11), hash: hash, previousRowHash: r.text(13)))
             }
             return out
         }

@@ -46,6 +46,51 @@ struct PostgresFastPathTests {
         await b.close()
     }
 
+    /// Rows an older release wrote (the event as JSON in `doc`, as replicas before migration 5
+    /// still do during an upgrade) and rows as columns chain into one verifiable chain and read
+    /// back as the events that were hashed.
+    @Test func documentRowsAndColumnRowsChainTogether() async throws {
+        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        let a = try await PostgresLatchStore.open(config)
+        do {
+            let drafts: [AuditDraft] = (0..<6).map { (i: Int) -> AuditDraft in
+                let key: String? = i % 3 == 0 ? nil : "lk_\(i)"
+                let detail: String? = i == 1 ? "" : nil
+                let seconds: Double = 1_764_000_000.25 + Double(i)
+                return AuditDraft(time: Date(timeIntervalSince1970: seconds), tenantId: "t\(i % 2)", action: "field.read",
+                                  outcome: "success", principalId: "p", accessKey: key, assetType: "FIELD",
+                                  assetId: "f\(i)", source: "10.0.0.\(i)", detail: detail)
+            }
+            var last: (seq: Int64, hash: String)?
+            var old: [AuditEvent] = []
+            for d in drafts.prefix(3) {
+                let e = try d.chained(after: last)
+                old.append(e)
+                last = (e.seq, e.hash)
+            }
+            let rows = old
+            try await a.write { tx in
+                for e in rows {
+                    try await (tx as! PostgresTransaction).exec("""
+                        INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
+                        VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
+                        \(e.assetId), \(e.hash), \(e.documentJSON))
+                        """, writes: true)
+                }
+            }
+            let new = try await a.appendAuditBatch(Array(drafts.dropFirst(3)), durability: .deferred)
+            #expect(new.first?.prevHash == old.last?.hash && new.map { $0.seq } == [4, 5, 6])
+            #expect(try await verifyAuditChain(a) == 6)
+            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) } == old + new)
+            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "t1")) } == (old + new).filter { $0.tenantId == "t1" })
+            #expect(try await a.read { tx in try await tx.lastAuditEvent() } == new.last)
+        } catch {
+            Issue.record(error)
+        }
+        try? await a.dropSchemaForTesting()
+        await a.close()
+    }
+
     /// The database chains a batch exactly as `AuditChain` does in Swift, for awkward strings
     /// (escapes, non-ASCII, absent members; not NUL, which PostgreSQL text cannot hold).
     @Test func databaseChainsAsSwiftDoes() async throws {
@@ -72,13 +117,17 @@ struct PostgresFastPathTests {
             #expect(first + rest == swift, "the database's events are the ones Swift chains")
             #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) } == swift)
             let columns = try await a.read { tx in
-                try await (tx as! PostgresTransaction).q("SELECT tenant_id, action, outcome, principal_id, asset_id, time_ms FROM audit_events ORDER BY seq")
-                    .map { try $0.decode((String?, String, String, String?, String?, Int64).self) }
+                try await (tx as! PostgresTransaction).q("""
+                    SELECT tenant_id, action, outcome, principal_id, asset_id, time_ms, access_key, asset_type, source, detail, doc \
+                    FROM audit_events ORDER BY seq
+                    """).map { try $0.decode((String?, String, String, String?, String?, Int64, String?, String?, String?, String?, String).self) }
             }
             #expect(columns.count == swift.count)
             for (c, e) in zip(columns, swift) {
                 #expect(c.0 == e.tenantId && c.1 == e.action && c.2 == e.outcome && c.3 == e.principalId && c.4 == e.assetId
                         && c.5 == AuditChain.millis(e.time), "the indexed columns of event \(e.seq)")
+                #expect(c.6 == e.accessKey && c.7 == e.assetType && c.8 == e.source && c.9 == e.detail && c.10 == "",
+                        "the other columns of event \(e.seq), and no JSON copy")
             }
             #expect(try await verifyAuditChain(a) == swift.count)
         } catch {
