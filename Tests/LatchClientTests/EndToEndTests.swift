@@ -73,7 +73,9 @@ final class TestServer: @unchecked Sendable {
         dir = existing ?? testRoot + "/latch-e2e-\(UUID().uuidString.lowercased())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let log = dir + (existing == nil ? "/serve.log" : "/serve-\(UUID().uuidString.lowercased()).log")
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else {
+            throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: log])
+        }
         process.executableURL = URL(fileURLWithPath: try LatchProcess.binary())
         process.arguments = ["serve", "--data-dir", dir + "/data", "--port", "0", "--rate-limit", "0"]
         process.environment = ["PATH": "/usr/bin:/bin", "LATCH_HOME": dir + "/server-home"].merging(extra) { $1 }
