@@ -351,10 +351,10 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// The audit group commit in one round trip per `maxChainedBatch` events, ordered by the
     /// database: each draft goes as its `AuditChainTemplate` and its columns to
     /// `latch_audit_append_columns` (migration 5), which takes the write lock, chains the batch
-    /// on the tail it finds and inserts it. Replicas never retry on each other's appends: they queue on the lock. The
-    /// events, the chain and the durability are those of the default implementation (a draft
-    /// outside the template's range, and a batch split in several calls, use it instead: one
-    /// transaction).
+    /// on the tail it finds and inserts it. Replicas never retry on each other's appends: they
+    /// queue on the lock. The events, the chain and the durability are those of the default
+    /// implementation (a draft outside the template's range, and a batch split in several
+    /// calls, use it instead: one transaction).
     public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
         guard !drafts.isEmpty else { return [] }
         let templates = drafts.compactMap(AuditChainTemplate.init)
