@@ -14,6 +14,13 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
     public var description: String { "store: \(kind.rawValue): \(message)" }
+
+    /// A database a newer release has migrated past what this one knows: refused at open, since
+    /// this release would misread what the newer one wrote (e.g. audit rows stored differently).
+    public static func newerSchema(_ found: Int64, known: Int) -> StoreError {
+        StoreError(.unavailable, "the database is at schema version \(found), newer than this release knows (\(known)): "
+                   + "a newer latch serve has upgraded it; run that release or a later one (downgrading the schema is not supported)")
+    }
 }
 
 public enum StoreTable: String, CaseIterable, Sendable {

@@ -285,6 +285,8 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 }
                 try await tx.exec("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
                 let current = try await tx.schemaVersion()
+                let known = Self.migrations.last?.version ?? 0
+                guard current <= known else { throw StoreError.newerSchema(Int64(current), known: known) }
                 for m in Self.migrations where m.version > current {
                     try await tx.exec("BEGIN")
                     do {

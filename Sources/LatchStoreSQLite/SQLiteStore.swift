@@ -191,6 +191,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
                       purpose: "create the schema_migrations table")
         var current: Int64 = 0
         try h.forEach("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations", purpose: "read the schema version") { current = $0.int(0) }
+        let known = migrations.last?.version ?? 0
+        guard current <= known else { throw StoreError.newerSchema(current, known: known) }
         for m in migrations where m.version > current {
             try h.execute("BEGIN IMMEDIATE", purpose: "begin migration \(m.version)")
             do {

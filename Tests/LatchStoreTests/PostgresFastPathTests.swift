@@ -46,6 +46,31 @@ struct PostgresFastPathTests {
         await b.close()
     }
 
+    /// A database a newer release migrated further is refused at open (this release would
+    /// misread what the newer one writes), with what to do.
+    @Test func newerSchemaIsRefused() async throws {
+        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        let a = try await PostgresLatchStore.open(config)
+        let newer = (PostgresLatchStore.migrations.last?.version ?? 0) + 1
+        do {
+            try await a.write { tx in
+                try await (tx as! PostgresTransaction).exec("INSERT INTO schema_migrations (version, applied_at) VALUES (\(newer), 'later')",
+                                                            writes: true)
+            }
+            do {
+                let b = try await PostgresLatchStore.open(config)
+                await b.close()
+                Issue.record("a database at schema \(newer) was opened")
+            } catch let e as StoreError {
+                #expect(e.kind == .unavailable && e.message.contains("schema version \(newer), newer than this release knows"), "\(e)")
+            }
+        } catch {
+            Issue.record(error)
+        }
+        try? await a.dropSchemaForTesting()
+        await a.close()
+    }
+
     /// Rows an older release wrote (the event as JSON in `doc`, as replicas before migration 5
     /// still do during an upgrade) and rows as columns chain into one verifiable chain and read
     /// back as the events that were hashed.

@@ -76,6 +76,24 @@ import Testing
         }
     }
 
+    @Test("a file a newer release migrated further is refused at open, with what to do")
+    func newerSchemaIsRefused() async throws {
+        try await withSQLiteStore { store, path in
+            let newer = Int64((SQLiteLatchStore.migrations.last?.version ?? 0) + 1)
+            try await store.write { tx in
+                try await #require(tx as? SQLiteTransaction).x("INSERT INTO schema_migrations VALUES (?, 'later')", [.int(newer)],
+                                                               purpose: "record a newer migration")
+            }
+            do {
+                let other = try await SQLiteLatchStore.open(path: path)
+                await other.close()
+                Issue.record("a file at schema \(newer) was opened")
+            } catch let e as StoreError {
+                #expect(e.kind == .unavailable && e.message.contains("schema version \(newer), newer than this release knows"), "\(e)")
+            }
+        }
+    }
+
     @Test("an event's time survives the round trip through whole milliseconds")
     func millisecondsRoundTrip() {
         var ms: Int64 = 1_796_202_455_000
