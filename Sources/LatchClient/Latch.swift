@@ -40,6 +40,14 @@ public final class Latch: @unchecked Sendable {
     /// every wrapped key unwrapped and every entry's inclusion proven again, even where an
     /// earlier verified head already covered the same leaf (`latch verify`).
     var reuseEarlierChecks = true
+    /// A process that stays up proves a new leaf in each delta sync that accepts a new version,
+    /// and keeps it (`log.json`'s `verified`, the leaf-hash memo); the superseded leaves are
+    /// never checked again. Once the proven leaves outnumber twice what the last full pass
+    /// kept plus this many, a sync proves every entry it holds again (no new proof for an
+    /// unchanged leaf) and keeps only those.
+    var provenLeafSlack = 256
+    /// How many proven leaves the last full pass kept.
+    private var provenAtLastFullPass = 0
     /// BENCHMARK ONLY (`latch-bench sync`, through `@_spi(Benchmark) import LatchClient`): when
     /// true, syncs skip every transparency-log check, so a hostile server's log attacks go
     /// unnoticed. It exists to measure what the log checks cost; never set it anywhere else
@@ -317,7 +325,9 @@ public final class Latch: @unchecked Sendable {
         if full { newVaults = [:]; unavailable = [:] }
         var seenCopy = lock.withLock { seen }
         var entries = ownKeyEntries()
-        for id in touched.union(full ? Set(cache.vaults.keys) : []) {
+        let proven = (try? trustFile.load()?.verified.count) ?? 0
+        let everything = full || proven > 2 * lock.withLock({ provenAtLastFullPass }) + provenLeafSlack
+        for id in touched.union(everything ? Set(cache.vaults.keys) : []) {
             newVaults[id] = nil
             unavailable[id] = nil
             guard let v = cache.vaults[id] else { continue }
@@ -338,7 +348,7 @@ public final class Latch: @unchecked Sendable {
             // exact text of each item this sync did not resend.)
             withExtendedLifetime(material) {   // the timer covers building the entries, not freeing the material
                 let entriesStarted = DispatchTime.now().uptimeNanoseconds
-                let onlyChanged = !full && earlier[id] != nil
+                let onlyChanged = !everything && earlier[id] != nil
                 let items = onlyChanged ? changedItems.compactMap { cache.items[$0] }.filter { $0.item.vaultId == id }
                                         : cache.items.values.filter { $0.item.vaultId == id }
                 entries += logEntries(material, summary: v.summaryCheckpoint, summaryIndex: v.vault.summaryLogIndex,
@@ -347,7 +357,8 @@ public final class Latch: @unchecked Sendable {
             }
         }
         // Nothing is swapped in or remembered until the log vouches for all of it.
-        let report = try await verifyLog(entries, prune: full, prefetched: logProofs)
+        let report = try await verifyLog(entries, prune: everything, prefetched: logProofs)
+        if everything, let kept = try? trustFile.load()?.verified.count { lock.withLock { provenAtLastFullPass = kept } }
         let newPlan = Self.plan(for: newVaults)
         let infos = Dictionary(uniqueKeysWithValues: cache.vaults.map { ($0.key, $0.value.vault) })
         let finalCursor = cursor

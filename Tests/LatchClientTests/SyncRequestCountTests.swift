@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import LatchClient
+@testable import LatchClient
 import LatchCrypto
 import LatchWire
 
@@ -89,6 +89,29 @@ import LatchWire
 
 extension SyncRequestCountTests {
     /// The bootstrap operator of a fresh server, synced.
+    @Test("a client that stays up keeps its proven leaves bounded: past twice what a full pass kept, a sync proves what it holds again and keeps only that")
+    func provenLeavesStayBounded() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let op = try await Self.operatorClient(server)
+        _ = try await op.createVault(name: "churn")
+        for n in 0..<3 { _ = try await op.setSecret(vault: "churn", item: "s\(n)", value: "first-\(n)") }
+        let reader = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                            baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/long-lived"], sync: true)
+        reader.provenLeafSlack = 4
+        let afterFirst = try #require(try reader.trustFile.load()).verified.count
+        var most = afterFirst
+        for round in 0..<16 {   // each update is a new detail and a new summary: two new leaves
+            _ = try await op.setSecret(vault: "churn", item: "s0", value: "round-\(round)")
+            try await reader.refresh()
+            #expect(try reader.get("S0") == "round-\(round)")
+            most = max(most, try #require(try reader.trustFile.load()).verified.count)
+        }
+        // Without the bound: afterFirst + 32.
+        #expect(most <= 2 * afterFirst + 4 + 2, "proven leaves reached \(most), from \(afterFirst) after the first sync")
+        #expect(try #require(try reader.trustFile.load()).verified.count <= 2 * afterFirst + 6)
+    }
+
     static func operatorClient(_ server: TestServer) async throws -> Latch {
         let home = server.dir + "/home"
         _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
