@@ -102,9 +102,8 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         (2, tables(of: 2)),  // the transparency log
         (3, [auditAppendFunction]),
         (4, [chainedAuditAppendFunction]),
-        // Audit events as columns only (`doc` is '' in rows written since; `prevHash` is the
-        // previous row's `hash`), appended by `latch_audit_append_columns`. A read's event was
-        // three times its size as JSON beside the same columns.
+        // Every member of an audit event in a column of its own, filled by
+        // `latch_audit_append_columns` from arrays the replica sends (no JSON parsed per event).
         (5, ["""
             ALTER TABLE audit_events ADD COLUMN access_key TEXT COLLATE "C", ADD COLUMN asset_type TEXT COLLATE "C", \
             ADD COLUMN source TEXT, ADD COLUMN detail TEXT
@@ -142,9 +141,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         """
 
     /// Migration 4's audit group commit, replaced by migration 5's `latch_audit_append_columns`
-    /// (the same, storing columns instead of a document) and no longer called; kept for a
-    /// replica of the previous release during an upgrade (whose audit reads cannot decode rows
-    /// written as columns: upgrade every replica).
+    /// and no longer called; kept for a replica of the previous release during an upgrade.
     ///
     /// The audit group commit in one round trip, ordered by the database
     /// (`PostgresLatchStore.appendAuditBatch`): under the write lock it reads the chain's tail
@@ -205,12 +202,15 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         $fn$
         """
 
-    /// Migration 5's audit group commit, as migration 4's but storing columns, not a document:
-    /// under the write lock it reads the chain's tail, hashes each event's template joined with
-    /// its sequence number and previous hash, and inserts the events' columns (`doc` ''). The
-    /// hash input is `AuditChainTemplate`'s; every array has one element per event.
+    /// Migration 5's audit group commit: migration 4's, except that the columns come as arrays
+    /// from the replica instead of being parsed back out of each finished document as JSONB.
+    /// Rows keep their document, so a replica of the previous release (which reads the
+    /// document, and chains its own writes on the last one) keeps working during an upgrade;
+    /// the `access_key`, `asset_type`, `source` and `detail` columns it leaves NULL. Storing
+    /// columns only, as SQLite does, has to wait for a release that no such replica runs beside.
     static let columnsAuditAppendFunction = """
         CREATE FUNCTION latch_audit_append_columns(lock_key BIGINT, hash_heads BYTEA[], hash_middles BYTEA[], hash_tails BYTEA[],
+                                                   doc_head TEXT, doc_middles TEXT[], doc_join TEXT, doc_tail TEXT,
                                                    times_ms BIGINT[], tenant_ids TEXT[], actions TEXT[], outcomes TEXT[],
                                                    principal_ids TEXT[], access_keys TEXT[], asset_types TEXT[], asset_ids TEXT[],
                                                    sources TEXT[], details TEXT[], durable BOOLEAN)
@@ -221,11 +221,13 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             prev TEXT;
             h TEXT;
             hs TEXT[] := '{}';
+            docs TEXT[] := '{}';
         BEGIN
             IF n = 0 OR EXISTS (SELECT 1 FROM unnest(ARRAY[array_length(hash_middles, 1), array_length(hash_tails, 1),
-                    array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1), array_length(outcomes, 1),
-                    array_length(principal_ids, 1), array_length(access_keys, 1), array_length(asset_types, 1),
-                    array_length(asset_ids, 1), array_length(sources, 1), array_length(details, 1)]) AS l WHERE l IS DISTINCT FROM n) THEN
+                    array_length(doc_middles, 1), array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1),
+                    array_length(outcomes, 1), array_length(principal_ids, 1), array_length(access_keys, 1),
+                    array_length(asset_types, 1), array_length(asset_ids, 1), array_length(sources, 1),
+                    array_length(details, 1)]) AS l WHERE l IS DISTINCT FROM n) THEN
                 RAISE EXCEPTION 'latch_audit_append_columns: the batch''s arrays differ in length' USING ERRCODE = '22023';
             END IF;
             IF NOT durable THEN
@@ -246,13 +248,14 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             FOR i IN 1..n LOOP
                 h := encode(sha256(convert_to(prev, 'UTF8') || hash_heads[i] || convert_to(prev, 'UTF8') || hash_middles[i]
                                    || convert_to((t_seq + i)::TEXT, 'UTF8') || hash_tails[i]), 'hex');
+                docs[i] := doc_head || (t_seq + i)::TEXT || doc_middles[i] || prev || doc_join || h || doc_tail;
                 hs[i] := h;
                 prev := h;
             END LOOP;
             INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id,
                                       source, detail, hash, doc)
             SELECT t_seq + k, tenant_ids[k], times_ms[k], actions[k], outcomes[k], principal_ids[k], access_keys[k],
-                   asset_types[k], asset_ids[k], sources[k], details[k], hs[k], ''
+                   asset_types[k], asset_ids[k], sources[k], details[k], hs[k], docs[k]
             FROM generate_subscripts(hs, 1) AS k;
             hashes := hs;
             RETURN NEXT;
@@ -360,14 +363,20 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
         guard !drafts.isEmpty else { return [] }
         let templates = drafts.compactMap(AuditChainTemplate.init)
-        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch else {
+        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch, let first = templates.first,
+              templates.allSatisfy({ $0.docHead == first.docHead && $0.docJoin == first.docJoin && $0.docTail == first.docTail })
+        else {
             return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
         }
-        var binds = PostgresBindings(capacity: 15)
+        var binds = PostgresBindings(capacity: 19)
         binds.append(writeLockKey)
         binds.append(templates.map { ByteBuffer(bytes: $0.hashHead) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashMiddle) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashTail) })
+        binds.append(first.docHead)
+        binds.append(templates.map(\.docMiddle))
+        binds.append(first.docJoin)
+        binds.append(first.docTail)
         binds.append(drafts.map { AuditChain.millis($0.time) })
         for column in [drafts.map(\.tenantId), drafts.map(\.action), drafts.map(\.outcome), drafts.map(\.principalId),
                        drafts.map(\.accessKey), drafts.map(\.assetType), drafts.map(\.assetId), drafts.map(\.source),
@@ -377,7 +386,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         binds.append(durability != .deferred)
         let query = PostgresQuery(unsafeSQL: """
             SELECT first_seq, first_prev, hashes FROM latch_audit_append_columns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-            $13, $14, $15)
+            $13, $14, $15, $16, $17, $18, $19)
             """, binds: binds)
         let rows = try await withLease { c in
             try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).raw(query)
@@ -972,8 +981,9 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         a.asset_id, a.source, a.detail, a.hash, p.hash FROM audit_events a LEFT JOIN audit_events p ON p.seq = a.seq - 1
         """
 
-    /// The event of an `auditColumns` row: one written before migration 5 from its `doc`, a
-    /// later one from its columns.
+    /// The event of an `auditColumns` row: from its `doc`, which every row written so far has;
+    /// from its columns when `doc` is empty (rows as SQLite writes them, once a release stores
+    /// columns only here too).
     func audit(_ r: PostgresRow) throws -> AuditEvent {
         let c: (String, Int64, String?, Int64, String, String, String?, String?, String?, String?, String?, String?, String, String?)
         do {
@@ -997,19 +1007,20 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         try await appendAuditEvents([e])
     }
 
-    /// Rows as columns (`doc` ''), at most 1,000 a statement (13 parameters each, far under
-    /// PostgreSQL's 65,535).
+    /// Every column and the document (see `columnsAuditAppendFunction`), at most 1,000 rows a
+    /// statement (13 parameters each, far under PostgreSQL's 65,535).
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
         for start in stride(from: 0, to: events.count, by: 1000) {
             let chunk = events[start..<min(events.count, start + 1000)]
-            var binds = PostgresBindings(capacity: chunk.count * 12)
+            var binds = PostgresBindings(capacity: chunk.count * 13)
             var values: [String] = []
             for e in chunk {
                 let b = binds.count
                 binds.append(e.seq); binds.append(e.tenantId); binds.append(AuditChain.millis(e.time)); binds.append(e.action)
                 binds.append(e.outcome); binds.append(e.principalId); binds.append(e.accessKey); binds.append(e.assetType)
                 binds.append(e.assetId); binds.append(e.source); binds.append(e.detail); binds.append(e.hash)
-                values.append("(" + (1...12).map { "$\(b + $0)" }.joined(separator: ", ") + ", '')")
+                binds.append(e.documentJSON)
+                values.append("(" + (1...13).map { "$\(b + $0)" }.joined(separator: ", ") + ")")
             }
             try await exec(PostgresQuery(unsafeSQL: """
                 INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id, \

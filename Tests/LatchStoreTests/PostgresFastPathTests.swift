@@ -71,14 +71,15 @@ struct PostgresFastPathTests {
         await a.close()
     }
 
-    /// Rows an older release wrote (the event as JSON in `doc`, as replicas before migration 5
-    /// still do during an upgrade) and rows as columns chain into one verifiable chain and read
-    /// back as the events that were hashed.
-    @Test func documentRowsAndColumnRowsChainTogether() async throws {
+    /// One chain across the three kinds of row: what a replica of the previous release writes
+    /// (a document, the newer columns NULL), what this one writes (every column and the
+    /// document), and columns only (as SQLite stores them, and a later release may here). Each
+    /// reads back as the event that was hashed.
+    @Test func everyKindOfAuditRowChainsTogether() async throws {
         let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
         let a = try await PostgresLatchStore.open(config)
         do {
-            let drafts: [AuditDraft] = (0..<6).map { (i: Int) -> AuditDraft in
+            let drafts: [AuditDraft] = (0..<8).map { (i: Int) -> AuditDraft in
                 let key: String? = i % 3 == 0 ? nil : "lk_\(i)"
                 let detail: String? = i == 1 ? "" : nil
                 let seconds: Double = 1_764_000_000.25 + Double(i)
@@ -86,16 +87,17 @@ struct PostgresFastPathTests {
                                   outcome: "success", principalId: "p", accessKey: key, assetType: "FIELD",
                                   assetId: "f\(i)", source: "10.0.0.\(i)", detail: detail)
             }
-            var last: (seq: Int64, hash: String)?
-            var old: [AuditEvent] = []
-            for d in drafts.prefix(3) {
-                let e = try d.chained(after: last)
-                old.append(e)
-                last = (e.seq, e.hash)
+            func chain(_ ds: ArraySlice<AuditDraft>, after: AuditEvent?) throws -> [AuditEvent] {
+                var last = after.map { (seq: $0.seq, hash: $0.hash) }
+                return try ds.map { d in
+                    let e = try d.chained(after: last)
+                    last = (e.seq, e.hash)
+                    return e
+                }
             }
-            let rows = old
+            let old = try chain(drafts[0..<3], after: nil)
             try await a.write { tx in
-                for e in rows {
+                for e in old {
                     try await (tx as! PostgresTransaction).exec("""
                         INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, asset_id, hash, doc) \
                         VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \(e.action), \(e.outcome), \(e.principalId), \
@@ -103,12 +105,24 @@ struct PostgresFastPathTests {
                         """, writes: true)
                 }
             }
-            let new = try await a.appendAuditBatch(Array(drafts.dropFirst(3)), durability: .deferred)
-            #expect(new.first?.prevHash == old.last?.hash && new.map { $0.seq } == [4, 5, 6])
-            #expect(try await verifyAuditChain(a) == 6)
-            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) } == old + new)
-            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "t1")) } == (old + new).filter { $0.tenantId == "t1" })
-            #expect(try await a.read { tx in try await tx.lastAuditEvent() } == new.last)
+            let current = try await a.appendAuditBatch(Array(drafts[3..<6]), durability: .deferred)
+            #expect(current.first?.prevHash == old.last?.hash && current.map { $0.seq } == [4, 5, 6])
+            let columnsOnly = try chain(drafts[6..<8], after: current.last)
+            try await a.write { tx in
+                for e in columnsOnly {
+                    try await (tx as! PostgresTransaction).exec("""
+                        INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, \
+                        asset_id, source, detail, hash, doc) VALUES (\(e.seq), \(e.tenantId), \(AuditChain.millis(e.time)), \
+                        \(e.action), \(e.outcome), \(e.principalId), \(e.accessKey), \(e.assetType), \(e.assetId), \(e.source), \
+                        \(e.detail), \(e.hash), '')
+                        """, writes: true)
+                }
+            }
+            let all = old + current + columnsOnly
+            #expect(try await verifyAuditChain(a) == 8)
+            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) } == all)
+            #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "t1")) } == all.filter { $0.tenantId == "t1" })
+            #expect(try await a.read { tx in try await tx.lastAuditEvent() } == columnsOnly.last)
         } catch {
             Issue.record(error)
         }
@@ -151,8 +165,8 @@ struct PostgresFastPathTests {
             for (c, e) in zip(columns, swift) {
                 #expect(c.0 == e.tenantId && c.1 == e.action && c.2 == e.outcome && c.3 == e.principalId && c.4 == e.assetId
                         && c.5 == AuditChain.millis(e.time), "the indexed columns of event \(e.seq)")
-                #expect(c.6 == e.accessKey && c.7 == e.assetType && c.8 == e.source && c.9 == e.detail && c.10 == "",
-                        "the other columns of event \(e.seq), and no JSON copy")
+                #expect(c.6 == e.accessKey && c.7 == e.assetType && c.8 == e.source && c.9 == e.detail && c.10 == e.documentJSON,
+                        "the other columns of event \(e.seq), and the document an older replica reads")
             }
             #expect(try await verifyAuditChain(a) == swift.count)
         } catch {
