@@ -15,8 +15,11 @@ public struct StoreError: Error, Sendable, CustomStringConvertible {
     public init(_ kind: Kind, _ message: String) { self.kind = kind; self.message = message }
     public var description: String { "store: \(kind.rawValue): \(message)" }
 
-    /// A database a newer release has migrated past what this one knows: refused at open, since
-    /// this release would misread what the newer one wrote (e.g. audit rows stored differently).
+    /// A database a newer release has migrated past what this one knows: refused at open by the
+    /// SQLite store, since this release would misread what the newer one wrote (audit rows
+    /// stored as columns only, for one). (The PostgreSQL store goes on with a warning: replicas
+    /// of two releases share a database while an upgrade rolls, and each release keeps what
+    /// the one before it reads.)
     public static func newerSchema(_ found: Int64, known: Int) -> StoreError {
         StoreError(.unavailable, "the database is at schema version \(found), newer than this release knows (\(known)): "
                    + "a newer latch serve has upgraded it; run that release or a later one (downgrading the schema is not supported)")
