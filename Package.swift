@@ -3,7 +3,14 @@
 // Each area below appends its own products and targets; keep to your section.
 import PackageDescription
 
-let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+// Metadata of concrete generic types (a `KeyedDecodingContainer<X.CodingKeys>` in every synthesized
+// `init(from:)`) is reached through accessor functions, not mangled names: a mangled name is
+// demangled at its first use and each of its conformances found by a scan of every conformance
+// record in the binary, once per process, which was the largest part of a `latch get`'s decoding.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .unsafeFlags(["-Xfrontend", "-disable-concrete-type-metadata-mangled-name-accessors"]),
+]
 
 var products: [Product] = []
 var targets: [Target] = []
@@ -116,7 +123,9 @@ targets += [
     // HTTP/1.1 is the client's own, over sockets; https on Linux is TLS from the system OpenSSL
     // (libssl-dev), on Apple platforms URLSession. No FoundationNetworking (libcurl) and no NIO
     // stack in a `latch` process.
-    .systemLibrary(name: "CLatchOpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+    // CLatchOpenSSL opens libssl at the first https connection instead of linking it (headers
+    // from libssl-dev), so that `latch get` on http does not load it.
+    .target(name: "CLatchOpenSSL", linkerSettings: [.linkedLibrary("dl", .when(platforms: [.linux]))]),
     .target(name: "LatchClient", dependencies: [
         "LatchCrypto", "LatchWire", "LatchLog",
         .target(name: "CLatchOpenSSL", condition: .when(platforms: [.linux])),
@@ -128,8 +137,11 @@ targets += [
 // On Linux `latch` carries the Swift runtime and Foundation (static libraries from the
 // toolchain): loading and relocating them as shared objects was a third of a `latch get`.
 // The group lets the linker resolve Foundation's libraries against each other in any order.
+// `-no-pie`: a position-dependent executable needs none of the ~90,000 relative relocations a
+// position-independent one of this size has the dynamic loader apply (and copy the written
+// pages for) at every start.
 let staticSwiftRuntimeOnLinux: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib", "-Xlinker", "--start-group"]
+    .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie", "-Xlinker", "--start-group"]
                  + ["Foundation", "FoundationInternationalization", "FoundationEssentials", "_FoundationICU",
                     "_FoundationCShims", "_FoundationCollections", "CoreFoundation", "swiftSynchronization"].flatMap { ["-Xlinker", "-l\($0)"] }
                  + ["-Xlinker", "--end-group"],

@@ -470,12 +470,17 @@ final class TLSSession {
     static func context(caFile: String?) throws -> OpaquePointer {
         try contextLock.withLock {
             if let c = contexts[caFile ?? ""] { return c }
-            guard let c = SSL_CTX_new(TLS_client_method()) else { throw TLSSession.failure("cannot create a TLS context") }
+            var why = [CChar](repeating: 0, count: 320)
+            guard latch_openssl_load(&why, why.count) == 1 else {
+                throw HTTPConnectionError("https is unavailable: \(String(decoding: why.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))",
+                                          hint: "install OpenSSL 3 (Debian and Ubuntu: apt-get install libssl3)")
+            }
+            guard let c = latch_SSL_CTX_new_tls_client() else { throw TLSSession.failure("cannot create a TLS context") }
             _ = latch_SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION)
-            SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nil)
-            let loaded = caFile.map { SSL_CTX_load_verify_locations(c, $0, nil) } ?? SSL_CTX_set_default_verify_paths(c)
+            latch_SSL_CTX_set_verify(c, SSL_VERIFY_PEER)
+            let loaded = caFile.map { latch_SSL_CTX_load_verify_locations(c, $0) } ?? latch_SSL_CTX_set_default_verify_paths(c)
             guard loaded == 1 else {
-                SSL_CTX_free(c)
+                latch_SSL_CTX_free(c)
                 throw TLSSession.failure("cannot load the trusted certificates\(caFile.map { " from \($0)" } ?? "")")
             }
             contexts[caFile ?? ""] = c
@@ -484,23 +489,23 @@ final class TLSSession {
     }
 
     init(fd: Int32, host: String, caFile: String?, wait: (Int16) throws -> Void) throws {
-        guard let ssl = SSL_new(try Self.context(caFile: caFile)) else { throw Self.failure("cannot create a TLS session") }
+        guard let ssl = latch_SSL_new(try Self.context(caFile: caFile)) else { throw Self.failure("cannot create a TLS session") }
         self.ssl = ssl
         let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
         if isAddress {
-            guard X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host) == 1 else { throw Self.failure("invalid IP address \(host)") }
+            guard latch_SSL_set1_ip_asc(ssl, host) == 1 else { throw Self.failure("invalid IP address \(host)") }
         } else {
             _ = latch_SSL_set_tlsext_host_name(ssl, host)
-            guard SSL_set1_host(ssl, host) == 1 else { throw Self.failure("invalid host name \(host)") }
+            guard latch_SSL_set1_host(ssl, host) == 1 else { throw Self.failure("invalid host name \(host)") }
         }
-        SSL_set_fd(ssl, fd)
+        _ = latch_SSL_set_fd(ssl, fd)
         while true {
-            let rc = SSL_connect(ssl)
+            let rc = latch_SSL_connect(ssl)
             if rc == 1 { return }
             if let events = Self.wants(ssl, rc) { try wait(events); continue }
-            let verify = SSL_get_verify_result(ssl)
+            let verify = latch_SSL_get_verify_result(ssl)
             if verify != X509_V_OK {
-                var e = Self.failure("the server's certificate for \(host) is not trusted: \(String(cString: X509_verify_cert_error_string(verify)))")
+                var e = Self.failure("the server's certificate for \(host) is not trusted: \(String(cString: latch_X509_verify_cert_error_string(verify)))")
                 e.hint = "use the host name the certificate names; for a private CA, point SSL_CERT_FILE at its PEM file"
                 throw e
             }
@@ -508,12 +513,12 @@ final class TLSSession {
         }
     }
 
-    deinit { SSL_free(ssl) }
+    deinit { latch_SSL_free(ssl) }
 
     func write(_ bytes: [UInt8], wait: (Int16) throws -> Void) throws {
         var offset = 0
         while offset < bytes.count {
-            let rc = bytes.withUnsafeBytes { SSL_write(ssl, $0.baseAddress! + offset, Int32(bytes.count - offset)) }
+            let rc = bytes.withUnsafeBytes { latch_SSL_write(ssl, $0.baseAddress! + offset, Int32(bytes.count - offset)) }
             if rc > 0 { offset += Int(rc); continue }
             guard let events = Self.wants(ssl, rc) else { throw Self.failure("TLS send failed") }
             try wait(events)
@@ -523,12 +528,12 @@ final class TLSSession {
     /// Bytes read into `chunk`; 0 at the end of the stream.
     func read(into chunk: inout [UInt8], wait: (Int16) throws -> Void) throws -> Int {
         while true {
-            let rc = chunk.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress!, Int32($0.count)) }
+            let rc = chunk.withUnsafeMutableBytes { latch_SSL_read(ssl, $0.baseAddress!, Int32($0.count)) }
             if rc > 0 { return Int(rc) }
-            if SSL_get_error(ssl, rc) == SSL_ERROR_ZERO_RETURN { return 0 }
+            if latch_SSL_get_error(ssl, rc) == SSL_ERROR_ZERO_RETURN { return 0 }
             guard let events = Self.wants(ssl, rc) else {
                 // A peer that closes without close_notify ends an until-close body the same way.
-                if ERR_peek_error() == 0 { ERR_clear_error(); return 0 }
+                if latch_ERR_peek_error() == 0 { latch_ERR_clear_error(); return 0 }
                 throw Self.failure("TLS receive failed")
             }
             try wait(events)
@@ -538,16 +543,16 @@ final class TLSSession {
     /// True when nothing but records without data (session tickets) came since the last answer.
     func idleAndOpen() -> Bool {
         var byte: UInt8 = 0
-        let rc = SSL_peek(ssl, &byte, 1)
+        let rc = latch_SSL_peek(ssl, &byte, 1)
         if rc > 0 { return false }
-        let e = SSL_get_error(ssl, rc)
-        ERR_clear_error()
+        let e = latch_SSL_get_error(ssl, rc)
+        latch_ERR_clear_error()
         return e == SSL_ERROR_WANT_READ
     }
 
     /// The socket events a call that returned `rc` waits for, or nil when it failed.
     private static func wants(_ ssl: OpaquePointer, _ rc: Int32) -> Int16? {
-        switch SSL_get_error(ssl, rc) {
+        switch latch_SSL_get_error(ssl, rc) {
         case SSL_ERROR_WANT_READ: return Int16(POLLIN)
         case SSL_ERROR_WANT_WRITE: return Int16(POLLOUT)
         default: return nil
@@ -556,11 +561,11 @@ final class TLSSession {
 
     /// An error with OpenSSL's reason, when it has one.
     static func failure(_ what: String) -> HTTPConnectionError {
-        let code = ERR_get_error()
-        ERR_clear_error()
+        let code = latch_ERR_get_error()
+        latch_ERR_clear_error()
         guard code != 0 else { return HTTPConnectionError(what) }
         var text = [UInt8](repeating: 0, count: 256)
-        text.withUnsafeMutableBufferPointer { ERR_error_string_n(code, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
+        text.withUnsafeMutableBufferPointer { latch_ERR_error_string_n(code, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), $0.count) }
         return HTTPConnectionError("\(what) (\(String(decoding: text.prefix { $0 != 0 }, as: UTF8.self)))")
     }
 }
