@@ -697,8 +697,49 @@ public enum LatchJSON {
     }
     public static func decoder() -> JSONDecoder {
         let d = JSONDecoder()
-        d.dateDecodingStrategy = .iso8601
+        d.dateDecodingStrategy = .custom { decoder in
+            let container = try decoder.singleValueContainer()
+            let text = try container.decode(String.self)
+            if let date = utcDate(text) { return date }
+            if let date = try? Date.ISO8601FormatStyle().parse(text) { return date }
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "Expected date string to be ISO8601-formatted.")
+        }
         return d
+    }
+
+    /// The date of `text` when it is exactly the form `.iso8601` writes (`2026-12-02T11:39:20Z`)
+    /// and names a real day after 1582 (before it Foundation's calendar is Julian); nil for
+    /// anything else, which Foundation's ISO 8601 parser then reads. Foundation's parser builds a calendar on its first use, a large part of a short
+    /// process's decoding (`latch get`), for the same answer on this form.
+    public static func utcDate(_ text: String) -> Date? {
+        var utf8 = text.utf8
+        return utf8.withContiguousStorageIfAvailable { b -> Date? in
+            guard b.count == 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T"),
+                  b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"), b[19] == UInt8(ascii: "Z") else { return nil }
+            func number(_ from: Int, _ count: Int) -> Int? {
+                var n = 0
+                for i in from..<from + count {
+                    let d = Int(b[i]) - 48
+                    guard d >= 0, d <= 9 else { return nil }
+                    n = n * 10 + d
+                }
+                return n
+            }
+            guard let y = number(0, 4), let m = number(5, 2), let d = number(8, 2),
+                  let hh = number(11, 2), let mm = number(14, 2), let ss = number(17, 2),
+                  y >= 1583, (1...12).contains(m), hh <= 23, mm <= 59, ss <= 59 else { return nil }
+            let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+            let monthDays = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][m - 1]
+            guard (1...monthDays).contains(d) else { return nil }
+            // Days since 1970-01-01 in the proleptic Gregorian calendar (eras of 400 years).
+            let yy = m <= 2 ? y - 1 : y
+            let era = (yy >= 0 ? yy : yy - 399) / 400
+            let yearOfEra = yy - era * 400
+            let dayOfYear = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1
+            let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
+            let days = era * 146_097 + dayOfEra - 719_468
+            return Date(timeIntervalSince1970: TimeInterval(days * 86_400 + hh * 3_600 + mm * 60 + ss))
+        } ?? nil
     }
 
     /// Appends `s` as a JSON string, escaped as the canonical form escapes it (JCS: quote,
