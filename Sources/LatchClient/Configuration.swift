@@ -138,7 +138,7 @@ public enum ConfigurationResolver {
             throw LatchError(.configuration, "no API key configured (profile \"\(name)\" does not exist and LATCH_API_KEY is not set)",
                              hint: "run `latch init` or `latch configure agent --config FILE`, or set LATCH_API_KEY and LATCH_PRIVATE_KEY_PATH")
         }
-        guard apiKey.0.contains(".") else {
+        guard apiKey.0.utf8.contains(UInt8(ascii: ".")) else {
             throw LatchError(.configuration, "API key from \(apiKey.1) is not of the form ACCESS_KEY.SECRET")
         }
 
@@ -199,6 +199,6 @@ public enum ConfigurationResolver {
 
     /// Inline PEMs in environment variables often arrive with literal `\n`; restore newlines.
     static func normalizePEM(_ value: String) -> String {
-        value.contains("\n") ? value : value.replacingOccurrences(of: "\\n", with: "\n")
+        value.utf8.contains(UInt8(ascii: "\n")) ? value : value.replacingOccurrences(of: "\\n", with: "\n")
     }
 }

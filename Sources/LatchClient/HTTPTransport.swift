@@ -184,7 +184,7 @@ final class HTTP1Connection {
         var target = components?.percentEncodedPath ?? "/"
         if target.isEmpty { target = "/" }
         if let q = components?.percentEncodedQuery { target += "?" + q }
-        let hostField = host.contains(":") ? "[\(host)]" : host
+        let hostField = host.utf8.contains(UInt8(ascii: ":")) ? "[\(host)]" : host
         var head = "\(request.method.uppercased()) \(target) HTTP/1.1\r\nHost: \(hostField)\(port == defaultPort ? "" : ":\(port)")\r\n"
         for (name, value) in request.headers where !["host", "content-length", "connection"].contains(name.lowercased()) {
             head += "\(name): \(value)\r\n"

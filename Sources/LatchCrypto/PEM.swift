@@ -25,7 +25,7 @@ struct PEMBlock {
             throw LatchCryptoError.pem("more than one PEM block; give exactly one key")
         }
         let body = lines[(begin + 1)..<end]
-        if body.contains(where: { $0.contains(":") }) {
+        if body.contains(where: { $0.utf8.contains(UInt8(ascii: ":")) }) {
             throw LatchCryptoError.pem("PEM headers (for example an encrypted key's Proc-Type) are not supported; decrypt the key first")
         }
         let b64 = body.joined()
