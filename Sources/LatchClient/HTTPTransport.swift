@@ -54,19 +54,22 @@ public struct DefaultHTTPTransport: HTTPTransport {
     /// PEM file of the certificate authorities to trust for https instead of the system's
     /// (nil: the system's, or `SSL_CERT_FILE` / `SSL_CERT_DIR` when set).
     public let caFile: String?
-    public init(timeout: Double = 30, caFile: String? = nil) {
+    /// See `SocketHTTPTransport.blocksCallingThread`.
+    public let blocksCallingThread: Bool
+    public init(timeout: Double = 30, caFile: String? = nil, blocksCallingThread: Bool = false) {
         self.timeout = timeout
         self.caFile = caFile
+        self.blocksCallingThread = blocksCallingThread
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         switch request.url.scheme?.lowercased() {
-        case "http": return try await SocketHTTPTransport(timeout: timeout).send(request)
+        case "http": return try await SocketHTTPTransport(timeout: timeout, blocksCallingThread: blocksCallingThread).send(request)
         case "https":
             #if canImport(Darwin)
             return try await URLSessionTransport(timeout: timeout).send(request)
             #else
-            return try await SocketHTTPTransport(timeout: timeout, caFile: caFile).send(request)
+            return try await SocketHTTPTransport(timeout: timeout, caFile: caFile, blocksCallingThread: blocksCallingThread).send(request)
             #endif
         default:
             throw LatchError(.configuration, "unsupported URL scheme in \(request.url.absoluteString)",
@@ -99,17 +102,24 @@ struct URLSessionTransport: HTTPTransport {
 /// `caFile`), the host name (or IP address) checked against the certificate, SNI sent. A CLI
 /// process makes one to three requests to one server; a socket and a hand-written request
 /// cost microseconds, where an HTTP stack's set-up costs milliseconds. The blocking calls run
-/// on a thread of their own, never on the caller's.
+/// on a thread of their own, never on the caller's, unless `blocksCallingThread`.
 public struct SocketHTTPTransport: HTTPTransport {
     public let timeout: Double
     public let caFile: String?
-    public init(timeout: Double = 30, caFile: String? = nil) {
+    /// True: the exchange blocks the calling thread (a thread of Swift's shared pool) for up to
+    /// `timeout` instead of starting a thread of its own. Only for a process that does nothing
+    /// else meanwhile, such as one `latch get`, where the thread's start is a measurable part
+    /// of the run; a long-lived process (an SDK runtime, the MCP server) keeps the default.
+    public let blocksCallingThread: Bool
+    public init(timeout: Double = 30, caFile: String? = nil, blocksCallingThread: Bool = false) {
         self.timeout = timeout
         self.caFile = caFile
+        self.blocksCallingThread = blocksCallingThread
     }
 
     public func send(_ request: HTTPRequest) async throws -> HTTPResponse {
         let timeout = self.timeout, caFile = self.caFile
+        if blocksCallingThread { return try HTTP1Connection.exchange(request, timeout: timeout, caFile: caFile) }
         return try await withCheckedThrowingContinuation { continuation in
             // A thread of its own: a blocked exchange (up to the timeout) never holds a thread
             // of Dispatch's or Swift's shared pools.

@@ -20,8 +20,10 @@ public struct ProfileOption: ParsableArguments {
 
     public var environment: [String: String] { ProcessInfo.processInfo.environment }
 
+    /// A command is a short process that waits on each answer: its requests block the calling
+    /// thread rather than start one of their own.
     public func connect(sync: Bool = true) async throws -> Latch {
-        try await Latch.create(profile: profile, environment: environment, sync: sync)
+        try await Latch.create(profile: profile, environment: environment, transport: DefaultHTTPTransport(blocksCallingThread: true), sync: sync)
     }
 }
 

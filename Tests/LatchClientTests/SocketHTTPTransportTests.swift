@@ -127,6 +127,29 @@ final class ScriptedHTTPServer: @unchecked Sendable {
         #expect(head.contains("\r\nX-API-Key: k.s\r\n"))
     }
 
+    /// The mode the CLI uses (the exchange on the calling thread) keeps connections alive and
+    /// keeps its deadline like the default.
+    @Test func blockingTheCallingThreadGivesTheSameAnswers() async throws {
+        let server = try ScriptedHTTPServer([
+            .init(bytes: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"),
+            .init(bytes: "HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"),
+        ])
+        defer { server.stop() }
+        let t = SocketHTTPTransport(timeout: 5, blocksCallingThread: true)
+        let first = try await get(server, "/a", transport: t)
+        let second = try await get(server, "/b", transport: t)
+        #expect(first.status == 200 && String(decoding: first.body, as: UTF8.self) == "hello")
+        #expect(second.status == 201 && String(decoding: second.body, as: UTF8.self) == "abc")
+        #expect(server.connections == 1, "the second request should reuse the kept-alive connection")
+
+        let silent = try ScriptedHTTPServer([.init(bytes: "", silent: true)])
+        defer { silent.stop() }
+        let timedOut = await #expect(throws: HTTPConnectionError.self) {
+            _ = try await get(silent, "/slow", transport: SocketHTTPTransport(timeout: 0.3, blocksCallingThread: true))
+        }
+        #expect(timedOut?.description == "receive: timed out")
+    }
+
     @Test func decodesAChunkedAnswerWithTrailers() async throws {
         let server = try ScriptedHTTPServer([
             .init(bytes: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nWiki\r\n6;ext=1\r\npedia \r\nE\r\nin \r\n\r\nchunks.\r\n0\r\nX-Trailer: t\r\n\r\n"),
