@@ -139,9 +139,10 @@ targets += [
 // The group lets the linker resolve Foundation's libraries against each other in any order.
 // `-no-pie`: a position-dependent executable needs none of the ~90,000 relative relocations a
 // position-independent one of this size has the dynamic loader apply (and copy the written
-// pages for) at every start.
+// pages for) at every start. `--no-export-dynamic` undoes the driver's `-export-dynamic`: its
+// ~14,000 exported symbols made every symbol lookup at start (and each `dladdr`) search them.
 let staticSwiftRuntimeOnLinux: [LinkerSetting] = [
-    .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie", "-Xlinker", "--start-group"]
+    .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie", "-Xlinker", "--no-export-dynamic", "-Xlinker", "--start-group"]
                  + ["Foundation", "FoundationInternationalization", "FoundationEssentials", "_FoundationICU",
                     "_FoundationCShims", "_FoundationCollections", "CoreFoundation", "swiftSynchronization"].flatMap { ["-Xlinker", "-l\($0)"] }
                  + ["-Xlinker", "--end-group"],
