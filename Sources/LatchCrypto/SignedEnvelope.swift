@@ -4,6 +4,12 @@ import Foundation
 /// signed JSON, so a signature over one kind of statement never verifies as another.
 public protocol SignedStatement: Codable, Sendable, Equatable {
     static var statementType: String { get }
+    /// The exact bytes a signature over this statement covers: its canonical JSON (RFC 8785).
+    func canonicalSignedBytes() throws -> Data
+}
+
+extension SignedStatement {
+    public func canonicalSignedBytes() throws -> Data { try CanonicalJSON.encode(self) }
 }
 
 /// Statements are built from and read into a JSON tree (internal), which gives one source of
@@ -15,6 +21,10 @@ protocol JSONStatement: SignedStatement {
 
 extension JSONStatement {
     var canonicalBytes: Data { Data(CanonicalJSON.serialize(jsonValue)) }
+    /// Serialised from the statement's own JSON tree. (A protocol witness, not an `as?` cast:
+    /// each cast to this protocol scans every conformance record in the binary once per type,
+    /// a measurable part of a short `latch get`.)
+    public func canonicalSignedBytes() throws -> Data { canonicalBytes }
 }
 
 /// `{checkpoint, signerKeyId, signature}`: a statement, the key id of the signer, and the
@@ -32,8 +42,7 @@ public struct SignedEnvelope<Statement: SignedStatement>: Codable, Sendable, Equ
 
     /// The exact bytes a signature covers.
     public static func signedBytes(of statement: Statement) throws -> Data {
-        if let s = statement as? any JSONStatement { return s.canonicalBytes }
-        return try CanonicalJSON.encode(statement)
+        try statement.canonicalSignedBytes()
     }
 
     public static func sign(_ statement: Statement, with key: PrincipalPrivateKey) throws -> Self {
