@@ -501,7 +501,7 @@ final class TLSSession {
     init(fd: Int32, host: String, caFile: String?, wait: (Int16) throws -> Void) throws {
         guard let ssl = latch_SSL_new(try Self.context(caFile: caFile)) else { throw Self.failure("cannot create a TLS session") }
         self.ssl = ssl
-        let isAddress = host.contains(":") || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
+        let isAddress = host.utf8.contains(UInt8(ascii: ":")) || host.split(separator: ".").allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isNumber) }
         if isAddress {
             guard latch_SSL_set1_ip_asc(ssl, host) == 1 else { throw Self.failure("invalid IP address \(host)") }
         } else {
