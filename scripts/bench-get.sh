@@ -31,9 +31,14 @@ printf 'bench-secret-value-0123456789' | age -r "$(age-keygen -y "$WORK/age.key"
 
 median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 timeit() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
-for _ in $(seq "$RUNS"); do timeit "$LATCH" get TOKEN --profile agent; done | median >"$WORK/latch.us"
-for _ in $(seq "$RUNS"); do timeit age -d -i "$WORK/age.key" "$WORK/secret.age"; done | median >"$WORK/age.us"
-for _ in $(seq "$RUNS"); do timeit "$LATCH" --version; done | median >"$WORK/start.us"
+# Interleaved (one of each per round), so that a machine that slows down or speeds up during the
+# run weighs on all three alike.
+for _ in $(seq "$RUNS"); do
+    timeit "$LATCH" get TOKEN --profile agent >>"$WORK/latch.all"
+    timeit age -d -i "$WORK/age.key" "$WORK/secret.age" >>"$WORK/age.all"
+    timeit "$LATCH" --version >>"$WORK/start.all"
+done
+for k in latch age start; do median <"$WORK/$k.all" >"$WORK/$k.us"; done
 L=$(cat "$WORK/latch.us"); A=$(cat "$WORK/age.us"); S=$(cat "$WORK/start.us")
 echo "runs: $RUNS"
 echo "latch get (median):        $((L / 1000)).$(( (L % 1000) / 100 )) ms"
