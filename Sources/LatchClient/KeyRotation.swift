@@ -38,11 +38,11 @@ extension Latch {
         let vaults = verifiedVaults
         let request = try Self.rotationRequest(principalId: identity.principal.id, current: privateKey, new: new, vaults: vaults)
         let r = try await http.postJSON(KeyRotationResponse.self, LatchRoutes.publicKey, body: request)
-        guard r.keyId == new.publicKey.keyId, r.previousKeyId == privateKey.publicKey.keyId,
+        guard r.keyId == new.publicKey.keyId, r.previousKeyId == keyId,
               Set(r.rewrappedVaultIds) == Set(vaults.map(\.id)) else {
             throw LatchError(.invalidResponse, "the server's answer to the rotation does not match what was sent (key \(r.keyId.prefix(16))…, \(r.rewrappedVaultIds.count) vaults)")
         }
-        return KeyRotation(principalId: identity.principal.id, previousKeyId: privateKey.publicKey.keyId, newKeyId: new.publicKey.keyId,
+        return KeyRotation(principalId: identity.principal.id, previousKeyId: keyId, newKeyId: new.publicKey.keyId,
                            vaults: vaults.map { ($0.id, $0.name) })
     }
 
@@ -72,7 +72,7 @@ extension Latch {
             // Before discarding the new key, ask which key the server holds: an answer lost on
             // the way back must not leave the profile with a retired key and no new one.
             let active = (try? await latch.http.getJSON(MeResponse.self, LatchRoutes.me))?.publicKey?.keyId
-            if active == latch.privateKey.publicKey.keyId {
+            if active == latch.keyId {
                 unlink(pending)
                 throw error
             }
@@ -80,7 +80,7 @@ extension Latch {
                 throw LatchError(.unavailable, "the rotation failed (\(error)) and the server's active key could not be confirmed",
                                  hint: "\(pending) holds the new private key (key id \(new.publicKey.keyId.prefix(16))…); if `latch whoami` fails with a key mismatch, move it over \(keyPath)")
             }
-            result = KeyRotation(principalId: latch.identity.principal.id, previousKeyId: latch.privateKey.publicKey.keyId,
+            result = KeyRotation(principalId: latch.identity.principal.id, previousKeyId: latch.keyId,
                                  newKeyId: new.publicKey.keyId, vaults: latch.verifiedVaults.map { ($0.id, $0.name) })
         }
         guard rename(pending, keyPath) == 0 else {

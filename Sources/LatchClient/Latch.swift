@@ -16,11 +16,17 @@ public struct SecretName: Sendable, Codable, Equatable {
 
 /// The Latchkey client: authenticates, registers its public key if the server lacks it,
 /// syncs and verifies every vault it can read, and serves decrypted values from memory.
-/// Nothing it decrypts is written to disk; what it has seen (checkpoint versions) is.
+/// No value it decrypts is written to disk; what it has seen (checkpoint versions) is, and the
+/// DEKs it unwrapped are, sealed under a key derived from its own private key (`UnwrapMemo`).
 public final class Latch: @unchecked Sendable {
     public let configuration: ResolvedConfiguration
     public let http: LatchHTTPClient
-    public let privateKey: PrincipalPrivateKey
+    /// This client's private key, parsed when first needed: a run whose wrapped DEKs are all in
+    /// the unwrap memo (`UnwrapMemo`) and that signs nothing never parses it.
+    public var privateKey: PrincipalPrivateKey { get throws { try ownKey.key() } }
+    /// The id of this client's public key.
+    public var keyId: String { ownKey.keyId }
+    let ownKey: ConfiguredKey
     public private(set) var identity: MeResponse
     /// Time spent per phase ("keyLoad", "http", "verify").
     public let timings: Timings
@@ -63,11 +69,11 @@ public final class Latch: @unchecked Sendable {
     /// Vaults the caller can list but cannot open yet (no wrapped key), with the reason.
     public private(set) var unavailableVaults: [String: String] = [:]
 
-    init(configuration: ResolvedConfiguration, http: LatchHTTPClient, privateKey: PrincipalPrivateKey, identity: MeResponse,
+    init(configuration: ResolvedConfiguration, http: LatchHTTPClient, key: ConfiguredKey, identity: MeResponse,
          seenPath: String?, trustFile: TrustFile, seen: SeenState) {
         self.configuration = configuration
         self.http = http
-        self.privateKey = privateKey
+        self.ownKey = key
         self.identity = identity
         self.seenPath = seenPath
         self.trustPath = trustFile.path
@@ -110,27 +116,24 @@ public final class Latch: @unchecked Sendable {
     public static func create(configuration config: ResolvedConfiguration, transport: (any HTTPTransport)? = nil,
                               sync: Bool = true) async throws -> Latch {
         let timings = Timings()
-        let keyStart = DispatchTime.now().uptimeNanoseconds
-        let key: PrincipalPrivateKey
-        do {
-            key = try PrincipalPrivateKey(pem: config.privateKeyPEM)
-            timings.add("keyLoad", since: keyStart)
-        } catch {
-            throw LatchError(.configuration, "private key from \(config.privateKeySource) cannot be loaded: \(error)",
-                             hint: "give a PKCS#8 or PKCS#1 RSA private key PEM (2048-4096 bits)")
-        }
         var http = LatchHTTPClient(baseURL: config.baseURL, apiKey: config.apiKey, transport: transport ?? DefaultHTTPTransport())
         http.timings = timings
         let seenPath: String?
         let trustPath: String
+        let memoPath: String
         if case .profile(let name) = config.apiKeySource {
             seenPath = ProfileStore(home: config.home).seenStatePath(name)
             trustPath = ProfileStore(home: config.home).logTrustPath(name)
+            memoPath = ProfileStore(home: config.home).unwrapMemoPath(name)
         } else {
             let safe = String(config.accessKey.unicodeScalars.map { CharacterSet.alphanumerics.contains($0) ? Character($0) : "_" })
             seenPath = config.home + "/state/" + safe + ".seen.json"
             trustPath = config.home + "/state/" + safe + ".log.json"
+            memoPath = config.home + "/state/" + safe + ".unwrap-memo"
         }
+        let keyStart = DispatchTime.now().uptimeNanoseconds
+        let key = try ConfiguredKey(pem: config.privateKeyPEM, source: "\(config.privateKeySource)", memoPath: memoPath)
+        timings.add("keyLoad", since: keyStart)
         let trustFile = TrustFile(path: trustPath, timings: timings)
         // A client that syncs asks for itself on the first sync page: one request, not two.
         var firstPage: SyncResponse?
@@ -144,17 +147,17 @@ public final class Latch: @unchecked Sendable {
         var me: MeResponse
         if let served = firstPage?.me { me = served } else { me = try await http.getJSON(MeResponse.self, LatchRoutes.me) }
         if let registered = me.publicKey {
-            guard registered.keyId == key.publicKey.keyId else {
-                throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.publicKey.keyId.prefix(16))…",
+            guard registered.keyId == key.keyId else {
+                throw LatchError(.auth, "the server holds key \(registered.keyId.prefix(16))… for \(me.principal.name), but the configured private key is \(key.keyId.prefix(16))…",
                                  hint: "use the private key that belongs to this API key (a key change needs `latch agent rotate-key`; if a rotation was interrupted after the server accepted it, private-key.pem.rotating-<key id prefix> in the profile holds the new key)")
             }
         } else {
-            _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: key.publicKey.pem))
+            _ = try await http.postJSON(PublicKeyInfo.self, LatchRoutes.publicKey, body: RegisterPublicKeyRequest(publicKey: try key.key().publicKey.pem))
             me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
             firstPage = nil   // its log head predates the key's leaf, which this client proves: sync afresh
         }
         let seen = try seenPath.map(SeenState.load(path:)) ?? SeenState()
-        let latch = Latch(configuration: config, http: http, privateKey: key, identity: me, seenPath: seenPath, trustFile: trustFile, seen: seen)
+        let latch = Latch(configuration: config, http: http, key: key, identity: me, seenPath: seenPath, trustFile: trustFile, seen: seen)
         if sync { try await latch.refresh(firstPage: firstPage) }
         return latch
     }
@@ -307,7 +310,7 @@ public final class Latch: @unchecked Sendable {
             for id in r.deletedFieldIds {
                 if let f = cache.fields.removeValue(forKey: id) { touched.insert(f.vaultId) }
             }
-            for w in r.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {
+            for w in r.wrappedKeys where w.recipientKeyId == keyId {
                 cache.wraps["\(w.vaultId)|\(w.dekVersion)"] = w
                 touched.insert(w.vaultId)
             }
@@ -335,7 +338,7 @@ public final class Latch: @unchecked Sendable {
             let verifyStart = DispatchTime.now().uptimeNanoseconds
             defer { timings.add("verify", since: verifyStart) }
             do {
-                newVaults[id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy, earlier: earlier[id])
+                newVaults[id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy, earlier: earlier[id])
             } catch let e as LatchError where e.kind == .forbidden {
                 unavailable[id] = e.message
                 continue
@@ -375,6 +378,13 @@ public final class Latch: @unchecked Sendable {
             return changed
         }
         if seenChanged { persistSeen(seenCopy) }
+        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey))
+    }
+
+    /// Unwraps with this client's key, through its unwrap memo unless every check is being
+    /// redone (`latch verify`).
+    private func unwrap(_ wrapped: Data, _ version: Int) throws -> DataEncryptionKey {
+        try ownKey.unwrap(wrapped, version: version, useMemo: reuseEarlierChecks)
     }
 
     /// `directory`: the vault's signer directory as the sync answer carried it (nil: fetch it).
@@ -479,7 +489,7 @@ public final class Latch: @unchecked Sendable {
             }
             do {
                 let (material, served) = try await fetchMaterial(vaultId: info.id, previous: oldVaults[info.id])
-                newVaults[info.id] = try VaultVerifier.verify(material, privateKey: privateKey, seen: &seenCopy)
+                newVaults[info.id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy)
                 newInfos[info.id] = info
                 entries += logEntries(material, summary: served.summary, summaryIndex: served.summaryIndex, details: served.details)
             } catch let e as LatchError where e.kind == .forbidden || e.kind == .notFound {
@@ -509,6 +519,7 @@ public final class Latch: @unchecked Sendable {
             return changed
         }
         if seenChanged { persistSeen(seenCopy) }
+        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey))
     }
 
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`
@@ -524,7 +535,7 @@ public final class Latch: @unchecked Sendable {
         let directory = try await self.directory(vaultId)
         let wrapsResponse = try await http.getJSON(WrappedKeysResponse.self, LatchRoutes.wrappedKey(vaultId))
         var wraps: [VaultMaterial.WrappedKey] = []
-        for w in wrapsResponse.wrappedKeys where w.recipientKeyId == privateKey.publicKey.keyId {
+        for w in wrapsResponse.wrappedKeys where w.recipientKeyId == keyId {
             guard let bytes = Data(base64Encoded: w.wrappedKey) else {
                 throw VaultVerifier.fail("vault \(vaultId): wrapped key is not base64")
             }

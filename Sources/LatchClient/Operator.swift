@@ -81,7 +81,7 @@ extension Latch {
                                             creatorId: identity.principal.id)
         let request = CreateVaultRequest(
             id: id, projectId: projectId, summaryCheckpoint: try Self.text(made.summary),
-            wrappedKey: WrappedKeyInput(principalId: identity.principal.id, recipientKeyId: privateKey.publicKey.keyId,
+            wrappedKey: WrappedKeyInput(principalId: identity.principal.id, recipientKeyId: keyId,
                                         dekVersion: made.creatorWrap.dekVersion, wrappedKey: made.creatorWrap.wrappedKey.base64EncodedString(),
                                         statement: try Self.text(made.creatorWrap.statement)),
             writersStatement: try Self.text(made.writers))

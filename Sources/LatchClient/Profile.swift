@@ -61,6 +61,8 @@ public struct ProfileStore: Sendable {
     public func privateKeyPath(_ name: String) -> String { directory(for: name) + "/private-key.pem" }
     public func seenStatePath(_ name: String) -> String { directory(for: name) + "/seen.json" }
     public func logTrustPath(_ name: String) -> String { directory(for: name) + "/log.json" }
+    /// The unwrap memo (`UnwrapMemo`): sealed under a key derived from the profile's private key.
+    public func unwrapMemoPath(_ name: String) -> String { directory(for: name) + "/unwrap-memo" }
 
     /// Profile names: 1–64 of `A-Z a-z 0-9 . _ -`, not starting with `.`.
     public static func validate(name: String) throws {

@@ -187,7 +187,7 @@ extension Latch {
                     throw LatchError(.verification, "vault \(v.name): the server's public key for \(entry.name) does not match its key id \(entry.keyId.prefix(16))…")
                 }
                 if entry.principalId == identity.principal.id {
-                    guard pk.keyId == privateKey.publicKey.keyId else {
+                    guard pk.keyId == keyId else {
                         throw LatchError(.verification, "vault \(v.name): the server lists key \(pk.keyId.prefix(16))… for you, not yours")
                     }
                 } else {
@@ -196,7 +196,7 @@ extension Latch {
                 recipients.append((entry.principalId, pk))
             }
             if !recipients.contains(where: { $0.principalId == identity.principal.id }) {
-                recipients.append((identity.principal.id, privateKey.publicKey))
+                recipients.append((identity.principal.id, try privateKey.publicKey))
             }
             try requireWriter(v)
             // Writers that lost access (and `demoting`) leave the signed writer set in the same

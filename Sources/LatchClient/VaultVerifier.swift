@@ -177,6 +177,13 @@ public enum VaultVerifier {
     /// item's work, not the vault's.
     public static func verify(_ m: VaultMaterial, privateKey: PrincipalPrivateKey, seen: inout SeenState,
                               earlier: VerifiedVault? = nil) throws -> VerifiedVault {
+        try verify(m, recipientKeyId: privateKey.publicKey.keyId, unwrap: privateKey.unwrap, seen: &seen, earlier: earlier)
+    }
+
+    /// The same, for the key whose id is `recipientKeyId`, with `unwrap` in place of its
+    /// `PrincipalPrivateKey.unwrap` (the client's, which consults its unwrap memo first).
+    public static func verify(_ m: VaultMaterial, recipientKeyId: String, unwrap: (Data, Int) throws -> DataEncryptionKey,
+                              seen: inout SeenState, earlier: VerifiedVault? = nil) throws -> VerifiedVault {
         let vaultLabel = "vault \(m.vaultId)"
         // 0. member keys: a key that differs from the one seen before for that member must be
         //    reached by rotation statements signed by the earlier key (continuity)
@@ -208,13 +215,13 @@ public enum VaultVerifier {
         do { try wrapped.statement.verify(with: wrapSigner.publicKey) } catch {
             throw fail("\(vaultLabel): wrapped-key statement signature is invalid (\(error))")
         }
-        do { try st.checkMatches(wrappedKey: wrapped.wrappedKey, recipient: privateKey.publicKey) } catch {
+        do { try st.checkMatches(wrappedKey: wrapped.wrappedKey, recipientKeyId: recipientKeyId) } catch {
             throw fail("\(vaultLabel): wrapped key does not match its signed statement (\(error))")
         }
         let dek: DataEncryptionKey
         let sameKey = earlier.map { $0.dekVersion == dekVersion && $0.wrappedKey == wrapped.wrappedKey } ?? false
         if sameKey, let earlier { dek = earlier.dek } else {
-            do { dek = try privateKey.unwrap(wrapped.wrappedKey, version: dekVersion) } catch {
+            do { dek = try unwrap(wrapped.wrappedKey, dekVersion) } catch {
                 throw fail("\(vaultLabel): wrapped key does not open with this private key (\(error))")
             }
         }

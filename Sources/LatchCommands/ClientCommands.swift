@@ -334,7 +334,7 @@ struct WhoamiCommand: AsyncParsableCommand {
                 role:      \(p.role)
                 tenant:    \(p.tenantId)
                 accessKey: \(latch.identity.accessKey)
-                keyId:     \(latch.privateKey.publicKey.keyId)
+                keyId:     \(latch.keyId)
                 server:    \(latch.configuration.baseURL.absoluteString)
                 profile:   \(latch.configuration.profileName)
 

@@ -26,8 +26,13 @@ public struct WrappedKeyStatement: SignedStatement, JSONStatement {
 
     /// Throws unless `wrappedKey` is the wrap this statement describes.
     public func checkMatches(wrappedKey: Data, recipient: PrincipalPublicKey) throws {
-        guard recipient.keyId == recipientKeyId else {
-            throw LatchCryptoError.wrap("the wrap statement names recipient \(recipientKeyId), not \(recipient.keyId)")
+        try checkMatches(wrappedKey: wrappedKey, recipientKeyId: recipient.keyId)
+    }
+
+    /// The same check by the recipient's key id alone.
+    public func checkMatches(wrappedKey: Data, recipientKeyId keyId: String) throws {
+        guard keyId == recipientKeyId else {
+            throw LatchCryptoError.wrap("the wrap statement names recipient \(recipientKeyId), not \(keyId)")
         }
         guard SHA256Hex.of(wrappedKey) == wrappedKeyHash else {
             throw LatchCryptoError.wrap("the wrapped DEK does not match the signed wrap statement")

@@ -114,7 +114,7 @@ enum MCPTools {
         switch name {
         case "latch_auth_status":
             let l = try await session.client(refresh: false)
-            return try json(AuthStatus(principal: l.identity.principal, accessKey: l.identity.accessKey, keyId: l.privateKey.publicKey.keyId,
+            return try json(AuthStatus(principal: l.identity.principal, accessKey: l.identity.accessKey, keyId: l.keyId,
                                        server: l.configuration.baseURL.absoluteString, vaults: l.verifiedVaults.count))
         case "latch_list_vaults":
             return try json(["vaults": try await session.client(refresh: false).listVaults()])

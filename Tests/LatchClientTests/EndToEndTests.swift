@@ -250,9 +250,9 @@ final class TestServer: @unchecked Sendable {
 
         // nothing secret on disk in LATCH_HOME besides the key and API-secret files
         for file in FileManager.default.enumerator(atPath: home)?.allObjects as? [String] ?? [] {
-            let text = (try? String(contentsOfFile: home + "/" + file, encoding: .utf8)) ?? ""
+            let bytes = FileManager.default.contents(atPath: home + "/" + file) ?? Data()   // binary files too (the unwrap memo)
             for value in ["pg-pass-0001", "pg-pass-0002", "sk-openai-abcdef", "app_user", "sk-stripe-999"] {
-                #expect(!text.contains(value), "\(file) holds a secret value")
+                #expect(bytes.range(of: Data(value.utf8)) == nil, "\(file) holds a secret value")
             }
         }
     }

@@ -56,6 +56,14 @@ import Testing
             let vaults = try json(try await must("vault", "list", "--json"))["vaults"] as? [[String: Any]] ?? []
             return try #require(vaults.first { $0["name"] as? String == name }?["id"] as? String)
         }
+        /// The profile's unwrap memo, opened with its private key (nil: none, or it does not open).
+        func memo(_ profile: String) throws -> UnwrapMemo? {
+            let dir = server.dir + "/home/profiles/" + profile
+            guard let data = FileManager.default.contents(atPath: dir + "/unwrap-memo") else { return nil }
+            #expect(SecureFile.mode(of: dir + "/unwrap-memo") == 0o600)
+            let pem = try String(contentsOfFile: dir + "/private-key.pem", encoding: .utf8)
+            return UnwrapMemo.open(data, with: try UnwrapMemo.SealingKey(privateKeyPEM: pem))
+        }
         func store<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
             let store = try await SQLiteLatchStore.open(path: server.dir + "/data/latch.sqlite", readers: 1)
             do { let r = try await store.read(body); await store.close(); return r } catch { await store.close(); throw error }
@@ -78,6 +86,16 @@ import Testing
             #expect(try await s.get("DATABASE", p).out == "pg-revoke-0001")
             #expect(try await s.get("stripe/webhook", p).out == "wh-revoke-0004")
         }
+        // each agent's memo holds the one DEK it reads; an altered memo is ignored and written afresh
+        let a2KeyId = try PrincipalPrivateKey(pem: String(contentsOfFile: s.server.dir + "/home/profiles/a2/private-key.pem", encoding: .utf8)).publicKey.keyId
+        #expect(try s.memo("a2")?.keyId == a2KeyId && s.memo("a2")?.count == 1 && s.memo("a1")?.count == 1)
+        let memoPath = s.server.dir + "/home/profiles/a2/unwrap-memo"
+        var altered = try Data(contentsOf: URL(fileURLWithPath: memoPath))
+        altered[altered.count - 1] ^= 1
+        try altered.write(to: URL(fileURLWithPath: memoPath))
+        #expect(try s.memo("a2") == nil)
+        #expect(try await s.get("DATABASE", "a2").out == "pg-revoke-0001")
+        #expect(try s.memo("a2")?.count == 1)
 
         // revoke a1: JSON lists every secret it could read, with its env names
         let r = try await s.must("revoke", "prod", "--agent", "a1", "--json")
@@ -113,9 +131,17 @@ import Testing
         #expect(fields.count == 4)
         let a2Key = try PrincipalPrivateKey(pem: String(contentsOfFile: s.server.dir + "/home/profiles/a2/private-key.pem", encoding: .utf8))
         let a2Wrap = try #require(wraps.first { $0.principalId == a2 })
-        let dek2 = try a2Key.unwrap(try #require(Data(base64Encoded: a2Wrap.wrappedKey)), version: 2)
+        let a2Wrapped = try #require(Data(base64Encoded: a2Wrap.wrappedKey))
+        let dek2 = try a2Key.unwrap(a2Wrapped, version: 2)
+        // a2's memo now holds the v2 DEK only; a1's, whose sync found nothing to open, nothing
+        let a2Memo = try #require(try s.memo("a2"))
+        let memoDek = try #require(a2Memo.dek(unwrapping: a2Wrapped, version: 2))
+        let a1Memo = try s.memo("a1")
+        #expect(a2Memo.count == 1 && a1Memo?.count == 0)
         for f in fields {
-            _ = try FieldEnvelope(string: f.envelope).open(key: dek2, context: EnvelopeContext(vaultId: prod, itemId: f.itemId, fieldId: f.id, dekVersion: 2))
+            for key in [dek2, memoDek] {
+                _ = try FieldEnvelope(string: f.envelope).open(key: key, context: EnvelopeContext(vaultId: prod, itemId: f.itemId, fieldId: f.id, dekVersion: 2))
+            }
         }
 
         // errors: no grant any more, unknown principal, unknown vault
