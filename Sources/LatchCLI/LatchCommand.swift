@@ -26,7 +26,8 @@ struct LatchCommand: AsyncParsableCommand {
         if arguments.count > 1, Daemon.commands.contains(arguments[1]) {
             Daemon.replaceProcess(arguments: Array(arguments.dropFirst()))
         }
-        if let code = await QuickCommands.run(Array(arguments.dropFirst())) {
+        // `get`, `env` and `run` on this thread alone (see `CallingThreadExecutor`).
+        if let code = CallingThreadExecutor.run({ await QuickCommands.run(Array(arguments.dropFirst())) }) {
             #if canImport(Glibc)
             Glibc.exit(code)
             #else
