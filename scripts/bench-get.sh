@@ -30,7 +30,9 @@ age-keygen -o "$WORK/age.key" 2>/dev/null
 printf 'bench-secret-value-0123456789' | age -r "$(age-keygen -y "$WORK/age.key")" -o "$WORK/secret.age"
 
 median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-timeit() { local s e; s=$(date +%s%N); "$@" >/dev/null 2>&1; e=$(date +%s%N); echo $(( (e - s) / 1000 )); }
+# Microseconds from bash's own clock ($EPOCHREALTIME, bash 5): no `date` process around each
+# run, whose start-up would be counted in every figure and shrink the ratio.
+timeit() { local s=${EPOCHREALTIME/[.,]/}; "$@" >/dev/null 2>&1; local e=${EPOCHREALTIME/[.,]/}; echo $((10#$e - 10#$s)); }
 # Interleaved (one of each per round), so that a machine that slows down or speeds up during the
 # run weighs on all three alike.
 for _ in $(seq "$RUNS"); do
