@@ -37,9 +37,12 @@ public enum EnvNames {
             if c == "_" && collapsed.last == "_" { continue }
             collapsed.append(c)
         }
-        let trimmed = collapsed.split(separator: "_", omittingEmptySubsequences: true).joined(separator: "_")
+        // no "__" is left, so only the ends need trimming
+        var trimmed = Substring(collapsed)
+        while trimmed.first == "_" { trimmed.removeFirst() }
+        while trimmed.last == "_" { trimmed.removeLast() }
         guard !trimmed.isEmpty else { return nil }
-        let upper = trimmed.uppercased()
+        let upper = String(trimmed).uppercased()
         if let first = upper.unicodeScalars.first, isDigit(first) { return "_" + upper }
         return upper
     }

@@ -169,7 +169,9 @@ public final class Latch: @unchecked Sendable {
         if let cursor { query.append("cursor=" + (cursor.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? cursor)) }
         if let logFrom { query.append("logFrom=\(logFrom)") }
         query.append(me ? "include=me,directories" : "include=directories")
-        return LatchRoutes.sync + "?" + query.joined(separator: "&")
+        var path = LatchRoutes.sync
+        for (i, q) in query.enumerated() { path += (i == 0 ? "?" : "&") + q }
+        return path
     }
 
     /// The tree size this profile last verified (0: none yet).

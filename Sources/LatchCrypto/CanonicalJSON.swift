@@ -99,6 +99,9 @@ enum ECMAScriptNumber {
         guard value.isFinite else { return "null" }   // unreachable: JSONValue numbers are finite
         if value == 0 { return "0" }                    // also -0
         if value < 0 { return "-" + format(-value) }
+        // Integers (every number Latchkey's statements hold): the digits alone, which is what the
+        // general path below gives for them, without its generic string building.
+        if value < 9_007_199_254_740_992, value.rounded(.towardZero) == value { return String(Int64(value)) }
         // Swift's description is the shortest digit string that round-trips, either as
         // "ddd.ddd" or as "d.ddde±x". Extract digits `s` and exponent `n` with value = 0.s × 10^n.
         let text = value.description

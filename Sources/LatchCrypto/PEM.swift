@@ -28,7 +28,8 @@ struct PEMBlock {
         if body.contains(where: { $0.utf8.contains(UInt8(ascii: ":")) }) {
             throw LatchCryptoError.pem("PEM headers (for example an encrypted key's Proc-Type) are not supported; decrypt the key first")
         }
-        let b64 = body.joined()
+        var b64 = ""
+        for line in body { b64 += line }
         guard !b64.isEmpty, let der = Data(base64Encoded: b64) else {
             throw LatchCryptoError.pem("the body of the '\(label)' block is not valid base64")
         }

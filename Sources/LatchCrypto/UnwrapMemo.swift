@@ -15,7 +15,8 @@ import Foundation
 ///
 /// The sealed form (docs/protocol.md 6.10): `LKM1 ‖ nonce (12) ‖ AES-256-GCM
 /// ciphertext ‖ tag (16)`, additional data `LKM1`, under
-/// `HKDF-SHA256(ikm: the private key's DER, salt: "latchkey unwrap memo v1", info: "", 32 bytes)`.
+/// `SHA-256("latchkey unwrap memo v1" ‖ 0x00 ‖ the private key's DER)` (the DER is a secret of
+/// thousands of bits, so one hash with a domain prefix is a sound key derivation).
 /// Whoever can read the memo file can read the private key file beside it, which opens every
 /// wrapped DEK anyway; without that key the memo is ciphertext. The plaintext is UTF-8 lines:
 /// `key <keyId>` (the public key id, so that a run can check its key without parsing the RSA
@@ -25,7 +26,7 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
     public var keyId: String?
     private var entries: [String: (version: Int, bytes: Data)] = [:]
 
-    static let magic = Data("LKM1".utf8)
+    static let magic: [UInt8] = [0x4C, 0x4B, 0x4D, 0x31]   // "LKM1"
 
     public init(keyId: String? = nil) { self.keyId = keyId }
 
@@ -58,9 +59,10 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
     public struct SealingKey: Sendable {
         let key: SymmetricKey
         public init(privateKeyPEM pem: String) throws {
-            let der = try PEMBlock(parsing: pem).der
-            key = HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: der), salt: Data("latchkey unwrap memo v1".utf8),
-                                         info: Data(), outputByteCount: 32)
+            var input = Array("latchkey unwrap memo v1".utf8)
+            input.append(0)
+            input.append(contentsOf: try PEMBlock(parsing: pem).der)
+            key = SymmetricKey(data: SHA256.hash(data: input))
         }
     }
 
@@ -72,17 +74,16 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
         }
         var nonce = [UInt8](repeating: 0, count: 12)
         for i in nonce.indices { nonce[i] = UInt8.random(in: 0...255, using: &rng) }
-        let box = try AES.GCM.seal(Data(text.utf8), using: k.key, nonce: try AES.GCM.Nonce(data: nonce), authenticating: Self.magic)
-        return Self.magic + box.nonce + box.ciphertext + box.tag
+        let box = try AES.GCM.seal(Array(text.utf8), using: k.key, nonce: try AES.GCM.Nonce(data: nonce), authenticating: Self.magic)
+        guard let combined = box.combined else { throw LatchCryptoError.wrap("AES-GCM gave no combined form") }
+        return Data(Self.magic) + combined
     }
 
     /// The memo sealed in `data` under `k`; nil for anything that does not open (another key,
     /// an altered or truncated file): the caller then unwraps with RSA as if there were none.
     public static func open(_ data: Data, with k: SealingKey) -> UnwrapMemo? {
-        let bytes = [UInt8](data)
-        guard bytes.count >= 4 + 12 + 16, bytes.starts(with: magic),
-              let box = try? AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: bytes[4..<16]), ciphertext: bytes[16..<(bytes.count - 16)],
-                                               tag: bytes[(bytes.count - 16)...]),
+        guard data.count >= 4 + 12 + 16, data.prefix(4).elementsEqual(magic),
+              let box = try? AES.GCM.SealedBox(combined: data.dropFirst(4)),
               let plain = try? AES.GCM.open(box, using: k.key, authenticating: magic) else { return nil }
         var memo = UnwrapMemo()
         for line in String(decoding: plain, as: UTF8.self).split(separator: "\n") {
