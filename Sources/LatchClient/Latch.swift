@@ -283,6 +283,7 @@ public final class Latch: @unchecked Sendable {
         var touched = Set<String>()
         var removed = Set<String>()
         var changedItems = Set<String>()
+        var droppedItems = Set<String>()   // archived, or in a removed vault: their memos go too
         var full = false
         // The log material rides on the sync answer (no extra request) when there is one page.
         let logFrom: Int64? = unsafeSkipTransparencyLogForBenchmark ? nil : Self.pinnedLogSize(trustFile)
@@ -306,7 +307,7 @@ public final class Latch: @unchecked Sendable {
             for i in r.items {
                 touched.insert(i.item.vaultId)
                 changedItems.insert(i.item.id)
-                if i.archived { cache.items[i.item.id] = nil } else { cache.items[i.item.id] = i }
+                if i.archived { cache.items[i.item.id] = nil; droppedItems.insert(i.item.id) } else { cache.items[i.item.id] = i }
             }
             for f in r.fields { cache.fields[f.field.id] = f; touched.insert(f.vaultId) }
             for id in r.deletedFieldIds {
@@ -321,6 +322,7 @@ public final class Latch: @unchecked Sendable {
         }
         for id in removed {
             cache.vaults[id] = nil
+            for (itemId, i) in cache.items where i.item.vaultId == id { droppedItems.insert(itemId) }
             cache.items = cache.items.filter { $0.value.item.vaultId != id }
             cache.fields = cache.fields.filter { $0.value.vaultId != id }
             cache.wraps = cache.wraps.filter { $0.value.vaultId != id }
@@ -377,6 +379,17 @@ public final class Latch: @unchecked Sendable {
             syncCursor = finalCursor
             self.cache = cache
             _lastLogReport = report
+            // The per-item memos follow the cache: a long-lived client (SDK, MCP) keeps no entry
+            // for an item it no longer holds. A full answer replaced the cache wholesale.
+            if full {
+                detailEntryMemo = detailEntryMemo.filter { cache.items[$0.key] != nil }
+                detailEnvelopeMemo = detailEnvelopeMemo.filter { cache.items[$0.key] != nil }
+            } else {
+                for id in droppedItems where cache.items[id] == nil {
+                    detailEntryMemo[id] = nil
+                    detailEnvelopeMemo[id] = nil
+                }
+            }
             return changed
         }
         if seenChanged { persistSeen(seenCopy) }
@@ -737,6 +750,8 @@ public final class Latch: @unchecked Sendable {
     /// for an equal leaf). Never a record of what was verified.
     private var detailEntryMemo: [String: (vaultId: String, envelope: String, entry: LogEntry)] = [:]
     private var detailEnvelopeMemo: [String: (text: String, envelope: SignedEnvelope<ItemDetailCheckpoint>)] = [:]
+    /// How many items the per-item memos hold (tests).
+    var detailMemoCounts: (entries: Int, envelopes: Int) { lock.withLock { (detailEntryMemo.count, detailEnvelopeMemo.count) } }
     private var leafHashMemo: [Int64: (leaf: LogLeaf, hash: MerkleHash)] = [:]
     private var logKeyMemo: (text: String, verifier: NoteVerifier)?
 

@@ -112,6 +112,24 @@ extension SyncRequestCountTests {
         #expect(try #require(try reader.trustFile.load()).verified.count <= 2 * afterFirst + 6)
     }
 
+    @Test("a long-lived client's per-item memos drop the items of an archived vault")
+    func memosFollowTheCache() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let op = try await Self.operatorClient(server)
+        _ = try await op.createVault(name: "keep")
+        let gone = try await op.createVault(name: "gone")
+        _ = try await op.setSecret(vault: "keep", item: "k", value: "k-1")
+        for n in 0..<3 { _ = try await op.setSecret(vault: "gone", item: "g\(n)", value: "g-\(n)") }
+        let reader = try await Latch.create(apiKey: op.configuration.apiKey, privateKeyPEM: op.configuration.privateKeyPEM,
+                                            baseURL: server.url, environment: ["LATCH_HOME": server.dir + "/memo"], sync: true)
+        #expect(reader.detailMemoCounts == (4, 4))
+        _ = try await op.http.send(method: "DELETE", path: LatchRoutes.vault(gone.id))   // archived
+        try await reader.refresh()
+        #expect(reader.detailMemoCounts == (1, 1), "\(reader.detailMemoCounts)")
+        #expect(try reader.get("K") == "k-1" && reader.env.count == 1)
+    }
+
     static func operatorClient(_ server: TestServer) async throws -> Latch {
         let home = server.dir + "/home"
         _ = try await Latch.bootstrap(server: server.url, token: server.token, profile: "op", home: home,
