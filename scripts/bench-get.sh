@@ -34,18 +34,24 @@ median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (
 # run, whose start-up would be counted in every figure and shrink the ratio.
 timeit() { local s=${EPOCHREALTIME/[.,]/}; "$@" >/dev/null 2>&1; local e=${EPOCHREALTIME/[.,]/}; echo $((10#$e - 10#$s)); }
 # Interleaved (one of each per round), so that a machine that slows down or speeds up during the
-# run weighs on all three alike.
+# run weighs on all of them alike. "cold" is a `latch get` without the profile's unwrap memo (what
+# the first run after `configure agent`, or after a DEK rotation, costs: the RSA key's parse and
+# one RSA-OAEP unwrap); it writes the memo again for the next round's warm run.
+MEMO="$LATCH_HOME/profiles/agent/unwrap-memo"
 for _ in $(seq "$RUNS"); do
     timeit "$LATCH" get TOKEN --profile agent >>"$WORK/latch.all"
     timeit age -d -i "$WORK/age.key" "$WORK/secret.age" >>"$WORK/age.all"
     timeit "$LATCH" --version >>"$WORK/start.all"
+    rm -f "$MEMO"
+    timeit "$LATCH" get TOKEN --profile agent >>"$WORK/cold.all"
 done
-for k in latch age start; do median <"$WORK/$k.all" >"$WORK/$k.us"; done
-L=$(cat "$WORK/latch.us"); A=$(cat "$WORK/age.us"); S=$(cat "$WORK/start.us")
+for k in latch age start cold; do median <"$WORK/$k.all" >"$WORK/$k.us"; done
+L=$(cat "$WORK/latch.us"); A=$(cat "$WORK/age.us"); S=$(cat "$WORK/start.us"); C=$(cat "$WORK/cold.us")
 echo "runs: $RUNS"
 echo "latch get (median):        $((L / 1000)).$(( (L % 1000) / 100 )) ms"
 echo "age -d    (median):        $((A / 1000)).$(( (A % 1000) / 100 )) ms"
 echo "latch --version (start):   $((S / 1000)).$(( (S % 1000) / 100 )) ms"
+echo "latch get, cold (median):  $((C / 1000)).$(( (C % 1000) / 100 )) ms   (no unwrap memo: ratio $(awk -v c="$C" -v a="$A" 'BEGIN { printf "%.2fx", c / a }'))"
 # In-client phases (LATCH_TIMING=1): each phase's median over 9 runs.
 for _ in $(seq 9); do LATCH_TIMING=1 "$LATCH" get TOKEN --profile agent 2>&1 >/dev/null; done >"$WORK/phases"
 PHASES=$(tr ' ' '\n' <"$WORK/phases" | grep = | awk -F= '{ v[$1] = v[$1] " " $2 } END {

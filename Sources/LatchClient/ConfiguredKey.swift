@@ -67,8 +67,8 @@ final class ConfiguredKey: @unchecked Sendable {
     }
 
     /// Keeps only the entries for `current` (the wrapped keys of every vault the client now
-    /// holds open) and writes the memo if that changed it. A memo that cannot be written costs
-    /// the next run one RSA operation, nothing else.
+    /// holds open) and writes the memo if that changed it, without waiting for the disk: a memo
+    /// that is lost, cut short or not written costs the next run one RSA operation, nothing else.
     func saveMemo(keeping current: [Data]) {
         guard let memoPath, let sealing else { return }
         let data: Data? = lock.withLock {
@@ -83,6 +83,6 @@ final class ConfiguredKey: @unchecked Sendable {
         }
         guard let data else { return }
         try? SecureFile.makeDirectory((memoPath as NSString).deletingLastPathComponent, mode: 0o700)
-        try? SecureFile.write(data, to: memoPath, mode: 0o600)
+        try? SecureFile.write(data, to: memoPath, mode: 0o600, sync: false)
     }
 }

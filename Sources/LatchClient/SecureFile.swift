@@ -31,8 +31,9 @@ public enum SecureFile {
     }
 
     /// Write `data` to `path` with `mode`, atomically (temporary file in the same directory,
-    /// fsync, rename).
-    public static func write(_ data: Data, to path: String, mode: mode_t = 0o600) throws {
+    /// fsync, rename). `sync: false` skips the fsync, for a cache whose loss or truncation in a
+    /// crash costs nothing but its recomputation.
+    public static func write(_ data: Data, to path: String, mode: mode_t = 0o600, sync: Bool = true) throws {
         let dir = (path as NSString).deletingLastPathComponent
         let tmp = (dir.isEmpty ? "." : dir) + "/.tmp-\(UInt64.random(in: 0...UInt64.max))-" + (path as NSString).lastPathComponent
         let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode)
@@ -51,7 +52,7 @@ public enum SecureFile {
                 return true
             }
         }
-        if ok { ok = fsync(fd) == 0 }
+        if ok && sync { ok = fsync(fd) == 0 }
         let savedErrno = errno
         close(fd)
         guard ok, rename(tmp, path) == 0 else {
@@ -61,7 +62,6 @@ public enum SecureFile {
         }
     }
 
-    /// Read a whole file.
     /// Runs `body` holding an exclusive `flock` on `path + ".lock"` (0600, empty, created with
     /// its directory when missing), so that processes of one profile take turns at `path`.
     public static func withLock<T>(_ path: String, _ body: () throws -> T) throws -> T {
@@ -73,6 +73,7 @@ public enum SecureFile {
         return try body()
     }
 
+    /// Read a whole file.
     public static func read(_ path: String) throws -> Data {
         guard let data = FileManager.default.contents(atPath: path) else {
             if !FileManager.default.fileExists(atPath: path) {
