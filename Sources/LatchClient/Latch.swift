@@ -463,7 +463,7 @@ public final class Latch: @unchecked Sendable {
         var entry = DirectoryKey(principalId: k.principalId, publicKey: pk, accessLevel: k.level, name: k.name, logIndex: k.logIndex)
         for link in k.rotations ?? [] {
             guard let previous = try? PrincipalPublicKey(pem: link.previousPublicKey),
-                  let statement = try? JSONDecoder().decode(SignedEnvelope<KeyRotationStatement>.self, from: Data(link.statement.utf8)) else {
+                  let statement = try? SignedEnvelope<KeyRotationStatement>.decode(text: link.statement) else {
                 throw VaultVerifier.fail("\(vaultLabel): signer directory entry for \(k.name) has a rotation link that does not parse")
             }
             entry.rotations.append((previous, statement))
@@ -574,7 +574,7 @@ public final class Latch: @unchecked Sendable {
 
     static func envelope<S: SignedStatement>(_ text: String, what: String) throws -> SignedEnvelope<S> {
         do {
-            return try JSONDecoder().decode(SignedEnvelope<S>.self, from: Data(text.utf8))
+            return try SignedEnvelope<S>.decode(text: text)
         } catch {
             throw VaultVerifier.fail("\(what) is malformed (\(error))")
         }
@@ -902,6 +902,13 @@ extension LatchHTTPClient {
     public func postJSON<T: Decodable>(_ type: T.Type, _ path: String, body: some Encodable, method: String = "POST") async throws -> T {
         let data = try LatchJSON.encoder().encode(body)
         return try decodeWire(type, try await send(method: method, path: path, body: data), path: path)
+    }
+
+    /// The sync answer and what it carries, read directly when they can be (see `DirectWireDecodable`).
+    func getJSON<T: DirectWireDecodable>(_ type: T.Type, _ path: String) async throws -> T {
+        let data = try await send(method: "GET", path: path)
+        if let direct = T.readDirect(data) { return direct }
+        return try decodeWire(type, data, path: path)
     }
 
     func decodeWire<T: Decodable>(_ type: T.Type, _ data: Data, path: String) throws -> T {

@@ -69,11 +69,39 @@ public struct LogTrust: Decodable, Sendable, Equatable {
     public static func load(path: String) throws -> LogTrust? {
         guard FileManager.default.fileExists(atPath: path) else { return nil }
         do {
-            return try JSONDecoder().decode(LogTrust.self, from: try SecureFile.read(path))
+            let data = try SecureFile.read(path)
+            return try readDirect(data) ?? JSONDecoder().decode(LogTrust.self, from: data)
         } catch {
             throw LatchError(.configuration, "transparency-log trust file \(path) is unreadable",
                              hint: "it holds the pinned log key and the last verified tree head; restore it, or delete it only if you trust the server's current log")
         }
+    }
+
+    /// The file `fileData` writes, read directly (see `DocScanner`; JSONDecoder's first use of
+    /// this type was a twentieth of a `latch get`); nil gives up and JSONDecoder reads it.
+    static func readDirect(_ data: Data) -> LogTrust? {
+        var version: Int?, logKey, rootHash: String?, treeSize: Int64?, checkpoint: String??, verified: [Int64: MerkleHash]?
+        guard DocScanner.read(data, { s, key in
+            switch key {
+            case "version": return once(&version, s.int())
+            case "logKey": return once(&logKey, s.string())
+            case "treeSize": return once(&treeSize, s.int64())
+            case "rootHash": return once(&rootHash, s.string())
+            case "checkpoint": return once(&checkpoint, s.optionalString())
+            case "verified":
+                var leaves: [Int64: MerkleHash] = [:]
+                guard s.object({ s, index in
+                    guard let i = Int64(index), leaves[i] == nil, let hex = s.string(), let leaf = MerkleHash(hex: hex) else { return false }
+                    leaves[i] = leaf
+                    return true
+                }) else { return false }
+                return once(&verified, leaves)
+            default: return s.skipValue()
+            }
+        }), let version, let logKey, let treeSize, let rootHash, let verified else { return nil }
+        var trust = LogTrust(logKey: logKey, treeSize: treeSize, rootHash: rootHash, checkpoint: checkpoint ?? nil, verified: verified)
+        trust.version = version
+        return trust
     }
 
     public func save(path: String) throws {

@@ -19,6 +19,28 @@ public struct Profile: Codable, Sendable, Equatable {
     /// Hex SHA-256 of the server's transparency-log key, once pinned.
     public var logKeyId: String?
 
+    /// `profile.json` read directly (see `DocScanner`); nil gives up and JSONDecoder reads it.
+    static func readDirect(_ data: Data) -> Profile? {
+        var name, baseUrl, accessKey: String?
+        var keyId, principalType, principalId, tenantId, orgId, logKeyId: String??
+        guard DocScanner.read(data, { s, key in
+            switch key {
+            case "name": return once(&name, s.string())
+            case "baseUrl": return once(&baseUrl, s.string())
+            case "accessKey": return once(&accessKey, s.string())
+            case "keyId": return once(&keyId, s.optionalString())
+            case "principalType": return once(&principalType, s.optionalString())
+            case "principalId": return once(&principalId, s.optionalString())
+            case "tenantId": return once(&tenantId, s.optionalString())
+            case "orgId": return once(&orgId, s.optionalString())
+            case "logKeyId": return once(&logKeyId, s.optionalString())
+            default: return s.skipValue()
+            }
+        }), let name, let baseUrl, let accessKey else { return nil }
+        return Profile(name: name, baseUrl: baseUrl, accessKey: accessKey, keyId: keyId ?? nil, principalType: principalType ?? nil,
+                       principalId: principalId ?? nil, tenantId: tenantId ?? nil, orgId: orgId ?? nil, logKeyId: logKeyId ?? nil)
+    }
+
     public init(name: String, baseUrl: String, accessKey: String, keyId: String? = nil,
                 principalType: String? = nil, principalId: String? = nil, tenantId: String? = nil,
                 orgId: String? = nil, logKeyId: String? = nil) {
@@ -90,7 +112,8 @@ public struct ProfileStore: Sendable {
                              hint: "run `latch init` or `latch configure agent`, or set LATCH_API_KEY and LATCH_PRIVATE_KEY_PATH")
         }
         do {
-            return try JSONDecoder().decode(Profile.self, from: try SecureFile.read(path))
+            let data = try SecureFile.read(path)
+            return try Profile.readDirect(data) ?? JSONDecoder().decode(Profile.self, from: data)
         } catch let error as LatchError {
             throw error
         } catch {

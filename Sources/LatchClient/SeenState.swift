@@ -105,11 +105,63 @@ public struct SeenState: Codable, Sendable, Equatable {
     public static func load(path: String) throws -> SeenState {
         guard FileManager.default.fileExists(atPath: path) else { return SeenState() }
         do {
-            return try JSONDecoder().decode(SeenState.self, from: try SecureFile.read(path))
+            let data = try SecureFile.read(path)
+            return try readDirect(data) ?? JSONDecoder().decode(SeenState.self, from: data)
         } catch {
             throw LatchError(.configuration, "seen-state file \(path) is unreadable",
                              hint: "it only holds checkpoint versions; inspect it, and delete it only if you trust the server")
         }
+    }
+
+    /// `seen.json` read directly (see `DocScanner`); nil gives up and JSONDecoder reads it.
+    static func readDirect(_ data: Data) -> SeenState? {
+        /// An object of unique names, each value read by `value`.
+        func map<T>(_ s: inout DocScanner, _ value: (inout DocScanner) -> T?) -> [String: T]? {
+            var out: [String: T] = [:]
+            return s.object { s, key in
+                guard out[key] == nil, let v = value(&s) else { return false }
+                out[key] = v
+                return true
+            } ? out : nil
+        }
+        var version: Int?, vaults: [String: Vault]?, memberKeys: [String: String]??, writers: [String: PinnedWriters]??
+        guard DocScanner.read(data, { s, key in
+            switch key {
+            case "version": return once(&version, s.int())
+            case "vaults":
+                return once(&vaults, map(&s) { s in
+                    var summaryVersion: Int?, items: [String: Int]?
+                    guard s.object({ s, key in
+                        switch key {
+                        case "summaryVersion": return once(&summaryVersion, s.int())
+                        case "items": return once(&items, map(&s) { $0.int() })
+                        default: return s.skipValue()
+                        }
+                    }), let summaryVersion, let items else { return nil }
+                    return Vault(summaryVersion: summaryVersion, items: items)
+                })
+            case "memberKeys": return once(&memberKeys, s.optional { map(&$0) { $0.string() } })
+            case "writers":
+                return once(&writers, s.optional { map(&$0) { s in
+                    var version: Int?, hash: String?
+                    guard s.object({ s, key in
+                        switch key {
+                        case "version": return once(&version, s.int())
+                        case "hash": return once(&hash, s.string())
+                        default: return s.skipValue()
+                        }
+                    }), let version, let hash else { return nil }
+                    return PinnedWriters(version: version, hash: hash)
+                } })
+            default: return s.skipValue()
+            }
+        }), let version, let vaults else { return nil }
+        var state = SeenState()
+        state.version = version
+        state.vaults = vaults
+        state.memberKeys = memberKeys ?? nil
+        state.writers = writers ?? nil
+        return state
     }
 
     public func save(path: String) throws {

@@ -8,7 +8,7 @@ extension LatchService {
     static let maxNameLength = 500
 
     func decodeEnvelope<S: SignedStatement>(_ text: String, _ t: S.Type, _ name: String) throws(DomainError) -> SignedEnvelope<S> {
-        do { return try JSONDecoder().decode(SignedEnvelope<S>.self, from: Data(text.utf8)) } catch {
+        do { return try SignedEnvelope<S>.decode(text: text) } catch {
             throw .invalid("\(name) is not a signed \(S.statementType) envelope JSON ({\"checkpoint\",\"signerKeyId\",\"signature\"}): \(error)")
         }
     }
@@ -34,7 +34,7 @@ extension LatchService {
     }
 
     func stored<S: SignedStatement>(_ text: String, _ t: S.Type) throws -> S {
-        do { return try JSONDecoder().decode(SignedEnvelope<S>.self, from: Data(text.utf8)).checkpoint } catch {
+        do { return try SignedEnvelope<S>.decode(text: text).checkpoint } catch {
             throw StoreError(.corrupt, "stored \(S.statementType) envelope does not decode: \(error)")
         }
     }

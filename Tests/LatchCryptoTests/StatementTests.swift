@@ -75,6 +75,15 @@ struct StatementTests {
         let wire = try enc.encode(env)
         let back = try JSONDecoder().decode(SignedEnvelope<S>.self, from: wire)
         #expect(back == env)
+        // The strict parser's direct read (what clients use) gives the same envelope, without
+        // falling back; unknown envelope members are ignored by both.
+        let text = String(decoding: wire, as: UTF8.self)
+        #expect(try SignedEnvelope<S>.readDirect(text) == env)
+        #expect(try SignedEnvelope<S>.decode(text: text) == env)
+        let extra = text.replacingOccurrences(of: "\"signerKeyId\"", with: "\"note\":[1,{\"a\":null}],\"signerKeyId\"")
+        #expect(extra != text)
+        #expect(try SignedEnvelope<S>.readDirect(extra) == env)
+        #expect(try JSONDecoder().decode(SignedEnvelope<S>.self, from: Data(extra.utf8)) == env)
         try back.verify(with: key.publicKey)
         // The signed JSON carries the statement type.
         let signed = try SignedEnvelope<S>.signedBytes(of: s)
@@ -128,6 +137,17 @@ struct StatementTests {
                     wire.replacingOccurrences(of: "\"version\":1", with: "\"version\":1.5")] {
             #expect(bad != wire)
             #expect(throws: (any Error).self) { _ = try JSONDecoder().decode(SignedEnvelope<ItemDetailCheckpoint>.self, from: Data(bad.utf8)) }
+            #expect(throws: (any Error).self) { _ = try SignedEnvelope<ItemDetailCheckpoint>.decode(text: bad) }
+        }
+        // A member twice: the strict parser refuses it, and JSONDecoder's answer stands.
+        let twice = wire.replacingOccurrences(of: "\"signature\"", with: "\"signature\":\"x\",\"signature\"")
+        #expect(throws: LatchCryptoError.self) { _ = try SignedEnvelope<ItemDetailCheckpoint>.readDirect(twice) }
+        let viaDecoder = Result { try JSONDecoder().decode(SignedEnvelope<ItemDetailCheckpoint>.self, from: Data(twice.utf8)) }
+        let viaText = Result { try SignedEnvelope<ItemDetailCheckpoint>.decode(text: twice) }
+        switch (viaDecoder, viaText) {
+        case (.success(let a), .success(let b)): #expect(a == b)
+        case (.failure(let a), .failure(let b)): #expect("\(a)" == "\(b)")
+        default: Issue.record("decode(text:) and JSONDecoder disagree on a duplicate member")
         }
     }
 
