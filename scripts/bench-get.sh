@@ -33,6 +33,10 @@ median() { sort -n | awk '{a[NR]=$1} END {printf "%d\n", (NR%2 ? a[(NR+1)/2] : (
 # Microseconds from bash's own clock ($EPOCHREALTIME, bash 5): no `date` process around each
 # run, whose start-up would be counted in every figure and shrink the ratio.
 timeit() { local s=${EPOCHREALTIME/[.,]/}; "$@" >/dev/null 2>&1; local e=${EPOCHREALTIME/[.,]/}; echo $((10#$e - 10#$s)); }
+# The same for a command that is meant to fail (exit status ignored).
+timefail() { local s=${EPOCHREALTIME/[.,]/}; "$@" >/dev/null 2>&1 || true; local e=${EPOCHREALTIME/[.,]/}; echo $((10#$e - 10#$s)); }
+# "start+exit" is the same `latch get` in an empty LATCH_HOME, which fails as soon as it looks for
+# the profile: process start, the quick path's argument parsing and exit, what every get pays.
 # Interleaved (one of each per round), so that a machine that slows down or speeds up during the
 # run weighs on all of them alike. "cold" is a `latch get` without the profile's unwrap memo (what
 # the first run after `configure agent`, or after a DEK rotation, costs: the RSA key's parse and
@@ -41,7 +45,7 @@ MEMO="$LATCH_HOME/profiles/agent/unwrap-memo"
 for _ in $(seq "$RUNS"); do
     timeit "$LATCH" get TOKEN --profile agent >>"$WORK/latch.all"
     timeit age -d -i "$WORK/age.key" "$WORK/secret.age" >>"$WORK/age.all"
-    timeit "$LATCH" --version >>"$WORK/start.all"
+    LATCH_HOME="$WORK/empty" timefail "$LATCH" get TOKEN --profile agent >>"$WORK/start.all"
     rm -f "$MEMO"
     timeit "$LATCH" get TOKEN --profile agent >>"$WORK/cold.all"
 done
@@ -50,7 +54,7 @@ L=$(cat "$WORK/latch.us"); A=$(cat "$WORK/age.us"); S=$(cat "$WORK/start.us"); C
 echo "runs: $RUNS"
 echo "latch get (median):        $((L / 1000)).$(( (L % 1000) / 100 )) ms"
 echo "age -d    (median):        $((A / 1000)).$(( (A % 1000) / 100 )) ms"
-echo "latch --version (start):   $((S / 1000)).$(( (S % 1000) / 100 )) ms"
+echo "start+exit (no profile):   $((S / 1000)).$(( (S % 1000) / 100 )) ms   (the same latch get in an empty LATCH_HOME: fails at once)"
 echo "latch get, cold (median):  $((C / 1000)).$(( (C % 1000) / 100 )) ms   (no unwrap memo: ratio $(awk -v c="$C" -v a="$A" 'BEGIN { printf "%.2fx", c / a }'))"
 # In-client phases (LATCH_TIMING=1): each phase's median over 9 runs.
 for _ in $(seq 9); do LATCH_TIMING=1 "$LATCH" get TOKEN --profile agent 2>&1 >/dev/null; done >"$WORK/phases"
@@ -60,8 +64,8 @@ PHASES=$(tr ' ' '\n' <"$WORK/phases" | grep = | awk -F= '{ v[$1] = v[$1] " " $2 
         for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
         printf "%s=%s ", k, a[int((n + 1) / 2)] } }')
 echo "phases (median of 9, ms):  $PHASES"
-# Shares of the latch get median: process start and exit (the `latch --version` median), the
-# in-client phases, and the rest (argument parsing beyond --version's, URLSession set-up, JSON
+# Shares of the latch get median: process start and exit (the start+exit median), the
+# in-client phases, and the rest (configuration and profile files, the request's set-up, JSON
 # decoding, state files). Medians of separate runs, so on a busy machine they need not add up.
 echo "$PHASES" | tr ' ' '\n' | awk -F= -v l="$L" -v s="$S" '
     /^(keyLoad|http|verify\+decrypt|log)=/ { v[$1] = $2; sum += $2 }

@@ -22,7 +22,7 @@ struct LatchCommand: AsyncParsableCommand {
     )
 
     static func main() async {
-        let arguments = CommandLine.arguments
+        let arguments = Self.arguments()
         if arguments.count > 1, Daemon.commands.contains(arguments[1]) {
             Daemon.replaceProcess(arguments: Array(arguments.dropFirst()))
         }
@@ -44,6 +44,20 @@ struct LatchCommand: AsyncParsableCommand {
         } catch {
             exit(withError: error)
         }
+    }
+}
+
+extension LatchCommand {
+    /// The command line, read from argv directly: `CommandLine.arguments` builds it with a
+    /// generic `map` whose first use costs a short process a scan of every conformance record.
+    static func arguments() -> [String] {
+        var out: [String] = []
+        out.reserveCapacity(Int(CommandLine.argc))
+        for i in 0..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { break }
+            out.append(String(cString: p))
+        }
+        return out
     }
 }
 

@@ -18,12 +18,25 @@ public struct ProfileOption: ParsableArguments {
 
     public init() {}
 
-    public var environment: [String: String] { ProcessInfo.processInfo.environment }
+    public var environment: [String: String] { client.environment }
+
+    public func connect(sync: Bool = true) async throws -> Latch { try await client.connect(sync: sync) }
+
+    var client: ClientProfile { ClientProfile(name: profile) }
+}
+
+/// The profile a client command connects with (nil: `LATCH_PROFILE`, else "default"). A plain
+/// value, so that `latch get`'s quick path builds no ArgumentParser model (`ProfileOption`'s
+/// property wrapper does, which was a scan of every conformance record at each start).
+struct ClientProfile {
+    var name: String?
+
+    var environment: [String: String] { CLI.environment() }
 
     /// A command is a short process that waits on each answer: its requests block the calling
     /// thread rather than start one of their own.
-    public func connect(sync: Bool = true) async throws -> Latch {
-        try await Latch.create(profile: profile, environment: environment, transport: DefaultHTTPTransport(blocksCallingThread: true), sync: sync)
+    func connect(sync: Bool = true) async throws -> Latch {
+        try await Latch.create(profile: name, environment: environment, transport: DefaultHTTPTransport(blocksCallingThread: true), sync: sync)
     }
 }
 
@@ -33,7 +46,22 @@ public enum CLI {
     }
 
     public static func stdout(_ text: String) {
-        FileHandle.standardOutput.write(Data(text.utf8))
+        FileHandle.standardOutput.write(Data(utf8Of: text))
+    }
+
+    /// The process environment, read from `environ` (the first of a name that appears twice, as
+    /// `getenv` finds). `ProcessInfo`'s first use costs a short process more than this.
+    public static func environment() -> [String: String] {
+        var out: [String: String] = [:]
+        var entry = environ
+        while let p = entry.pointee {
+            if let eq = strchr(p, 0x3D) {   // =
+                let name = String(decoding: UnsafeRawBufferPointer(start: p, count: eq - p), as: UTF8.self)
+                if out[name] == nil { out[name] = String(cString: eq + 1) }
+            }
+            entry += 1
+        }
+        return out
     }
 
     public static func json(_ value: some Encodable) throws {
@@ -125,8 +153,7 @@ public enum QuickCommands {
                 positional.append(token)
             }
         }
-        var profile = ProfileOption()
-        profile.profile = options["profile"]
+        let profile = ClientProfile(name: options["profile"])
         do {
             switch (command, positional.count, passthrough) {
             case ("get", 1, nil): try await GetCommand.print(positional[0], profile)
@@ -220,10 +247,10 @@ struct GetCommand: AsyncParsableCommand {
 
     func run() async throws {
         if let repo = repoOptions.repo { return try RepoClient.get(name, repo: repo, key: repoOptions.key) }
-        try await Self.print(name, options)
+        try await Self.print(name, options.client)
     }
 
-    static func print(_ name: String, _ options: ProfileOption) async throws {
+    static func print(_ name: String, _ options: ClientProfile) async throws {
         try await CLI.run {
             let started = Date()
             let latch = try await options.connect()
@@ -243,9 +270,9 @@ struct EnvCommand: AsyncParsableCommand {
     @OptionGroup var options: ProfileOption
     @Option(help: "dotenv, json or shell.") var format: String = "dotenv"
 
-    func run() async throws { try await Self.print(format: format, options) }
+    func run() async throws { try await Self.print(format: format, options.client) }
 
-    static func print(format: String, _ options: ProfileOption) async throws {
+    static func print(format: String, _ options: ClientProfile) async throws {
         try await CLI.run {
             guard let f = EnvFormat(rawValue: format) else {
                 throw LatchError(.usage, "unknown format \(format)", hint: "use dotenv, json or shell")
@@ -278,15 +305,15 @@ struct RunCommand: AsyncParsableCommand {
             }
             guard group == nil else { throw LatchError(.usage, "--group needs --repo", hint: "use `latch run --repo DIR --group G -- CMD`") }
         }
-        if repoOptions.repo == nil { code = try await Self.execute(command, prefix: prefix, masking: !noMasking, options) }
+        if repoOptions.repo == nil { code = try await Self.execute(command, prefix: prefix, masking: !noMasking, options.client) }
         if code != 0 { throw ExitCode(code) }
     }
 
     /// Runs `command` with the profile's secrets in its environment; its exit code.
-    static func execute(_ command: [String], prefix: String, masking: Bool, _ options: ProfileOption) async throws -> Int32 {
+    static func execute(_ command: [String], prefix: String, masking: Bool, _ options: ClientProfile) async throws -> Int32 {
         var code: Int32 = 0
         try await CLI.run {
-            var env = ProcessInfo.processInfo.environment
+            var env = options.environment
             let latch = try await options.connect()
             let secrets = latch.env
             for (k, v) in secrets { env[prefix + k] = v }

@@ -293,17 +293,8 @@ struct JSONParser {
             }
         }
         // Validate UTF-8 strictly (no replacement characters invented).
-        var iterator = out.makeIterator()
-        var decoder = UTF8()
-        var scalars = String.UnicodeScalarView()
-        decoding: while true {
-            switch decoder.decode(&iterator) {
-            case .scalarValue(let v): scalars.append(v)
-            case .emptyInput: break decoding
-            case .error: throw fail("string is not valid UTF-8")
-            }
-        }
-        return String(scalars)
+        guard let string = String(validating: out, as: UTF8.self) else { throw fail("string is not valid UTF-8") }
+        return string
     }
 
     private mutating func parseNumber() throws -> JSONValue {

@@ -32,3 +32,12 @@ import Crypto
 enum SHA256Hex {
     static func of(_ data: some DataProtocol) -> String { SHA256.hash(data: data).hexString }
 }
+
+extension Data {
+    /// The UTF-8 bytes of `text`, copied without the generic `Data(_: some Sequence)` (whose
+    /// dynamic casts cost a short process a scan of every conformance record on first use).
+    package init(utf8Of text: String) {
+        var text = text
+        self = text.withUTF8 { $0.isEmpty ? Data() : Data(bytes: $0.baseAddress!, count: $0.count) }
+    }
+}

@@ -67,7 +67,7 @@ public struct FieldEnvelope: Sendable, Hashable {
     public init(string: String) throws {
         let value: JSONValue
         do {
-            value = try CanonicalJSON.parse(Data(string.utf8))
+            value = try CanonicalJSON.parse(Data(utf8Of: string))
         } catch {
             throw LatchCryptoError.envelope("not JSON: \(error)")
         }
@@ -97,11 +97,11 @@ public struct FieldEnvelope: Sendable, Hashable {
     }
 
     /// Lowercase hex SHA-256 of `string`'s UTF-8 bytes (the `envelopeHash` of item details).
-    public var sha256Hex: String { SHA256Hex.of(Data(string.utf8)) }
+    public var sha256Hex: String { SHA256Hex.of(Data(utf8Of: string)) }
 
     /// Lowercase hex SHA-256 of `text` as served, unparsed: equal to a signed `envelopeHash`
     /// only for the exact canonical envelope that was signed.
-    public static func sha256Hex(ofServed text: String) -> String { SHA256Hex.of(Data(text.utf8)) }
+    public static func sha256Hex(ofServed text: String) -> String { SHA256Hex.of(Data(utf8Of: text)) }
 
     public static func seal(_ plaintext: some DataProtocol, key: DataEncryptionKey, context: EnvelopeContext,
                             using rng: inout some RandomNumberGenerator) throws -> FieldEnvelope {

@@ -33,7 +33,7 @@ public struct LogLeaf: Codable, Sendable, Equatable {
     /// An accepted checkpoint: `envelope` is the signed envelope's JSON text exactly as served.
     public static func checkpoint(_ kind: CheckpointKind, tenantId: String, subjectId: String, envelope: String) -> LogLeaf {
         LogLeaf(type: checkpointType, tenantId: tenantId, subjectId: subjectId, name: kind.rawValue,
-                envelopeSha256: SHA256Hex.of(Data(envelope.utf8)))
+                envelopeSha256: SHA256Hex.of(Data(utf8Of: envelope)))
     }
 
     /// The bytes the leaf hash covers.

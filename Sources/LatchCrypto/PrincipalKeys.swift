@@ -150,8 +150,6 @@ public struct PrincipalPrivateKey: Sendable, CustomStringConvertible, CustomDebu
 /// A principal's RSA public key, identified by `keyId` (SHA-256 of its SPKI DER).
 public struct PrincipalPublicKey: Sendable, Hashable {
     private let verifying: _RSA.Signing.PublicKey
-    private let encryptionBox: SendableBox<_RSA.Encryption.PublicKey>
-    private var encryption: _RSA.Encryption.PublicKey { encryptionBox.value }
     /// SubjectPublicKeyInfo DER, as re-encoded by the library (canonical DER).
     public let spkiDER: Data
 
@@ -192,11 +190,6 @@ public struct PrincipalPublicKey: Sendable, Hashable {
             throw LatchCryptoError.pem("not canonical rsaEncryption SPKI DER (PKCS#1 or RSA-PSS-parameter forms are not accepted here)")
         }
         guard acceptedRSABits.contains(key.keySizeInBits) else { throw LatchCryptoError.keySize(key.keySizeInBits) }
-        do {
-            self.encryptionBox = try SendableBox(_RSA.Encryption.PublicKey(derRepresentation: spkiDER))
-        } catch {
-            throw LatchCryptoError.pem("the SPKI key could not be loaded for encryption: \(error)")
-        }
         self.verifying = key
         self.spkiDER = spkiDER
     }
@@ -219,6 +212,12 @@ public struct PrincipalPublicKey: Sendable, Hashable {
     /// Wraps a DEK to this key: RSA-OAEP, SHA-256, MGF1-SHA-256, empty label. The result is
     /// as long as the modulus and differs on every call (OAEP is randomised).
     public func wrap(_ dek: DataEncryptionKey) throws -> Data {
+        // Loaded here, not with the key: a client that only verifies signatures (`latch get`)
+        // would parse every directory key twice for nothing. The DER already parsed as this key.
+        let encryption: _RSA.Encryption.PublicKey
+        do { encryption = try _RSA.Encryption.PublicKey(derRepresentation: spkiDER) } catch {
+            throw LatchCryptoError.wrap("the SPKI key could not be loaded for encryption: \(error)")
+        }
         do {
             return try dek.key.withUnsafeBytes { raw in
                 try encryption.encrypt(Data(raw), padding: .PKCS1_OAEP_SHA256)

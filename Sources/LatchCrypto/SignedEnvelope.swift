@@ -61,7 +61,7 @@ public struct SignedEnvelope<Statement: SignedStatement>: Codable, Sendable, Equ
     /// error, is JSONDecoder's. Members other than the three are ignored, as JSONDecoder does.
     public static func decode(text: String) throws -> Self {
         if let direct = try? readDirect(text) { return direct }
-        return try JSONDecoder().decode(Self.self, from: Data(text.utf8))
+        return try JSONDecoder().decode(Self.self, from: Data(utf8Of: text))
     }
 
     static func readDirect(_ text: String) throws -> Self? {

@@ -49,8 +49,9 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
     }
 
     /// Keeps only the entries for these wrapped keys.
-    public mutating func keep(onlyUnwrapping wrapped: some Sequence<Data>) {
-        let wanted = Set(wrapped.map(SHA256Hex.of))
+    public mutating func keep(onlyUnwrapping wrapped: [Data]) {
+        var wanted: [String] = []
+        for w in wrapped { wanted.append(SHA256Hex.of(w)) }   // (not generic `map`: see `Data(utf8Of:)`)
         entries = entries.filter { wanted.contains($0.key) }
     }
 
