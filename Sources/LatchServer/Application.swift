@@ -296,14 +296,14 @@ struct MachineRoutes: Sendable {
                           consistencyFrom: l.consistencyFrom, consistency: l.consistency.map(\.base64),
                           inclusion: LogInclusionBatchResponse(treeSize: l.head.size, proofs: l.inclusion.map { ($0.index, $0.proof.map(\.base64)) }))
         }
-        return try jsonResponse(SyncResponse(
+        return jsonResponse(data: SyncResponse(
             cursor: s.cursor, full: s.full, hasMore: s.hasMore,
             vaults: s.vaults.map { VaultResponse(vault: info($0), summaryCheckpoint: $0.summaryCheckpoint) },
             items: s.items.map { SyncItem(item: info($0), archived: $0.archived, detailCheckpoint: $0.detailCheckpoint) },
             fields: s.fields.map { SyncField(vaultId: $0.vaultId, field: info($0)) },
             deletedFieldIds: s.deletedFieldIds, wrappedKeys: s.wrappedKeys.map(info), removedVaultIds: s.removedVaultIds, log: log,
             directories: extras.contains(.directories) ? s.directories.sorted { $0.key < $1.key }.map { publicKeysResponse($0.key, $0.value) } : nil,
-            me: s.me.map(meResponse)))
+            me: s.me.map(meResponse)).jsonData())
     }
 
     func addP3(to m: RouterGroup<LatchRequestContext>) {
