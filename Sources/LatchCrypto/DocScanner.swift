@@ -43,7 +43,8 @@ package struct DocScanner {
         }
     }
 
-    /// A JSON string, unescaped.
+    /// A JSON string, unescaped; nil (give up) when its bytes are not valid UTF-8, which
+    /// JSONDecoder refuses rather than repairs.
     package mutating func string() -> String? {
         skipSpace()
         guard i < p.count, p[i] == 0x22 else { return nil }
@@ -52,7 +53,7 @@ package struct DocScanner {
         while i < p.count {
             let c = p[i]
             if c == 0x22 {
-                let s = String(decoding: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self)
+                guard let s = String(validating: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self) else { return nil }
                 i += 1
                 return s
             }
@@ -66,7 +67,7 @@ package struct DocScanner {
         out.append(contentsOf: UnsafeBufferPointer(rebasing: p[start..<i]))
         while i < p.count {
             let c = p[i]
-            if c == 0x22 { i += 1; return String(decoding: out, as: UTF8.self) }
+            if c == 0x22 { i += 1; return String(validating: out, as: UTF8.self) }
             if c < 0x20 { return nil }
             if c != 0x5C {
                 // The run up to the next quote, backslash or control byte, copied whole.

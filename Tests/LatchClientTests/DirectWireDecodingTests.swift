@@ -77,6 +77,12 @@ import Testing
             text.replacingOccurrences(of: #""full":true"#, with: #""full":"yes""#),
             text + " x",
         ]
+        // Bytes that are not UTF-8 inside a string: JSONDecoder refuses them, so the reader gives up.
+        var bad = Data(text.utf8)
+        let at = try #require(bad.firstRange(of: Data("djE6".utf8))).upperBound
+        bad.insert(0xFF, at: at)
+        #expect(SyncResponse.readDirect(bad) == nil)
+        #expect(throws: (any Error).self) { _ = try SyncResponse.decodeDirect(bad) }
         for c in cases {
             let data = Data(c.utf8)
             #expect(SyncResponse.readDirect(data) == nil, "\(c.prefix(200))")
