@@ -116,7 +116,7 @@ public struct SeenState: Codable, Sendable, Equatable {
     /// `seen.json` read directly (see `DocScanner`); nil gives up and JSONDecoder reads it.
     static func readDirect(_ data: Data) -> SeenState? {
         /// An object of unique names, each value read by `value`.
-        func map<T>(_ s: inout DocScanner, _ value: (inout DocScanner) -> T?) -> [String: T]? {
+        func members<T>(_ s: inout DocScanner, _ value: (inout DocScanner) -> T?) -> [String: T]? {
             var out: [String: T] = [:]
             return s.object { s, key in
                 guard out[key] == nil, let v = value(&s) else { return false }
@@ -129,20 +129,20 @@ public struct SeenState: Codable, Sendable, Equatable {
             switch key {
             case "version": return once(&version, s.int())
             case "vaults":
-                return once(&vaults, map(&s) { s in
+                return once(&vaults, members(&s) { s in
                     var summaryVersion: Int?, items: [String: Int]?
                     guard s.object({ s, key in
                         switch key {
                         case "summaryVersion": return once(&summaryVersion, s.int())
-                        case "items": return once(&items, map(&s) { $0.int() })
+                        case "items": return once(&items, members(&s) { $0.int() })
                         default: return s.skipValue()
                         }
                     }), let summaryVersion, let items else { return nil }
                     return Vault(summaryVersion: summaryVersion, items: items)
                 })
-            case "memberKeys": return once(&memberKeys, s.optional { map(&$0) { $0.string() } })
+            case "memberKeys": return once(&memberKeys, s.optional { members(&$0) { $0.string() } })
             case "writers":
-                return once(&writers, s.optional { map(&$0) { s in
+                return once(&writers, s.optional { members(&$0) { s in
                     var version: Int?, hash: String?
                     guard s.object({ s, key in
                         switch key {

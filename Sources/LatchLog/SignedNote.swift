@@ -102,7 +102,7 @@ public struct SignedNote: Sendable, Hashable {
             guard let verifier = verifiers.first(where: { $0.name == sig.name && $0.keyID == sig.keyID }) else {
                 continue
             }
-            guard verifier.isValidSignature(sig.signature, for: text.withUTF8Data { $0 }) else {
+            guard verifier.isValidSignature(sig.signature, for: text.utf8Data) else {
                 throw LogError.signature("signature by \(sig.name)+\(String(format: "%08x", sig.keyID)) does not verify; the note was altered or forged")
             }
             verified.append(sig)
@@ -316,10 +316,10 @@ enum NoteKeys {
 }
 
 extension String {
-    /// `body` with this string's UTF-8 as `Data`, copied without the generic `Data(_: some Sequence)`
-    /// (its dynamic casts cost a short process a scan of every conformance record on first use).
-    func withUTF8Data<T>(_ body: (Data) throws -> T) rethrows -> T {
+    /// This string's UTF-8 as `Data`, copied without the generic `Data(_: some Sequence)` (whose
+    /// dynamic casts cost a short process a scan of every conformance record on first use).
+    var utf8Data: Data {
         var text = self
-        return try text.withUTF8 { try body($0.isEmpty ? Data() : Data(bytes: $0.baseAddress!, count: $0.count)) }
+        return text.withUTF8 { $0.isEmpty ? Data() : Data(bytes: $0.baseAddress!, count: $0.count) }
     }
 }
