@@ -125,4 +125,46 @@ import Testing
         #expect(SeenState.readDirect(Data(#"{"version":1,"vaults":{"v":{"summaryVersion":1,"items":{"i":1,"i":2}}}}"#.utf8)) == nil)
         #expect(SeenState.readDirect(Data(#"{"vaults":{}}"#.utf8)) == nil)   // JSONDecoder wants `version` too
     }
+
+    /// Mutated answers (bytes flipped, inserted, dropped; structural characters swapped): whenever
+    /// the direct reader accepts one, JSONDecoder accepts it too, with the same value. A hostile
+    /// server gains nothing from the reader that JSONDecoder would have refused.
+    @Test func mutatedAnswersNeverDisagree() throws {
+        var rng = SplitMix(seed: 0x1a7c_4e11)
+        let specials: [UInt8] = Array("{}[]\",:0123456789.-eE tnfu\\".utf8) + [0x00, 0x1F, 0x7F, 0xC3, 0xFF]
+        var accepted = 0, refused = 0
+        for round in 0..<3000 {
+            var bytes = [UInt8](try LatchJSON.encoder().encode(Self.answer(round % 14)))
+            for _ in 0..<(1 + Int(rng.next() % 3)) {
+                let at = Int(rng.next() % UInt64(bytes.count))
+                switch rng.next() % 4 {
+                case 0: bytes[at] = specials[Int(rng.next() % UInt64(specials.count))]
+                case 1: bytes.insert(specials[Int(rng.next() % UInt64(specials.count))], at: at)
+                case 2: bytes.remove(at: at)
+                default: bytes[at] ^= UInt8(truncatingIfNeeded: rng.next() | 1)
+                }
+            }
+            let data = Data(bytes)
+            guard let direct = SyncResponse.readDirect(data) else { refused += 1; continue }
+            accepted += 1
+            let viaDecoder = try #require(try? LatchJSON.decoder().decode(SyncResponse.self, from: data),
+                                          "the direct reader accepted what JSONDecoder refuses: \(String(decoding: bytes, as: UTF8.self).prefix(400))")
+            #expect(try encoded(direct) == encoded(viaDecoder))
+        }
+        // Both outcomes must occur, or the mutations test nothing.
+        #expect(accepted > 50 && refused > 50, "accepted \(accepted), refused \(refused)")
+    }
+}
+
+/// A small deterministic generator, so a failing mutation can be replayed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 }

@@ -151,6 +151,31 @@ struct StatementTests {
         }
     }
 
+    @Test("Mutated envelopes: whenever the strict parser's direct read accepts one, JSONDecoder gives the same envelope")
+    func mutatedEnvelopesNeverDisagree() throws {
+        let env = try SignedEnvelope.sign(Self.detail(), with: TestKeys.alice)
+        let wire = [UInt8](try JSONEncoder().encode(env))
+        let specials: [UInt8] = Array("{}[]\",:0123456789.-eE tnfu\\".utf8) + [0x00, 0x1F, 0x7F, 0xC3, 0xFF]
+        var state: UInt64 = 0x5eed
+        func next() -> Int { state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407; return Int(truncatingIfNeeded: state >> 33) }
+        var accepted = 0, refused = 0
+        for _ in 0..<2000 {
+            var bytes = wire
+            let at = next() % bytes.count
+            switch next() % 3 {
+            case 0: bytes[at] = specials[next() % specials.count]
+            case 1: bytes.insert(specials[next() % specials.count], at: at)
+            default: bytes.remove(at: at)
+            }
+            guard let direct = try? SignedEnvelope<ItemDetailCheckpoint>.readDirect(String(decoding: bytes, as: UTF8.self)),
+                  bytes == Array(String(decoding: bytes, as: UTF8.self).utf8) else { refused += 1; continue }
+            accepted += 1
+            #expect(try JSONDecoder().decode(SignedEnvelope<ItemDetailCheckpoint>.self, from: Data(bytes)) == direct,
+                    "\(String(decoding: bytes, as: UTF8.self).prefix(300))")
+        }
+        #expect(accepted > 20 && refused > 20, "accepted \(accepted), refused \(refused)")
+    }
+
     @Test("Cross-type domain separation")
     func domainSeparation() throws {
         let key = TestKeys.alice
