@@ -14,6 +14,8 @@ final class ConfiguredKey: @unchecked Sendable {
     private var parsed: PrincipalPrivateKey?
     private var memo: UnwrapMemo
     private var memoChanged = false
+    /// Signature checks looked up or recorded since the memo was last saved.
+    private var usedSignatures: [String] = []
 
     /// `source` names where the PEM came from, for the error when it does not load.
     init(pem: String, source: String, memoPath: String?) throws {
@@ -67,14 +69,17 @@ final class ConfiguredKey: @unchecked Sendable {
     }
 
     /// Keeps only the entries for `current` (the wrapped keys of every vault the client now
-    /// holds open) and writes the memo if that changed it, without waiting for the disk: a memo
-    /// that is lost, cut short or not written costs the next run one RSA operation, nothing else.
-    func saveMemo(keeping current: [Data]) {
+    /// holds open) and, when `signaturesUsed`, only the signature checks this pass looked up or
+    /// recorded; writes the memo if that changed it, without waiting for the disk: a memo that
+    /// is lost, cut short or not written costs the next run its RSA operations, nothing else.
+    func saveMemo(keeping current: [Data], signaturesUsed: Bool = true) {
         guard let memoPath, let sealing else { return }
         let data: Data? = lock.withLock {
             var next = memo
             next.keep(onlyUnwrapping: current)
-            guard memoChanged || next.count < memo.count else { return nil }
+            if signaturesUsed { next.keep(onlyVerified: usedSignatures) }
+            usedSignatures = []
+            guard memoChanged || next.count < memo.count || next.signatureCount < memo.signatureCount else { return nil }
             var rng = SystemRandomNumberGenerator()
             guard let data = try? next.sealed(with: sealing, using: &rng) else { return nil }
             memo = next
@@ -84,5 +89,23 @@ final class ConfiguredKey: @unchecked Sendable {
         guard let data else { return }
         try? SecureFile.makeDirectory((memoPath as NSString).deletingLastPathComponent, mode: 0o700)
         try? SecureFile.write(data, to: memoPath, mode: 0o600, sync: false)
+    }
+}
+
+extension ConfiguredKey: VerifiedSignatures {
+    func check(_ digest: String) -> Bool {
+        lock.withLock {
+            guard memo.hasVerified(digest) else { return false }
+            usedSignatures.append(digest)
+            return true
+        }
+    }
+
+    func record(_ digest: String) {
+        lock.withLock {
+            memo.rememberVerified(digest)
+            usedSignatures.append(digest)
+            memoChanged = true
+        }
     }
 }

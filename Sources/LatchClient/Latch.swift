@@ -342,7 +342,8 @@ public final class Latch: @unchecked Sendable {
             let verifyStart = DispatchTime.now().uptimeNanoseconds
             defer { timings.add("verify", since: verifyStart) }
             do {
-                newVaults[id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy, earlier: earlier[id])
+                newVaults[id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy, earlier: earlier[id],
+                                                         signatures: reuseEarlierChecks ? ownKey : nil)
             } catch let e as LatchError where e.kind == .forbidden {
                 unavailable[id] = e.message
                 continue
@@ -393,7 +394,7 @@ public final class Latch: @unchecked Sendable {
             return changed
         }
         if seenChanged { persistSeen(seenCopy) }
-        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey))
+        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey), signaturesUsed: reuseEarlierChecks)
     }
 
     /// Unwraps with this client's key, through its unwrap memo unless every check is being
@@ -504,7 +505,8 @@ public final class Latch: @unchecked Sendable {
             }
             do {
                 let (material, served) = try await fetchMaterial(vaultId: info.id, previous: oldVaults[info.id])
-                newVaults[info.id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy)
+                newVaults[info.id] = try VaultVerifier.verify(material, recipientKeyId: keyId, unwrap: unwrap, seen: &seenCopy,
+                                                              signatures: reuseEarlierChecks ? ownKey : nil)
                 newInfos[info.id] = info
                 entries += logEntries(material, summary: served.summary, summaryIndex: served.summaryIndex, details: served.details)
             } catch let e as LatchError where e.kind == .forbidden || e.kind == .notFound {
@@ -534,7 +536,7 @@ public final class Latch: @unchecked Sendable {
             return changed
         }
         if seenChanged { persistSeen(seenCopy) }
-        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey))
+        ownKey.saveMemo(keeping: newVaults.values.map(\.wrappedKey), signaturesUsed: reuseEarlierChecks)
     }
 
     /// Fetch one vault's material. Items whose detail version is unchanged since `previous`

@@ -3,6 +3,14 @@ import LatchCrypto
 
 /// A key in a vault's signer directory (`GET /vault/:id/public-keys`): a member's active key
 /// and, when the server says, the member's access level.
+/// Signature checks that passed before (the `sig` entries of the client's unwrap memo).
+public protocol VerifiedSignatures: AnyObject, Sendable {
+    /// Whether the check named by `digest` (`SignedEnvelope.signatureDigest`) passed before.
+    func check(_ digest: String) -> Bool
+    /// Records that it passed.
+    func record(_ digest: String)
+}
+
 public struct DirectoryKey: Sendable {
     public var principalId: String
     public var publicKey: PrincipalPublicKey
@@ -141,7 +149,17 @@ public enum VaultVerifier {
     /// linked, and passing through the version this client saw last (no rollback or fork).
     /// Returns the newest version. Binding each signer's key to its principal is the
     /// transparency log's job (`Latch.logEntries`).
-    static func verifyWriters(_ m: VaultMaterial, seen: inout SeenState) throws -> VaultWritersStatement {
+    /// `e.verify(with: key)`, answered from `memo` when this exact check (key id, signature,
+    /// signed bytes) passed before; a check that passes now is recorded there.
+    static func checkSignature<S>(_ e: SignedEnvelope<S>, with key: PrincipalPublicKey, _ memo: (any VerifiedSignatures)?) throws {
+        guard let memo, e.signerKeyId == key.keyId else { return try e.verify(with: key) }
+        let digest = try e.signatureDigest()
+        if memo.check(digest) { return }
+        try e.verify(with: key)
+        memo.record(digest)
+    }
+
+    static func verifyWriters(_ m: VaultMaterial, seen: inout SeenState, signatures: (any VerifiedSignatures)? = nil) throws -> VaultWritersStatement {
         let vaultLabel = "vault \(m.vaultId)"
         guard !m.writers.isEmpty else {
             throw fail("\(vaultLabel) has no signed writer set, so no checkpoint in it can be trusted; an ADMIN of the vault must sign one (any write by an ADMIN's `latch` does)")
@@ -154,7 +172,7 @@ public enum VaultVerifier {
             guard link.envelope.signerKeyId == link.signerKey.keyId else {
                 throw fail("\(label) is served with key \(link.signerKey.keyId.prefix(16))…, not the key \(link.envelope.signerKeyId.prefix(16))… that signed it")
             }
-            do { try link.envelope.verify(with: link.signerKey) } catch {
+            do { try checkSignature(link.envelope, with: link.signerKey, signatures) } catch {
                 throw fail("\(label): signature is invalid (\(error))")
             }
             do { try VaultWritersStatement.checkLink(st, follows: previous, signerId: link.signerId) } catch {
@@ -182,22 +200,25 @@ public enum VaultVerifier {
 
     /// The same, for the key whose id is `recipientKeyId`, with `unwrap` in place of its
     /// `PrincipalPrivateKey.unwrap` (the client's, which consults its unwrap memo first).
+    /// `signatures`: signature checks that passed before (the client's unwrap memo), consulted
+    /// for the RSA operation alone; every other check runs as without it.
     public static func verify(_ m: VaultMaterial, recipientKeyId: String, unwrap: (Data, Int) throws -> DataEncryptionKey,
-                              seen: inout SeenState, earlier: VerifiedVault? = nil) throws -> VerifiedVault {
+                              seen: inout SeenState, earlier: VerifiedVault? = nil,
+                              signatures: (any VerifiedSignatures)? = nil) throws -> VerifiedVault {
         let vaultLabel = "vault \(m.vaultId)"
         // 0. member keys: a key that differs from the one seen before for that member must be
         //    reached by rotation statements signed by the earlier key (continuity)
         //    (pinned only if the whole vault verifies)
         var keysSeen = seen
         for k in m.directory { try keysSeen.acceptMemberKey(k, vaultLabel: vaultLabel) }
-        let writers = try verifyWriters(m, seen: &keysSeen)
+        let writers = try verifyWriters(m, seen: &keysSeen, signatures: signatures)
         // 1. summary checkpoint
         let summary = m.summary.checkpoint
         guard summary.vaultId == m.vaultId else {
             throw fail("\(vaultLabel): summary checkpoint is for vault \(summary.vaultId)")
         }
         let summarySigner = try signer(m.summary.signerKeyId, in: m.directory, what: "\(vaultLabel) summary checkpoint v\(summary.version)", writers: writers)
-        do { try m.summary.verify(with: summarySigner.publicKey) } catch {
+        do { try checkSignature(m.summary, with: summarySigner.publicKey, signatures) } catch {
             throw fail("\(vaultLabel): summary checkpoint signature is invalid (\(error))")
         }
 
@@ -212,7 +233,7 @@ public enum VaultVerifier {
             throw fail("\(vaultLabel): wrapped-key statement is for vault \(st.vaultId) DEK v\(st.dekVersion)")
         }
         let wrapSigner = try signer(wrapped.statement.signerKeyId, in: m.directory, what: "\(vaultLabel) wrapped key v\(dekVersion)")
-        do { try wrapped.statement.verify(with: wrapSigner.publicKey) } catch {
+        do { try checkSignature(wrapped.statement, with: wrapSigner.publicKey, signatures) } catch {
             throw fail("\(vaultLabel): wrapped-key statement signature is invalid (\(error))")
         }
         do { try st.checkMatches(wrappedKey: wrapped.wrappedKey, recipientKeyId: recipientKeyId) } catch {
@@ -259,7 +280,7 @@ public enum VaultVerifier {
             }
             let detailSigner = try signer(item.detail.signerKeyId, in: m.directory, what: "\(label) detail checkpoint v\(detail.version)", writers: writers)
             if same == nil {
-                do { try item.detail.verify(with: detailSigner.publicKey) } catch {
+                do { try checkSignature(item.detail, with: detailSigner.publicKey, signatures) } catch {
                     throw fail("\(label): detail checkpoint signature is invalid (\(error))")
                 }
             }

@@ -72,6 +72,20 @@ public struct SignedEnvelope<Statement: SignedStatement>: Codable, Sendable, Equ
         return Self(checkpoint: try Statement(statementJSON: StatementJSON(value: checkpoint)), signerKeyId: signerKeyId, signature: signature)
     }
 
+    /// Names this exact signature check (hex SHA-256 over a domain prefix, the signer's key id,
+    /// the signature and the signed bytes): equal only for the same key id, signature and
+    /// statement. What `UnwrapMemo` keeps of a check that passed.
+    public func signatureDigest() throws -> String {
+        var input = Array("latchkey verified signature v1".utf8)
+        input.append(0)
+        input.append(contentsOf: signerKeyId.utf8)
+        input.append(0)
+        input.append(contentsOf: signature.utf8)
+        input.append(0)
+        input.append(contentsOf: try Self.signedBytes(of: checkpoint))
+        return SHA256Hex.of(input)
+    }
+
     /// The exact bytes a signature covers.
     public static func signedBytes(of statement: Statement) throws -> Data {
         try statement.canonicalSignedBytes()

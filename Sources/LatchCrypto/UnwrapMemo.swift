@@ -20,11 +20,15 @@ import Foundation
 /// Whoever can read the memo file can read the private key file beside it, which opens every
 /// wrapped DEK anyway; without that key the memo is ciphertext. The plaintext is UTF-8 lines:
 /// `key <keyId>` (the public key id, so that a run can check its key without parsing the RSA
-/// key), then `dek <version> <sha256(wrapped) hex> <DEK base64>` per DEK.
+/// key), then `dek <version> <sha256(wrapped) hex> <DEK base64>` per DEK, then `sig <digest>` per
+/// signature check that passed (`SignedEnvelope.signatureDigest`: the key id, signature and
+/// signed bytes of a check whose answer cannot change, so a later run need not redo the RSA
+/// operation; whether that signer may sign is decided afresh every time).
 public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringConvertible, CustomReflectable {
     /// The public key id of the key this memo belongs to.
     public var keyId: String?
     private var entries: [String: (version: Int, bytes: Data)] = [:]
+    private var signatures: [String: Bool] = [:]
 
     static let magic: [UInt8] = [0x4C, 0x4B, 0x4D, 0x31]   // "LKM1"
 
@@ -32,8 +36,11 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
 
     public var count: Int { entries.count }
 
+    /// Signature checks held.
+    public var signatureCount: Int { signatures.count }
+
     /// Never shows a DEK: only the key id and how many it holds.
-    public var description: String { "UnwrapMemo(keyId: \(keyId ?? "none"), \(entries.count) DEKs, <redacted>)" }
+    public var description: String { "UnwrapMemo(keyId: \(keyId ?? "none"), \(entries.count) DEKs, \(signatures.count) signatures, <redacted>)" }
     public var debugDescription: String { description }
     public var customMirror: Mirror { Mirror(self, children: [], displayStyle: .struct) }
 
@@ -55,6 +62,17 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
         entries = entries.filter { wanted.contains($0.key) }
     }
 
+    /// Whether the signature check named by `digest` (`SignedEnvelope.signatureDigest`) passed before.
+    public func hasVerified(_ digest: String) -> Bool { signatures[digest] != nil }
+
+    /// Remembers that the check named by `digest` passed.
+    public mutating func rememberVerified(_ digest: String) { signatures[digest] = true }
+
+    /// Keeps only these signature checks.
+    public mutating func keep(onlyVerified digests: [String]) {
+        signatures = signatures.filter { digests.contains($0.key) }
+    }
+
     /// The key that seals the memo of the private key whose PEM this is (PKCS#8 or PKCS#1;
     /// the memo of one spelling does not open with the other).
     public struct SealingKey: Sendable {
@@ -73,6 +91,7 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
         for (hash, e) in entries.sorted(by: { $0.key < $1.key }) {
             text += "dek \(e.version) \(hash) \(e.bytes.base64EncodedString())\n"
         }
+        for digest in signatures.keys.sorted() { text += "sig \(digest)\n" }
         var nonce = [UInt8](repeating: 0, count: 12)
         for i in nonce.indices { nonce[i] = UInt8.random(in: 0...255, using: &rng) }
         let box = try AES.GCM.seal(Array(text.utf8), using: k.key, nonce: try AES.GCM.Nonce(data: nonce), authenticating: Self.magic)
@@ -94,6 +113,8 @@ public struct UnwrapMemo: Sendable, CustomStringConvertible, CustomDebugStringCo
             } else if f.count == 4, f[0] == "dek", let v = Int(f[1]), v >= 1, f[2].utf8.count == 64,
                       let dek = Data(base64Encoded: String(f[3])), dek.count == DataEncryptionKey.byteCount {
                 memo.entries[String(f[2])] = (v, dek)
+            } else if f.count == 2, f[0] == "sig", f[1].utf8.count == 64 {
+                memo.signatures[String(f[1])] = true
             } else {
                 return nil
             }

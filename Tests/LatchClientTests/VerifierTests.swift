@@ -136,6 +136,64 @@ struct Fixture {
         #expect(e?.message.contains("rollback") == true, "\(e?.message ?? "no error")")
     }
 
+    /// The unwrap memo's signature checks spare the RSA operation of a check that passed before,
+    /// and nothing else: any change to the signed bytes, the signature or the key id is a new
+    /// check, and who may sign is decided afresh.
+    @Test func rememberedSignatureChecksSpareOnlyTheRSAOperation() throws {
+        final class Memo: VerifiedSignatures, @unchecked Sendable {
+            var known: [String: Int] = [:]   // digest -> times looked up with success
+            var recorded: [String] = []
+            func check(_ digest: String) -> Bool {
+                guard known[digest] != nil else { return false }
+                known[digest]! += 1
+                return true
+            }
+            func record(_ digest: String) { known[digest] = 0; recorded.append(digest) }
+        }
+        var f = try Fixture()
+        let memo = Memo()
+        func verify(_ m: VaultMaterial, _ memo: Memo) throws -> VerifiedVault {
+            var seen = SeenState()
+            return try VaultVerifier.verify(m, recipientKeyId: agentTestKey.publicKey.keyId, unwrap: agentTestKey.unwrap, seen: &seen, signatures: memo)
+        }
+        func refused(_ m: VaultMaterial, _ text: String) {
+            let e = #expect(throws: LatchError.self) { _ = try verify(m, memo) }
+            #expect(e?.message.contains(text) == true, "expected \"\(text)\" in: \(e?.message ?? "no error")")
+        }
+        // First pass: every check (writer set, summary, wrap, two details) runs and is recorded.
+        let first = try verify(f.material, memo)
+        #expect(memo.recorded.count == 5)
+        #expect(Set(memo.recorded) == Set([try f.writers[0].envelope.signatureDigest(), try f.summary.signatureDigest(),
+                                           try f.agentWrap.statement.signatureDigest(), try f.details["i-db"]!.signatureDigest(),
+                                           try f.details["i-openai"]!.signatureDigest()]))
+        // Second pass: all five answered from the memo, the same values out.
+        memo.recorded = []
+        let second = try verify(f.material, memo)
+        #expect(memo.recorded.isEmpty && memo.known.values.allSatisfy { $0 == 1 })
+        #expect(second.items.flatMap { $0.fields.map(\.value) } == first.items.flatMap { $0.fields.map(\.value) })
+        // The same detail under another signature, or an altered detail under the remembered
+        // signature, is a check the memo has not seen: refused by RSA as without a memo.
+        let i = f.material.items.firstIndex { $0.id == "i-db" }!
+        let d = f.details["i-db"]!
+        var forged = f.material
+        forged.items[i].detail = SignedEnvelope(checkpoint: d.checkpoint, signerKeyId: d.signerKeyId,
+                                                signature: try outsiderTestKey.sign(Data("x".utf8)).base64EncodedString())
+        refused(forged, "detail checkpoint signature is invalid")
+        var altered = f.material
+        var c = d.checkpoint
+        c.websites = ["https://evil.example"]
+        altered.items[i].detail = SignedEnvelope(checkpoint: c, signerKeyId: d.signerKeyId, signature: d.signature)
+        var sum = f.summary.checkpoint
+        sum.items[sum.items.firstIndex { $0.id == "i-db" }!].detailHash = c.hash
+        altered.summary = try .sign(sum, with: sharedTestKey)   // so that only the detail's signature is wrong
+        refused(altered, "detail checkpoint signature is invalid")
+        // A remembered check does not make its signer a writer: the reader's own write is
+        // refused even when the memo says its signature verified.
+        try f.write("i-openai", "openai", [("f-key", "api key", "sk-by-reader")], signer: agentTestKey)
+        memo.record(try f.details["i-openai"]!.signatureDigest())
+        refused(f.material, "does not list as a writer")
+    }
+
     @Test func swappedFieldValuesAreRefused() throws {
         let f = try Fixture()
         var m = f.material

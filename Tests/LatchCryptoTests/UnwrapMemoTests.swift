@@ -83,6 +83,25 @@ struct UnwrapMemoTests {
         #expect(memo.count == 0)
     }
 
+    @Test("Signature checks are sealed with the DEKs, open again, and are pruned to those still used")
+    func signatureChecks() throws {
+        let envelope = try SignedEnvelope.sign(WrappedKeyStatement(vaultId: "v", dekVersion: 1, recipientKeyId: "k", wrappedKeyHash: "h"),
+                                               with: TestKeys.alice)
+        let d1 = try envelope.signatureDigest()
+        let d2 = try SignedEnvelope(checkpoint: envelope.checkpoint, signerKeyId: envelope.signerKeyId, signature: "AAAA").signatureDigest()
+        #expect(d1 != d2 && d1.utf8.count == 64)
+        var memo = UnwrapMemo(keyId: TestKeys.alice.publicKey.keyId)
+        memo.rememberVerified(d1)
+        memo.rememberVerified(d2)
+        let k = try UnwrapMemo.SealingKey(privateKeyPEM: TestKeys.alice.pkcs8PEM)
+        var rng = Counter()
+        var opened = try #require(UnwrapMemo.open(try memo.sealed(with: k, using: &rng), with: k))
+        #expect(opened.hasVerified(d1) && opened.hasVerified(d2) && opened.signatureCount == 2)
+        opened.keep(onlyVerified: [d2])
+        #expect(!opened.hasVerified(d1) && opened.hasVerified(d2))
+        #expect(!UnwrapMemo(keyId: nil).hasVerified(d1))
+    }
+
     @Test("The memo's description never shows a DEK")
     func redaction() throws {
         let (w, dek) = try Self.wrapped(version: 1)
