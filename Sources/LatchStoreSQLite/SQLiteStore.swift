@@ -102,7 +102,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             opened.append(w)
             try await w.withHandle("configure the writer connection") { h in
                 for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000",
-                          "PRAGMA wal_autocheckpoint=0"] {
+                          "PRAGMA wal_autocheckpoint=0", "PRAGMA journal_size_limit=\(walSizeLimit)"] {
                     try h.execute(p, purpose: "configure the writer connection (\(p))")
                 }
                 try migrate(h)
@@ -279,6 +279,11 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// WAL length (frames of a page) from which maintenance restarts the WAL: SQLite's own
     /// auto-checkpoint length.
     static let walRestartFrames: Int64 = 1000
+
+    /// The size (bytes) the writer truncates the WAL file to when it starts the WAL afresh: twice
+    /// the restart length in 4 KiB pages. A burst that outran maintenance (a long read holds the
+    /// restart back) grows the file; without the limit it kept that size for good.
+    static let walSizeLimit: Int64 = 2 * walRestartFrames * (4096 + 24)
 
     /// Runs a checkpoint; returns the WAL's length in frames.
     static func checkpoint(_ h: SQLiteHandle, _ mode: String) throws -> Int64 {

@@ -118,4 +118,43 @@ import Testing
             #expect(slowest < .milliseconds(750), "a write waited \(slowest)")
         }
     }
+
+    @Test("after a burst the writer truncates the WAL file back to its size limit")
+    func walShrinksAfterBurst() async throws {
+        try await withSQLiteStore { store, path in
+            let draft = AuditDraft(time: Date(), tenantId: "t", action: "field.read", outcome: "success", principalId: "p", accessKey: nil,
+                                   detail: String(repeating: "x", count: 4096))
+            func walBytes() throws -> Int64 {
+                Int64(try #require(try FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int))
+            }
+            // A read holds its snapshot, so maintenance cannot restart the WAL: a burst grows it
+            // well past the limit.
+            let release = AsyncStream<Void>.makeStream()
+            let reader = Task {
+                try await store.read { tx in
+                    _ = try await tx.setting("x")
+                    for await _ in release.stream { break }
+                    return try await tx.setting("x")
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+            var burst = 0
+            while try walBytes() < 2 * SQLiteLatchStore.walSizeLimit, burst < 5_000 {
+                _ = try await store.write(durability: .deferred) { try await $0.appendAudit([draft]) }
+                burst += 1
+            }
+            let peak = try walBytes()
+            #expect(peak >= 2 * SQLiteLatchStore.walSizeLimit, "the burst of \(burst) commits grew the WAL to \(peak) bytes only")
+            release.continuation.yield()
+            _ = try await reader.value
+            // Commits go on: maintenance restarts the WAL, and the writer, starting it afresh,
+            // truncates the file to the limit.
+            let deadline = Date().addingTimeInterval(30)
+            while try walBytes() > SQLiteLatchStore.walSizeLimit, Date() < deadline {
+                _ = try await store.write(durability: .deferred) { try await $0.appendAudit([draft]) }
+            }
+            let after = try walBytes()
+            #expect(after <= SQLiteLatchStore.walSizeLimit, "the WAL file stayed at \(after) bytes after a peak of \(peak)")
+        }
+    }
 }
