@@ -96,6 +96,14 @@ public enum ConfigurationResolver {
         return userHome + "/.latch"
     }
 
+    /// `path` with a leading `~` or `~/` read against `HOME`; `~user/…` goes to NSString (whose
+    /// first use costs a short process a scan of every conformance record, so not for the rest).
+    static func expandingTilde(_ path: String, environment: [String: String]) -> String {
+        guard path.hasPrefix("~") else { return path }
+        if path == "~" || path.hasPrefix("~/"), let home = environment["HOME"], !home.isEmpty { return home + path.dropFirst() }
+        return (path as NSString).expandingTildeInPath
+    }
+
     /// `--profile`, else `LATCH_PROFILE`, else `default`.
     public static func profileName(explicit: String? = nil, environment: [String: String]) -> String {
         if let explicit, !explicit.isEmpty { return explicit }
@@ -145,7 +153,7 @@ public enum ConfigurationResolver {
         // Private key
         var key: (pem: String, source: ConfigurationSource, path: String?)? = nil
         func readKey(_ path: String, _ source: ConfigurationSource) throws -> (String, ConfigurationSource, String?) {
-            let expanded = (path as NSString).expandingTildeInPath
+            let expanded = expandingTilde(path, environment: environment)
             guard FileManager.default.fileExists(atPath: expanded) else {
                 throw LatchError(.configuration, "private key file \(expanded) (from \(source)) does not exist")
             }

@@ -42,7 +42,7 @@ struct ClientProfile {
 
 public enum CLI {
     public static func stderr(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        FileHandle.standardError.write(Data(utf8Of: line + "\n"))
     }
 
     public static func stdout(_ text: String) {
@@ -115,17 +115,21 @@ public enum CLI {
 /// whole `latch get`. Every other command line, help and mistakes included, goes to
 /// ArgumentParser, so its messages and exit codes stay the only ones.
 public enum QuickCommands {
-    static let forms: [String: (options: Set<String>, flags: Set<String>)] = [
-        "get": (["profile"], []),
-        "env": (["profile", "format"], []),
-        "run": (["profile", "prefix"], ["no-masking"]),
-    ]
+    /// The options and flags each plain form takes (arrays, not sets: see `Daemon.commands`).
+    static func form(_ command: String) -> (options: [String], flags: [String])? {
+        switch command {
+        case "get": (["profile"], [])
+        case "env": (["profile", "format"], [])
+        case "run": (["profile", "prefix"], ["no-masking"])
+        default: nil
+        }
+    }
 
     /// The exit code, or nil when `arguments` (without the executable) is not a plain form.
     public static func run(_ arguments: [String]) async -> Int32? {
-        guard let command = arguments.first, let form = forms[command] else { return nil }
+        guard let command = arguments.first, let form = form(command) else { return nil }
         var options: [String: String] = [:]
-        var flags: Set<String> = []
+        var flags: [String] = []
         var positional: [String] = []
         var passthrough: [String]?
         var rest = arguments.dropFirst()[...]
@@ -138,7 +142,8 @@ public enum QuickCommands {
                 let parts = token.dropFirst(2).split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
                 let name = String(parts[0])
                 if form.flags.contains(name) {
-                    guard parts.count == 1, flags.insert(name).inserted else { return nil }
+                    guard parts.count == 1, !flags.contains(name) else { return nil }
+                    flags.append(name)
                     continue
                 }
                 guard form.options.contains(name), options[name] == nil else { return nil }

@@ -87,6 +87,17 @@ let sharedTestKey: PrincipalPrivateKey = {
         #expect(try ConfigurationResolver.resolve(environment: inline).privateKeyPEM == "R4-PEM")   // path beats inline
     }
 
+    @Test func tildeExpandsAgainstHOME() {
+        let env = ["HOME": "/home/agent"]
+        #expect(ConfigurationResolver.expandingTilde("~", environment: env) == "/home/agent")
+        #expect(ConfigurationResolver.expandingTilde("~/keys/a.pem", environment: env) == "/home/agent/keys/a.pem")
+        #expect(ConfigurationResolver.expandingTilde("/etc/~x", environment: env) == "/etc/~x")
+        #expect(ConfigurationResolver.expandingTilde("keys/~", environment: env) == "keys/~")
+        // Without HOME in the given environment, or for `~user`, Foundation's own expansion.
+        #expect(ConfigurationResolver.expandingTilde("~/a", environment: [:]) == ("~/a" as NSString).expandingTildeInPath)
+        #expect(ConfigurationResolver.expandingTilde("~root/a", environment: env) == ("~root/a" as NSString).expandingTildeInPath)
+    }
+
     @Test func profileSelectionAndHome() throws {
         let home = try temporaryDirectory()
         _ = try makeProfile(home: home, name: "default")
