@@ -1,8 +1,6 @@
 import Foundation
 import LatchCrypto
 
-/// A key in a vault's signer directory (`GET /vault/:id/public-keys`): a member's active key
-/// and, when the server says, the member's access level.
 /// Signature checks that passed before (the `sig` entries of the client's unwrap memo).
 public protocol VerifiedSignatures: AnyObject, Sendable {
     /// Whether the check named by `digest` (`SignedEnvelope.signatureDigest`) passed before.
@@ -11,6 +9,8 @@ public protocol VerifiedSignatures: AnyObject, Sendable {
     func record(_ digest: String)
 }
 
+/// A key in a vault's signer directory (`GET /vault/:id/public-keys`): a member's active key
+/// and, when the server says, the member's access level.
 public struct DirectoryKey: Sendable {
     public var principalId: String
     public var publicKey: PrincipalPublicKey
@@ -144,11 +144,6 @@ public enum VaultVerifier {
         return entry
     }
 
-    /// Checks the writer set chain from version 1: each link signed by the key served with it,
-    /// by a principal the version before lists as ADMIN (the first by an ADMIN it lists), hash-
-    /// linked, and passing through the version this client saw last (no rollback or fork).
-    /// Returns the newest version. Binding each signer's key to its principal is the
-    /// transparency log's job (`Latch.logEntries`).
     /// `e.verify(with: key)`, answered from `memo` when this exact check (key id, signature,
     /// signed bytes) passed before; a check that passes now is recorded there.
     static func checkSignature<S>(_ e: SignedEnvelope<S>, with key: PrincipalPublicKey, _ memo: (any VerifiedSignatures)?) throws {
@@ -159,6 +154,11 @@ public enum VaultVerifier {
         memo.record(digest)
     }
 
+    /// Checks the writer set chain from version 1: each link signed by the key served with it,
+    /// by a principal the version before lists as ADMIN (the first by an ADMIN it lists), hash-
+    /// linked, and passing through the version this client saw last (no rollback or fork).
+    /// Returns the newest version. Binding each signer's key to its principal is the
+    /// transparency log's job (`Latch.logEntries`).
     static func verifyWriters(_ m: VaultMaterial, seen: inout SeenState, signatures: (any VerifiedSignatures)? = nil) throws -> VaultWritersStatement {
         let vaultLabel = "vault \(m.vaultId)"
         guard !m.writers.isEmpty else {
