@@ -30,8 +30,14 @@ public struct ProfileOption: ParsableArguments {
 /// property wrapper does, which was a scan of every conformance record at each start).
 struct ClientProfile {
     var name: String?
+    /// Read once: `get` (LATCH_TIMING) and `run` (the child's environment) look at it again
+    /// after connecting.
+    let environment: [String: String]
 
-    var environment: [String: String] { CLI.environment() }
+    init(name: String?, environment: [String: String] = CLI.environment()) {
+        self.name = name
+        self.environment = environment
+    }
 
     /// A command is a short process that waits on each answer: its requests block the calling
     /// thread rather than start one of their own.
