@@ -139,6 +139,24 @@ extension Latch {
         try await http.getJSON(PrincipalListResponse.self, LatchRoutes.users).principals
     }
 
+    /// Issue an API key for `principal` (nil: this profile's own principal). The answer holds
+    /// the key itself (`apiKey`), shown once: store it, never print it.
+    public func issueAPIKey(for principal: PrincipalInfo? = nil, scope: String? = nil, permissions: [String]? = nil) async throws -> APIKeyInfo {
+        try await http.postJSON(APIKeyInfo.self, LatchRoutes.apiKeys,
+                                body: CreateAPIKeyRequest(principalId: principal?.id, scope: scope, permissions: permissions))
+    }
+
+    /// The API keys of `principal` (nil: this profile's own), newest first; never their secrets.
+    public func listAPIKeys(of principal: PrincipalInfo? = nil) async throws -> [APIKeyInfo] {
+        let query = principal.map { "?principalId=\($0.id)" } ?? ""
+        return try await http.getJSON(APIKeyListResponse.self, LatchRoutes.apiKeys + query).apiKeys
+    }
+
+    /// Revoke an API key by its access key (the part before the dot). Takes effect at once.
+    public func revokeAPIKey(accessKey: String) async throws -> APIKeyInfo {
+        try http.decodeWire(APIKeyInfo.self, try await http.send(method: "DELETE", path: LatchRoutes.apiKey(accessKey)), path: LatchRoutes.apiKeys)
+    }
+
     /// Create an agent: generate its RSA-3072 key pair here, create it with its public key,
     /// grant it READ on each vault and wrap each vault's DEK to it. Returns the one-time
     /// runtime config (holds the private key and API secret: write it 0600, show it once).

@@ -738,6 +738,88 @@ struct AgentCommand: AsyncParsableCommand {
     }
 }
 
+struct APIKeyCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "apikey",
+        abstract: "Issue, list and revoke API keys (USER, AGENT, or TENANT administration keys).",
+        subcommands: [Create.self, List.self, Revoke.self])
+
+    /// `--user NAME` or `--agent NAME` (names or ids); neither: this profile's own principal.
+    struct Target: ParsableArguments {
+        @Option(help: "The agent (name or id) whose keys to act on.") var agent: String?
+        @Option(help: "The user (name or id) whose keys to act on.") var user: String?
+        func resolve(_ latch: Latch) async throws -> PrincipalInfo? {
+            switch (agent, user) {
+            case (nil, nil): return nil
+            case (let a?, nil): return try await latch.principal(named: a, type: "AGENT")
+            case (nil, let u?): return try await latch.principal(named: u, type: "USER")
+            default: throw LatchError(.usage, "--agent and --user name one principal together", hint: "pass one of them")
+            }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create",
+            abstract: "Issue an API key; it is written to --out (0600) and cannot be shown again.",
+            discussion: """
+                Without --agent or --user the key is this profile's principal's own. --scope TENANT issues a tenant \
+                administration key (a TENANT_ADMIN's; administration permissions only, no secret reads or writes). \
+                A key never gets a permission the profile's key lacks.
+                """)
+        @OptionGroup var options: ProfileOption
+        @OptionGroup var target: Target
+        @Option(help: "USER, AGENT or TENANT (default: the principal's type).") var scope: String?
+        @Option(name: .customLong("permission"), help: "Machine permission (repeatable; default depends on the scope).") var permissions: [String] = []
+        @Option(help: "File to write the new key ({accessKey}.{secret}) to, mode 0600.") var out: String
+        @Flag(help: "Replace --out if it exists.") var overwrite = false
+        func run() async throws {
+            try await CLI.run {
+                if FileManager.default.fileExists(atPath: out) && !overwrite {
+                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
+                }
+                let latch = try await options.connect(sync: false)
+                let k = try await latch.issueAPIKey(for: try await target.resolve(latch), scope: scope?.uppercased(),
+                                                    permissions: permissions.isEmpty ? nil : permissions)
+                guard let key = k.apiKey else { throw LatchError(.invalidResponse, "the server issued \(k.accessKey) but did not return it") }
+                try SecureFile.write(Data((key + "\n").utf8), to: out, mode: 0o600)
+                CLI.stderr("latch: \(k.scope) key \(k.accessKey) issued (\(k.permissions.joined(separator: ", "))); written to \(out) (0600). It cannot be shown again.")
+                CLI.stdout("\(k.accessKey)\n")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "list", abstract: "List API keys (never their secrets).")
+        @OptionGroup var options: ProfileOption
+        @OptionGroup var target: Target
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let latch = try await options.connect(sync: false)
+                let keys = try await latch.listAPIKeys(of: try await target.resolve(latch))
+                if json { try CLI.json(APIKeyListResponse(apiKeys: keys)); return }
+                CLI.stdout(CLI.table(keys.map { [$0.accessKey, $0.scope, $0.revoked ? "revoked" : "active", LatchJSON.utcString($0.createdAt),
+                                                  $0.permissions.map { $0.replacingOccurrences(of: "machine.", with: "") }.joined(separator: ",")] },
+                                     header: ["ACCESS KEY", "SCOPE", "STATE", "CREATED", "PERMISSIONS"]))
+            }
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke an API key at once.")
+        @OptionGroup var options: ProfileOption
+        @Argument(help: "The access key (lk_…, the part before the dot).") var accessKey: String
+        func run() async throws {
+            try await CLI.run {
+                guard !accessKey.contains(".") else {
+                    throw LatchError(.usage, "pass only the access key, the part before the dot", hint: "the secret after it is never needed to revoke")
+                }
+                let k = try await options.connect(sync: false).revokeAPIKey(accessKey: accessKey)
+                CLI.stdout("revoked \(k.accessKey) (\(k.scope))\n")
+            }
+        }
+    }
+}
+
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "group",
         abstract: "Create and list security groups (members are added by `latch agent create --group`).",
@@ -904,7 +986,7 @@ public enum LatchVersion {
 public enum ClientCommands {
     public static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
-        VaultCommand.self, SecretCommand.self, AgentCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
+        VaultCommand.self, SecretCommand.self, AgentCommand.self, APIKeyCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
         WhoamiCommand.self, DoctorCommand.self, VerifyCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
     ]
 }

@@ -33,13 +33,17 @@ extension LatchService {
         }
     }
 
-    /// Creates a user and a USER API key (returned once). TENANT_ADMIN only.
+    /// Creates a user and a USER API key (returned once). TENANT_ADMIN only. The key's
+    /// permissions default to the maker's key's; it cannot receive one the maker's key lacks.
     public func createUser(_ ctx: AuthContext, name: String, role: String?, permissions: [String]?) async throws -> (Principal, IssuedAPIKey) {
         return try await perform(ctx, require: "machine.permissions.write", "user.create", assetType: "USER") { tx in
             guard ctx.principal.role == .tenantAdmin else { throw DomainError.forbidden("creating users needs the TENANT_ADMIN role") }
             try self.validName(name, "user name")
             let r = try TenantRole(rawValue: role ?? "TENANT_MEMBER").orThrow(.invalid("role must be TENANT_ADMIN, TENANT_AGENT_MANAGER or TENANT_MEMBER"))
-            let perms = try MachinePermission.expand(permissions ?? MachinePermission.all)
+            let perms = try MachinePermission.expand(permissions ?? ctx.apiKey.permissions)
+            if let missing = perms.first(where: { !ctx.apiKey.permissions.contains($0) }) {
+                throw DomainError.forbidden("cannot give a user \(missing), which your own key lacks")
+            }
             let user = Principal(id: self.random.uuid(), tenantId: ctx.tenant.id, type: .user, name: name, role: r,
                                  createdAt: self.clock.now(), createdBy: ctx.principal.id, archived: false)
             try await tx.putPrincipal(user)

@@ -62,6 +62,7 @@ extension LatchService {
     /// retires the old key, registers and logs the new one and swaps the wraps. All or nothing.
     public func rotatePublicKey(_ ctx: AuthContext, _ input: KeyRotationInput) async throws -> KeyRotationResult {
         try await perform(ctx, "key.rotate", assetType: ctx.principal.type.rawValue, assetId: ctx.principal.id) { tx in
+            try ctx.requireIdentityKey("rotating a public key")
             let r = try await self.rotate(tx, ctx, input)
             return (r, "previousKeyId=\(r.previous.keyId) keyId=\(r.key.keyId) vaults=\(r.rewrappedVaultIds.count)")
         }

@@ -11,6 +11,14 @@ public struct AuthContext: Sendable {
     public func require(_ permission: String) throws(DomainError) {
         guard apiKey.permissions.contains(permission) else { throw .missingPermission(permission) }
     }
+
+    /// Refuses a key that does not act as its principal's cryptographic identity (a TENANT
+    /// administration key) on a route that changes that identity.
+    public func requireIdentityKey(_ what: String) throws(DomainError) {
+        guard apiKey.scope == .user || apiKey.scope == .agent else {
+            throw .forbidden("\(what) needs the principal's own USER or AGENT key, not a \(apiKey.scope.rawValue) key")
+        }
+    }
 }
 
 /// A freshly made API key: the stored record and the one-time `{accessKey}.{secret}` string.
@@ -243,6 +251,7 @@ public struct LatchService: Sendable {
     /// without the rotation fields is refused (see `rotatePublicKey`).
     public func registerPublicKey(_ ctx: AuthContext, pem: String) async throws -> (PublicKeyRecord, created: Bool) {
         try await perform(ctx, "key.register", assetType: ctx.principal.type.rawValue, assetId: ctx.principal.id) { tx in
+            try ctx.requireIdentityKey("registering a public key")
             let r = try await self.registerKey(tx, principal: ctx.principal, pem: pem)
             return (r, "keyId=\(r.0.keyId) created=\(r.1)")
         }

@@ -224,6 +224,20 @@ struct MachineRoutes: Sendable {
             let out = try await service.removeAgent(try c.caller(), agentId: try c.param("id"))
             return try jsonResponse(AgentRemovalResponse(agentId: out.agent.id, vaultIds: out.vaultIds))
         }
+        m.post("api-keys") { r, c in
+            let req = try await decodeBody(CreateAPIKeyRequest.self, r, limit: limit)
+            let k = try await service.issueAPIKey(try c.caller(), principalId: req.principalId, scope: req.scope, permissions: req.permissions)
+            var out = info(k.record)
+            out.apiKey = k.apiKey
+            return try jsonResponse(out, status: .created)
+        }
+        m.get("api-keys") { r, c in
+            let keys = try await service.listAPIKeys(try c.caller(), principalId: r.uri.queryParameters.get("principalId"))
+            return try jsonResponse(APIKeyListResponse(apiKeys: keys.map(info)))
+        }
+        m.delete("api-keys/:accessKey") { _, c in
+            try jsonResponse(info(try await service.revokeAPIKey(try c.caller(), accessKey: try c.param("accessKey"))))
+        }
         m.post("agents") { r, c in
             let req = try await decodeBody(CreateAgentRequest.self, r, limit: limit)
             let (a, k, pk) = try await service.createAgent(try c.caller(), name: req.name, permissions: req.permissions, role: req.role,
@@ -400,6 +414,10 @@ func publicKeysResponse(_ vaultId: String, _ d: LatchService.VaultDirectory) -> 
 func info(_ p: Principal, _ k: PublicKeyRecord?) -> PrincipalInfo {
     PrincipalInfo(id: p.id, type: p.type.rawValue, name: p.name, role: p.role.rawValue, tenantId: p.tenantId,
                   activeKeyId: k?.keyId, createdAt: p.createdAt)
+}
+func info(_ k: APIKeyRecord) -> APIKeyInfo {
+    APIKeyInfo(accessKey: k.accessKey, principalId: k.principalId, scope: k.scope.rawValue, permissions: k.permissions,
+               createdAt: k.createdAt, revoked: k.revoked)
 }
 func info(_ k: PublicKeyRecord) -> PublicKeyInfo {
     PublicKeyInfo(keyId: k.keyId, publicKey: k.pem, principalId: k.principalId, status: k.status.rawValue, createdAt: k.createdAt,

@@ -47,6 +47,9 @@ public enum LatchRoutes {
     public static func vaultWriters(_ id: String) -> String { "\(vaults)/\(id)/writers" }
     public static func agentPublicKey(_ id: String) -> String { "\(agents)/\(id)/public-key" }
     public static func agent(_ id: String) -> String { "\(agents)/\(id)" }
+    /// `POST` (issue), `GET` (list; `?principalId=`), `DELETE /api-keys/:accessKey` (revoke).
+    public static let apiKeys = "/api/v1/machine/api-keys"
+    public static func apiKey(_ accessKey: String) -> String { "\(apiKeys)/\(accessKey)" }
     /// `POST`: rotate a vault's DEK (revocation): all or nothing.
     public static func dekRotation(_ id: String) -> String { "\(vaults)/\(id)/dek-rotation" }
     public static func setPermissions(_ assetType: String, _ id: String) -> String {
@@ -255,6 +258,41 @@ public struct DekRotationResponse: Codable, Sendable {
         self.rewrappedPrincipalIds = rewrappedPrincipalIds; self.pendingPrincipalIds = pendingPrincipalIds
         self.droppedPrincipalIds = droppedPrincipalIds
     }
+}
+
+/// `POST /api-keys`: a key for `principalId` (default: the caller). `scope` defaults to the
+/// principal's type (USER or AGENT); TENANT makes a tenant administration key for a
+/// TENANT_ADMIN user. `permissions` default: an agent's defaults, for a user the calling key's,
+/// for TENANT the administration permissions the calling key holds.
+public struct CreateAPIKeyRequest: Codable, Sendable {
+    public var principalId: String?
+    public var scope: String?
+    public var permissions: [String]?
+    public init(principalId: String? = nil, scope: String? = nil, permissions: [String]? = nil) {
+        self.principalId = principalId; self.scope = scope; self.permissions = permissions
+    }
+}
+
+/// An API key's record as the API shows it: never its secret or the secret's hash. `apiKey`
+/// (`{accessKey}.{secret}`) only in the answer that issued it.
+public struct APIKeyInfo: Codable, Sendable, Equatable {
+    public var accessKey: String
+    public var principalId: String
+    public var scope: String
+    public var permissions: [String]
+    public var createdAt: Date
+    public var revoked: Bool
+    public var apiKey: String?
+    public init(accessKey: String, principalId: String, scope: String, permissions: [String], createdAt: Date, revoked: Bool, apiKey: String? = nil) {
+        self.accessKey = accessKey; self.principalId = principalId; self.scope = scope; self.permissions = permissions
+        self.createdAt = createdAt; self.revoked = revoked; self.apiKey = apiKey
+    }
+}
+
+/// `GET /api-keys`: a principal's keys, newest first.
+public struct APIKeyListResponse: Codable, Sendable {
+    public var apiKeys: [APIKeyInfo]
+    public init(apiKeys: [APIKeyInfo]) { self.apiKeys = apiKeys }
 }
 
 /// `DELETE /agents/:id`: the agent is archived, its API keys revoked and its wraps deleted.

@@ -31,6 +31,11 @@ struct AuthorizationMatrixTests {
             let foreignT = try await LatchService(store: store).createTenant(organisationId: orgId, tenantName: "other", adminName: "eve",
                                                                              adminPublicKeyPEM: Keys.pool[1].publicKey.pem)
             let foreign = Party(id: foreignT.user.id, apiKey: foreignT.apiKey.apiKey, key: Keys.pool[1])
+            // the admin's TENANT administration key, and a spare USER key of the admin's to aim revocations at
+            let tenantKey = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest(scope: "TENANT"))
+                .decode(APIKeyInfo.self)
+            let tenantAdmin = Party(id: admin.id, apiKey: try #require(tenantKey.apiKey), key: admin.key)
+            let spare = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest()).decode(APIKeyInfo.self)
 
             struct Route {
                 var name: String; var write: Bool; var ownTenant = false
@@ -77,18 +82,29 @@ struct AuthorizationMatrixTests {
                 },
                 Route(name: "POST groups", write: true, ownTenant: true) { try await h.call(.post, LatchRoutes.groups, key: $0.apiKey, body: CreateGroupRequest(name: "g")) },
                 Route(name: "GET audit", write: true, ownTenant: true) { try await h.call(.get, LatchRoutes.auditEvents, key: $0.apiKey) },
+                Route(name: "POST api-keys for the admin", write: true) { p in
+                    try await h.call(.post, LatchRoutes.apiKeys, key: p.apiKey, body: CreateAPIKeyRequest(principalId: admin.id))
+                },
+                Route(name: "GET the admin's api-keys", write: true) { try await h.call(.get, LatchRoutes.apiKeys + "?principalId=\(admin.id)", key: $0.apiKey) },
+                Route(name: "DELETE the admin's api-key", write: true) { try await h.call(.delete, LatchRoutes.apiKey(spare.accessKey), key: $0.apiKey) },
             ]
             // who may do what: the reader may read the vault; nobody but the admin may write or administer.
-            let callers: [(String, Party, Bool)] = [("reader agent", reader, true), ("stranger agent", stranger, false),
-                                                    ("member user", member, false), ("foreign admin", foreign, false)]
+            // The TENANT key is the admin's, so it is told route by route: it reads vault metadata and
+            // administers the tenant, but reads no secret, writes nothing signed and mints no keys for the admin.
+            let tenantKeyMay: Set<String> = ["GET vault", "GET vaults alias", "GET items", "GET wrapped-key", "GET public-keys", "GET permissions",
+                                             "POST users", "POST groups", "GET audit", "GET the admin's api-keys"]
+            let callers: [(String, Party, Bool, Set<String>?)] = [
+                ("reader agent", reader, true, nil), ("stranger agent", stranger, false, nil), ("member user", member, false, nil),
+                ("foreign admin", foreign, false, nil), ("admin's TENANT key", tenantAdmin, true, tenantKeyMay),
+            ]
             var unexpected: [String] = []
             var checked = 0
-            for (who, p, canRead) in callers {
+            for (who, p, canRead, only) in callers {
                 for r in routes {
                     let res = try await r.call(p)
                     checked += 1
                     // tenant-wide admin routes act on the caller's own tenant: the foreign admin may use them there
-                    let allowed = (canRead && !r.write) || (r.ownTenant && p.id == foreign.id)
+                    let allowed = only.map { $0.contains(r.name) } ?? ((canRead && !r.write) || (r.ownTenant && p.id == foreign.id))
                     let ok = (200..<300).contains(Int(res.status.code))
                     if ok && !allowed { unexpected.append("\(who) → \(r.name): \(res.status.code)") }
                     if !ok && allowed { Issue.record("\(who) was refused \(r.name): \(String(decoding: res.data, as: UTF8.self))") }

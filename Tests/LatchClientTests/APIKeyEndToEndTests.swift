@@ -1,0 +1,75 @@
+import Foundation
+import Testing
+
+/// `latch apikey` against a real `latch serve`: keys are written to 0600 files and never printed,
+/// listings show no secrets, and a revoked key stops working at once.
+@Suite(.serialized) struct APIKeyEndToEndTests {
+    @Test func issueListRevoke() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let home = server.dir + "/home"
+        let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": home, "HOME": server.dir]
+        func latch(_ args: String..., extra: [String: String] = [:]) async throws -> LatchProcess.Result {
+            try await LatchProcess.run(args, env: env.merging(extra) { $1 })
+        }
+        func secret(_ path: String) throws -> String {
+            try String(contentsOfFile: path, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        /// `GET /me` with `key` in place of the profile's API key (the profile's private key stays).
+        func me(_ key: String, profile: String = "default") async throws -> LatchProcess.Result {
+            try await latch("machine", "request", "GET", "/me", "--profile", profile, extra: ["LATCH_API_KEY": key])
+        }
+
+        #expect(try await latch("init", "--server", server.url, "--token", server.token, "--name", "alice").code == 0)
+        #expect(try await latch("agent", "create", "bot", "--out", server.dir + "/bot.json").code == 0)
+        #expect(try await latch("configure", "agent", "--config", server.dir + "/bot.json", "--profile", "bot").code == 0)
+
+        // a second USER key for the operator, narrowed
+        let ownFile = server.dir + "/own.key"
+        let own = try await latch("apikey", "create", "--permission", "machine.vault.read", "--out", ownFile)
+        #expect(own.code == 0, "\(own.err)")
+        let ownKey = try secret(ownFile)
+        let ownAccess = own.out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(ownKey.hasPrefix(ownAccess + "."))
+        #expect((try FileManager.default.attributesOfItem(atPath: ownFile)[.posixPermissions] as? Int) == 0o600)
+        let ownSecret = String(ownKey.split(separator: ".")[1])
+        #expect(!own.out.contains(ownSecret) && !own.err.contains(ownSecret))
+        let meOwn = try await me(ownKey)
+        #expect(meOwn.code == 0 && meOwn.out.contains("\"USER\""), "\(meOwn.err)")
+        #expect(try await latch("apikey", "create", "--out", ownFile).code != 0)   // never overwrites without --overwrite
+
+        // a key for the agent; the listing shows it without its secret
+        let botFile = server.dir + "/bot.key"
+        let bot = try await latch("apikey", "create", "--agent", "bot", "--out", botFile)
+        #expect(bot.code == 0, "\(bot.err)")
+        let botKey = try secret(botFile)
+        let list = try await latch("apikey", "list", "--agent", "bot", "--json")
+        #expect(list.code == 0, "\(list.err)")
+        #expect(list.out.contains(bot.out.trimmingCharacters(in: .whitespacesAndNewlines)))
+        #expect(!list.out.contains(String(botKey.split(separator: ".")[1])))
+        let listed = try JSONSerialization.jsonObject(with: Data(list.out.utf8)) as? [String: Any]
+        #expect((listed?["apiKeys"] as? [Any])?.count == 2)
+        let table = try await latch("apikey", "list")
+        #expect(table.code == 0 && table.out.contains(ownAccess) && table.out.contains("USER"))
+
+        // a TENANT administration key lists agents but cannot read a secret
+        let tenantFile = server.dir + "/tenant.key"
+        #expect(try await latch("apikey", "create", "--scope", "tenant", "--out", tenantFile).code == 0)
+        let agents = try await latch("machine", "request", "GET", "/agents", extra: ["LATCH_API_KEY": try secret(tenantFile)])
+        #expect(agents.code == 0 && agents.out.contains("bot"), "\(agents.err)")
+
+        // revoke: at once, by access key only
+        let botAccess = String(botKey.split(separator: ".")[0])
+        #expect(try await me(botKey, profile: "bot").code == 0)
+        #expect(try await latch("apikey", "revoke", botKey).code == 64)   // the whole key is refused: pass the access key
+        let revoke = try await latch("apikey", "revoke", botAccess)
+        #expect(revoke.code == 0 && revoke.out.contains("revoked \(botAccess)"), "\(revoke.err)")
+        #expect(try await me(botKey, profile: "bot").code == 67)
+        #expect(try await latch("apikey", "list", "--agent", "bot").out.contains("revoked"))
+        let unknown = try await latch("apikey", "revoke", "lk_00000000000000000000")
+        #expect(unknown.code != 0 && unknown.err.hasPrefix("latch: error: "))
+        let org = try await latch("apikey", "create", "--scope", "ORG", "--out", server.dir + "/org.key")
+        #expect(org.code != 0 && org.err.contains("reserved"), "\(org.err)")
+        #expect(!FileManager.default.fileExists(atPath: server.dir + "/org.key"))
+    }
+}
