@@ -141,9 +141,10 @@ extension Latch {
 
     /// Issue an API key for `principal` (nil: this profile's own principal). The answer holds
     /// the key itself (`apiKey`), shown once: store it, never print it.
-    public func issueAPIKey(for principal: PrincipalInfo? = nil, scope: String? = nil, permissions: [String]? = nil) async throws -> APIKeyInfo {
+    public func issueAPIKey(for principal: PrincipalInfo? = nil, scope: String? = nil, permissions: [String]? = nil,
+                            expiresAt: Date? = nil) async throws -> APIKeyInfo {
         try await http.postJSON(APIKeyInfo.self, LatchRoutes.apiKeys,
-                                body: CreateAPIKeyRequest(principalId: principal?.id, scope: scope, permissions: permissions))
+                                body: CreateAPIKeyRequest(principalId: principal?.id, scope: scope, permissions: permissions, expiresAt: expiresAt))
     }
 
     /// The API keys of `principal` (nil: this profile's own), newest first; never their secrets.

@@ -213,7 +213,26 @@ struct InitCommand: AsyncParsableCommand {
 
 struct ConfigureCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "configure", abstract: "Import credentials.",
-                                                    subcommands: [ConfigureAgent.self])
+                                                    subcommands: [ConfigureAgent.self, ConfigureAPIKey.self])
+    struct ConfigureAPIKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "api-key",
+            abstract: "Switch a profile to another API key of its principal (from `latch apikey create --out FILE`).",
+            discussion: "The key is checked with the server first. The profile's old key keeps working until it is revoked (`latch apikey revoke`).")
+        @Option(help: "File holding the key ({accessKey}.{secret}), as `latch apikey create` writes it.") var fromFile: String
+        @Option(help: "Profile to change (default \"default\").") var profile: String?
+        func run() async throws {
+            try await CLI.run {
+                let env = ProcessInfo.processInfo.environment
+                let name = ConfigurationResolver.profileName(explicit: profile, environment: env)
+                let key = String(decoding: try SecureFile.read(fromFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                let me = try await ProfileStore(home: ConfigurationResolver.home(environment: env)).adoptAPIKey(key, profile: name)
+                CLI.stderr("latch: profile \"\(name)\" now uses key \(me.accessKey) (\(me.scope)) of \(me.principal.name)")
+                if let mode = SecureFile.mode(of: fromFile), mode & 0o077 != 0 {
+                    CLI.stderr("latch: warning: \(fromFile) is readable by others (mode \(String(mode, radix: 8))); delete it now that it is imported")
+                }
+            }
+        }
+    }
     struct ConfigureAgent: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "agent",
             abstract: "Import an agent runtime config JSON into a profile (directory 0700, key 0600).")
@@ -769,6 +788,8 @@ struct APIKeyCommand: AsyncParsableCommand {
         @OptionGroup var target: Target
         @Option(help: "USER, AGENT or TENANT (default: the principal's type).") var scope: String?
         @Option(name: .customLong("permission"), help: "Machine permission (repeatable; default depends on the scope).") var permissions: [String] = []
+        @Option(help: "The key stops working after this long: a whole number and s, m, h or d (90m, 12h, 30d). Default: never.")
+        var expiresIn: String?
         @Option(help: "File to write the new key ({accessKey}.{secret}) to, mode 0600.") var out: String
         @Flag(help: "Replace --out if it exists.") var overwrite = false
         func run() async throws {
@@ -776,14 +797,26 @@ struct APIKeyCommand: AsyncParsableCommand {
                 if FileManager.default.fileExists(atPath: out) && !overwrite {
                     throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
                 }
+                let lifetime = try expiresIn.map(Self.seconds)
                 let latch = try await options.connect(sync: false)
                 let k = try await latch.issueAPIKey(for: try await target.resolve(latch), scope: scope?.uppercased(),
-                                                    permissions: permissions.isEmpty ? nil : permissions)
+                                                    permissions: permissions.isEmpty ? nil : permissions,
+                                                    expiresAt: lifetime.map { Date().addingTimeInterval($0) })
                 guard let key = k.apiKey else { throw LatchError(.invalidResponse, "the server issued \(k.accessKey) but did not return it") }
                 try SecureFile.write(Data((key + "\n").utf8), to: out, mode: 0o600)
-                CLI.stderr("latch: \(k.scope) key \(k.accessKey) issued (\(k.permissions.joined(separator: ", "))); written to \(out) (0600). It cannot be shown again.")
+                let until = k.expiresAt.map { ", expires \(LatchJSON.utcString($0))" } ?? ""
+                CLI.stderr("latch: \(k.scope) key \(k.accessKey) issued (\(k.permissions.joined(separator: ", "))\(until)); written to \(out) (0600). It cannot be shown again.")
                 CLI.stdout("\(k.accessKey)\n")
             }
+        }
+
+        /// `90m`, `12h`, `30d`, `45s` as seconds.
+        static func seconds(_ text: String) throws -> TimeInterval {
+            let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]
+            guard let unit = text.last.flatMap({ units[$0] }), let n = Int(text.dropLast()), n > 0, n <= 36_500 * 86400 / Int(unit) else {
+                throw LatchError(.usage, "--expires-in '\(text)' is not a duration", hint: "a whole number above 0 and s, m, h or d: 90m, 12h, 30d")
+            }
+            return Double(n) * unit
         }
     }
 
@@ -797,9 +830,12 @@ struct APIKeyCommand: AsyncParsableCommand {
                 let latch = try await options.connect(sync: false)
                 let keys = try await latch.listAPIKeys(of: try await target.resolve(latch))
                 if json { try CLI.json(APIKeyListResponse(apiKeys: keys)); return }
-                CLI.stdout(CLI.table(keys.map { [$0.accessKey, $0.scope, $0.revoked ? "revoked" : "active", LatchJSON.utcString($0.createdAt),
-                                                  $0.permissions.map { $0.replacingOccurrences(of: "machine.", with: "") }.joined(separator: ",")] },
-                                     header: ["ACCESS KEY", "SCOPE", "STATE", "CREATED", "PERMISSIONS"]))
+                let now = Date()
+                CLI.stdout(CLI.table(keys.map { k in
+                    [k.accessKey, k.scope, k.revoked ? "revoked" : k.expiresAt.map { $0 <= now } == true ? "expired" : "active",
+                     LatchJSON.utcString(k.createdAt), k.expiresAt.map(LatchJSON.utcString) ?? "-",
+                     k.permissions.map { $0.replacingOccurrences(of: "machine.", with: "") }.joined(separator: ",")]
+                }, header: ["ACCESS KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "PERMISSIONS"]))
             }
         }
     }

@@ -147,6 +147,11 @@ public struct APIKeyRecord: Codable, Sendable, Equatable {
     public var permissions: [String]
     public var createdAt: Date
     public var revoked: Bool
+    /// When the key stops working by itself (nil: never).
+    public var expiresAt: Date? = nil
+
+    /// Whether the key signs in at `now`: not revoked and not expired.
+    public func isLive(at now: Date) -> Bool { !revoked && expiresAt.map { now < $0 } ?? true }
 }
 
 public struct SecurityGroup: Codable, Sendable, Equatable {

@@ -22,9 +22,15 @@ extension LatchService {
                                               "machine.permissions.read", "machine.permissions.write",
                                               "machine.project.read", "machine.project.write", "machine.vault.read"]
 
-    /// Issues a key (returned once) for `principalId` (default: the caller).
-    public func issueAPIKey(_ ctx: AuthContext, principalId: String?, scope: String?, permissions: [String]?) async throws -> IssuedAPIKey {
+    /// Issues a key (returned once) for `principalId` (default: the caller), working until
+    /// `expiresAt` when given (which must be in the future).
+    public func issueAPIKey(_ ctx: AuthContext, principalId: String?, scope: String?, permissions: [String]?,
+                            expiresAt: Date? = nil) async throws -> IssuedAPIKey {
+        let now = clock.now()
         let issued: IssuedAPIKey = try await perform(ctx, "apikey.create", assetType: "API_KEY") { tx in
+            if let expiresAt, expiresAt <= now {
+                throw DomainError.invalid("expiresAt \(Self.iso(expiresAt)) is not in the future (server time \(Self.iso(now)))")
+            }
             let target = try await self.keyOwner(tx, ctx, principalId ?? ctx.principal.id, issuing: true)
             let s: APIKeyScope
             if let scope {
@@ -61,8 +67,9 @@ extension LatchService {
             if let missing = perms.first(where: { !ctx.apiKey.permissions.contains($0) }) {
                 throw DomainError.forbidden("cannot give a key \(missing), which your own key lacks")
             }
-            let issued = try await self.issueKey(principal: target, scope: s, permissions: perms, tx: tx)
-            return (issued, "principal=\(target.id) accessKey=\(issued.record.accessKey) scope=\(s.rawValue)")
+            let issued = try await self.issueKey(principal: target, scope: s, permissions: perms, expiresAt: expiresAt, tx: tx)
+            return (issued, "principal=\(target.id) accessKey=\(issued.record.accessKey) scope=\(s.rawValue)"
+                        + (expiresAt.map { " expiresAt=\(Self.iso($0))" } ?? ""))
         }
         return issued
     }
@@ -128,10 +135,13 @@ extension LatchService {
         return p
     }
 
+    static func iso(_ d: Date) -> String { d.formatted(.iso8601) }
+
     /// Whether a TENANT_ADMIN user of the tenant holds a live USER key other than `besides`.
     func otherAdminKeyExists(_ tx: any StoreTransaction, _ tenantId: String, besides: String) async throws -> Bool {
+        let now = clock.now()
         for p in try await tx.principals(tenantId: tenantId) where p.type == .user && p.role == .tenantAdmin && !p.archived {
-            if try await tx.apiKeys(principalId: p.id).contains(where: { $0.scope == .user && !$0.revoked && $0.accessKey != besides }) {
+            if try await tx.apiKeys(principalId: p.id).contains(where: { $0.scope == .user && $0.isLive(at: now) && $0.accessKey != besides }) {
                 return true
             }
         }

@@ -66,11 +66,13 @@ public struct LatchService: Sendable {
             .replacingOccurrences(of: "=", with: "")
     }
 
-    func issueKey(principal: Principal, scope: APIKeyScope, permissions: [String], tx: any StoreTransaction) async throws -> IssuedAPIKey {
+    func issueKey(principal: Principal, scope: APIKeyScope, permissions: [String], expiresAt: Date? = nil,
+                  tx: any StoreTransaction) async throws -> IssuedAPIKey {
         let access = "lk_" + random.bytes(10).map { String(format: "%02x", $0) }.joined()
         let secret = base64url(random.bytes(32))
         let rec = APIKeyRecord(accessKey: access, principalId: principal.id, tenantId: principal.tenantId, scope: scope,
-                               secretHash: Hashing.sha256Hex(secret), permissions: permissions, createdAt: clock.now(), revoked: false)
+                               secretHash: Hashing.sha256Hex(secret), permissions: permissions, createdAt: clock.now(), revoked: false,
+                               expiresAt: expiresAt)
         try await tx.insertAPIKey(rec)
         return IssuedAPIKey(record: rec, apiKey: "\(access).\(secret)")
     }
@@ -201,7 +203,8 @@ public struct LatchService: Sendable {
         let access = parts.first ?? ""
         let secret = parts.count == 2 ? parts[1] : ""
         let secretHash = Hashing.sha256Hex(secret)
-        if parts.count == 2, var cached = authCache.get(access, now: clock.now()),
+        let now = clock.now()
+        if parts.count == 2, var cached = authCache.get(access, now: now), cached.apiKey.isLive(at: now),
            Hashing.constantTimeEqual(Array(cached.apiKey.secretHash.utf8), Array(secretHash.utf8)) {
             cached.source = source
             return cached
@@ -210,12 +213,11 @@ public struct LatchService: Sendable {
         let found: AuthContext? = try await store.read { tx in
             guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
             let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(secretHash.utf8))
-            guard ok, !key.revoked, let p = try await tx.principal(key.principalId), !p.archived,
+            guard ok, key.isLive(at: now), let p = try await tx.principal(key.principalId), !p.archived,
                   let t = try await tx.tenant(key.tenantId), p.tenantId == t.id else { return nil }
             return AuthContext(principal: p, apiKey: key, tenant: t, source: source)
         }
         guard let ctx = found else {
-            let now = clock.now()
             _ = try? await store.write { tx in
                 let known = try await tx.apiKey(accessKey: access)
                 try await tx.appendAudit(time: now, tenantId: known?.tenantId, action: "auth", outcome: "invalid_api_key",

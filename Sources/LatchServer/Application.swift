@@ -226,7 +226,8 @@ struct MachineRoutes: Sendable {
         }
         m.post("api-keys") { r, c in
             let req = try await decodeBody(CreateAPIKeyRequest.self, r, limit: limit)
-            let k = try await service.issueAPIKey(try c.caller(), principalId: req.principalId, scope: req.scope, permissions: req.permissions)
+            let k = try await service.issueAPIKey(try c.caller(), principalId: req.principalId, scope: req.scope, permissions: req.permissions,
+                                                  expiresAt: req.expiresAt)
             var out = info(k.record)
             out.apiKey = k.apiKey
             return try jsonResponse(out, status: .created)
@@ -417,7 +418,7 @@ func info(_ p: Principal, _ k: PublicKeyRecord?) -> PrincipalInfo {
 }
 func info(_ k: APIKeyRecord) -> APIKeyInfo {
     APIKeyInfo(accessKey: k.accessKey, principalId: k.principalId, scope: k.scope.rawValue, permissions: k.permissions,
-               createdAt: k.createdAt, revoked: k.revoked)
+               createdAt: k.createdAt, revoked: k.revoked, expiresAt: k.expiresAt)
 }
 func info(_ k: PublicKeyRecord) -> PublicKeyInfo {
     PublicKeyInfo(keyId: k.keyId, publicKey: k.pem, principalId: k.principalId, status: k.status.rawValue, createdAt: k.createdAt,

@@ -268,8 +268,10 @@ public struct CreateAPIKeyRequest: Codable, Sendable {
     public var principalId: String?
     public var scope: String?
     public var permissions: [String]?
-    public init(principalId: String? = nil, scope: String? = nil, permissions: [String]? = nil) {
-        self.principalId = principalId; self.scope = scope; self.permissions = permissions
+    /// When the key stops working by itself (absent: never). Must be in the future.
+    public var expiresAt: Date?
+    public init(principalId: String? = nil, scope: String? = nil, permissions: [String]? = nil, expiresAt: Date? = nil) {
+        self.principalId = principalId; self.scope = scope; self.permissions = permissions; self.expiresAt = expiresAt
     }
 }
 
@@ -282,10 +284,12 @@ public struct APIKeyInfo: Codable, Sendable, Equatable {
     public var permissions: [String]
     public var createdAt: Date
     public var revoked: Bool
+    public var expiresAt: Date?
     public var apiKey: String?
-    public init(accessKey: String, principalId: String, scope: String, permissions: [String], createdAt: Date, revoked: Bool, apiKey: String? = nil) {
+    public init(accessKey: String, principalId: String, scope: String, permissions: [String], createdAt: Date, revoked: Bool,
+                expiresAt: Date? = nil, apiKey: String? = nil) {
         self.accessKey = accessKey; self.principalId = principalId; self.scope = scope; self.permissions = permissions
-        self.createdAt = createdAt; self.revoked = revoked; self.apiKey = apiKey
+        self.createdAt = createdAt; self.revoked = revoked; self.expiresAt = expiresAt; self.apiKey = apiKey
     }
 }
 

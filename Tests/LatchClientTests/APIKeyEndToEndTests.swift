@@ -58,6 +58,21 @@ import Testing
         let agents = try await latch("machine", "request", "GET", "/agents", extra: ["LATCH_API_KEY": try secret(tenantFile)])
         #expect(agents.code == 0 && agents.out.contains("bot"), "\(agents.err)")
 
+        // the agent's profile moves to a new key; then the old one is revoked and the profile still works
+        let nextFile = server.dir + "/bot-next.key"
+        #expect(try await latch("apikey", "create", "--agent", "bot", "--out", nextFile).code == 0)
+        let wrongPrincipal = try await latch("configure", "api-key", "--from-file", ownFile, "--profile", "bot")
+        #expect(wrongPrincipal.code == 67 && wrongPrincipal.err.contains("not to this profile"), "\(wrongPrincipal.err)")
+        let adopt = try await latch("configure", "api-key", "--from-file", nextFile, "--profile", "bot")
+        #expect(adopt.code == 0, "\(adopt.err)")
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: server.dir + "/bot.json"))) as? [String: String] ?? [:]
+        let original = try #require(config["accessKey"])
+        #expect(try await latch("apikey", "revoke", original).code == 0)
+        let whoami = try await latch("whoami", "--profile", "bot")
+        #expect(whoami.code == 0 && whoami.out.contains("bot"), "\(whoami.err)")
+        let profileJSON = try String(contentsOfFile: home + "/profiles/bot/profile.json", encoding: .utf8)
+        #expect(profileJSON.contains(String(try secret(nextFile).split(separator: ".")[0])))
+
         // revoke: at once, by access key only
         let botAccess = String(botKey.split(separator: ".")[0])
         #expect(try await me(botKey, profile: "bot").code == 0)
@@ -68,6 +83,14 @@ import Testing
         #expect(try await latch("apikey", "list", "--agent", "bot").out.contains("revoked"))
         let unknown = try await latch("apikey", "revoke", "lk_00000000000000000000")
         #expect(unknown.code != 0 && unknown.err.hasPrefix("latch: error: "))
+        // a key for one job: expiry shown in the listing; a bad duration is a usage error
+        let shortFile = server.dir + "/short.key"
+        let short = try await latch("apikey", "create", "--expires-in", "2h", "--permission", "machine.vault.read", "--out", shortFile)
+        #expect(short.code == 0 && short.err.contains("expires"), "\(short.err)")
+        let withExpiry = try await latch("apikey", "list", "--json")
+        #expect(withExpiry.out.contains("\"expiresAt\""))
+        #expect(try await latch("apikey", "create", "--expires-in", "soon", "--out", server.dir + "/x.key").code == 64)
+        #expect(try await latch("apikey", "create", "--expires-in", "0d", "--out", server.dir + "/x.key").code == 64)
         let org = try await latch("apikey", "create", "--scope", "ORG", "--out", server.dir + "/org.key")
         #expect(org.code != 0 && org.err.contains("reserved"), "\(org.err)")
         #expect(!FileManager.default.fileExists(atPath: server.dir + "/org.key"))

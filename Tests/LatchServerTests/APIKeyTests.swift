@@ -171,6 +171,31 @@ struct APIKeyTests {
         }
     }
 
+    @Test("a key with expiresAt stops at that moment, cached or not, and does not count as the last admin key after it")
+    func expiry() async throws {
+        let clock = TestClock()
+        try await withHarness(clock: clock) { h in
+            let admin = try await h.bootstrap()
+            let past = try await issue(h, admin.apiKey, CreateAPIKeyRequest(expiresAt: clock.now()))
+            #expect(past.status == .badRequest && past.code == "invalid_request")
+            let r = try await issue(h, admin.apiKey, CreateAPIKeyRequest(expiresAt: clock.now().addingTimeInterval(2)))
+            #expect(r.status == .created, "\(String(decoding: r.data, as: UTF8.self))")
+            let k = try r.decode(APIKeyInfo.self)
+            let key = try #require(k.apiKey)
+            #expect(k.expiresAt == clock.now().addingTimeInterval(2))
+            #expect(try await me(h, key).status == .ok)        // now in the authentication cache (5 s)
+            clock.advance(1.5)
+            #expect(try await me(h, key).status == .ok)
+            clock.advance(1)
+            #expect(try await me(h, key).status == .unauthorized)
+            let listed = try await h.call(.get, LatchRoutes.apiKeys, key: admin.apiKey).decode(APIKeyListResponse.self)
+            #expect(listed.apiKeys.first { $0.accessKey == k.accessKey }?.expiresAt == k.expiresAt)
+            // an expired key is no way back in: the admin's only live USER key stays
+            let firstAccess = String(admin.apiKey.split(separator: ".")[0])
+            #expect(try await h.call(.delete, LatchRoutes.apiKey(firstAccess), key: admin.apiKey).status == .conflict)
+        }
+    }
+
     @Test("bad ids, unknown keys and another tenant's keys")
     func badInput() async throws {
         let store = MemoryStore()
