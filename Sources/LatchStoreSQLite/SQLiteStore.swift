@@ -98,7 +98,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     public static func open(path: String, readers: Int = 4) async throws -> SQLiteLatchStore {
         var opened: [SQLiteConnection] = []   // closed again (threads too) when opening fails part-way
         do {
-            let w = try await SQLiteConnection.open(path: path)
+            let w = try await SQLiteConnection.open(path: path, role: "sqlite-writer")
             opened.append(w)
             try await w.withHandle("configure the writer connection") { h in
                 for p in ["PRAGMA journal_mode=WAL", "PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000",
@@ -109,7 +109,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             }
             var rs: [SQLiteConnection] = []
             for _ in 0..<max(1, readers) {
-                let r = try await SQLiteConnection.open(path: path)
+                let r = try await SQLiteConnection.open(path: path, role: "sqlite-reader")
                 opened.append(r)
                 try await r.withHandle("configure a reader connection") { h in
                     for p in ["PRAGMA synchronous=FULL", "PRAGMA foreign_keys=ON", "PRAGMA busy_timeout=5000", "PRAGMA query_only=ON"] {
@@ -118,7 +118,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
                 }
                 rs.append(r)
             }
-            let m = try await SQLiteConnection.open(path: path)
+            let m = try await SQLiteConnection.open(path: path, role: "sqlite-maint")
             opened.append(m)
             try await m.withHandle("configure the maintenance connection") { h in
                 try h.execute("PRAGMA synchronous=FULL", purpose: "configure the maintenance connection")
