@@ -390,7 +390,7 @@ struct WhoamiCommand: AsyncParsableCommand {
                 type:      \(p.type)
                 role:      \(p.role)
                 tenant:    \(p.tenantId)
-                accessKey: \(latch.identity.accessKey)
+                accessKey: \(latch.identity.accessKey)\(latch.identity.expiresAt.map { " (expires \(LatchJSON.utcString($0)))" } ?? "")
                 keyId:     \(latch.keyId)
                 server:    \(latch.configuration.baseURL.absoluteString)
                 profile:   \(latch.configuration.profileName)
@@ -443,6 +443,11 @@ struct DoctorCommand: AsyncParsableCommand {
             }
             let me = try await http.getJSON(MeResponse.self, LatchRoutes.me)
             report(true, "authenticated as \(me.principal.name) (\(me.principal.type))")
+            if let expiry = me.expiresAt {
+                let left = expiry.timeIntervalSinceNow
+                let soon = left < 7 * 86400
+                CLI.stdout("\(soon ? "warn" : "ok  ") API key \(me.accessKey) expires \(LatchJSON.utcString(expiry))\(soon ? " (in \(Self.span(left))): issue the next one with `latch apikey create` and switch with `latch configure api-key`" : "")\n")
+            }
             if let k = me.publicKey {
                 report(k.keyId == key.publicKey.keyId, "public key registered\(k.keyId == key.publicKey.keyId ? "" : " but it is a different key (\(k.keyId.prefix(16))…)")")
             } else {
@@ -450,6 +455,11 @@ struct DoctorCommand: AsyncParsableCommand {
             }
         }
         if failed { throw ExitCode(LatchExitCode.failure.rawValue) }
+    }
+
+    /// A rough duration: `45 min`, `5 h`, `3 d`.
+    static func span(_ seconds: TimeInterval) -> String {
+        seconds < 3600 ? "\(max(1, Int(seconds / 60))) min" : seconds < 2 * 86400 ? "\(Int(seconds / 3600)) h" : "\(Int(seconds / 86400)) d"
     }
 }
 

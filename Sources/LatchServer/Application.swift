@@ -398,7 +398,7 @@ struct MachineRoutes: Sendable {
 
 func meResponse(_ me: LatchService.Me) -> MeResponse {
     MeResponse(principal: info(me.principal, me.activeKey), accessKey: me.apiKey.accessKey, scope: me.apiKey.scope.rawValue,
-               permissions: me.apiKey.permissions, publicKey: me.activeKey.map(info))
+               permissions: me.apiKey.permissions, publicKey: me.activeKey.map(info), expiresAt: me.apiKey.expiresAt)
 }
 
 func publicKeysResponse(_ vaultId: String, _ d: LatchService.VaultDirectory) -> PublicKeysResponse {

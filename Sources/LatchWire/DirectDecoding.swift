@@ -336,9 +336,10 @@ extension WritersLinkInfo: DirectWireDecodable {
 
 extension MeResponse: DirectWireDecodable {
     package static func read(_ s: inout DocScanner) -> MeResponse? {
-        var principal: PrincipalInfo?, accessKey, scope: String?, permissions: [String]?, publicKey: PublicKeyInfo??
+        var principal: PrincipalInfo?, accessKey, scope: String?, permissions: [String]?, publicKey: PublicKeyInfo??, expiresAt: Date??
         guard s.object({ s, key in
             switch key {
+            case "expiresAt": return once(&expiresAt, s.optional { $0.isoDate() })
             case "principal": return once(&principal, PrincipalInfo.read(&s))
             case "accessKey": return once(&accessKey, s.string())
             case "scope": return once(&scope, s.string())
@@ -347,7 +348,8 @@ extension MeResponse: DirectWireDecodable {
             default: return s.skipValue()
             }
         }), let principal, let accessKey, let scope, let permissions else { return nil }
-        return MeResponse(principal: principal, accessKey: accessKey, scope: scope, permissions: permissions, publicKey: publicKey ?? nil)
+        return MeResponse(principal: principal, accessKey: accessKey, scope: scope, permissions: permissions, publicKey: publicKey ?? nil,
+                          expiresAt: expiresAt ?? nil)
     }
 }
 

@@ -251,6 +251,7 @@ extension MeResponse {
     func write(_ w: inout WireJSONWriter) {
         w.object { w in
             w.string("accessKey", accessKey)
+            if let expiresAt { w.date("expiresAt", expiresAt) }
             w.strings("permissions", permissions)
             w.member("principal") { w in
                 w.object { w in

@@ -163,8 +163,12 @@ public struct MeResponse: Codable, Sendable {
     public var scope: String
     public var permissions: [String]
     public var publicKey: PublicKeyInfo?
-    public init(principal: PrincipalInfo, accessKey: String, scope: String, permissions: [String], publicKey: PublicKeyInfo?) {
+    /// When the API key in use stops working (absent: never).
+    public var expiresAt: Date?
+    public init(principal: PrincipalInfo, accessKey: String, scope: String, permissions: [String], publicKey: PublicKeyInfo?,
+                expiresAt: Date? = nil) {
         self.principal = principal; self.accessKey = accessKey; self.scope = scope; self.permissions = permissions; self.publicKey = publicKey
+        self.expiresAt = expiresAt
     }
 }
 

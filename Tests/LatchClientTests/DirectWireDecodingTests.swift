@@ -37,7 +37,8 @@ import Testing
         let me = MeResponse(principal: PrincipalInfo(id: "p", type: "AGENT", name: s, role: "TENANT_MEMBER", tenantId: "t",
                                                      activeKeyId: n % 2 == 0 ? nil : "k", createdAt: d),
                             accessKey: "lk_x", scope: "AGENT", permissions: ["machine.vault.read", s],
-                            publicKey: n % 2 == 0 ? nil : PublicKeyInfo(keyId: "k", publicKey: s, principalId: "p", status: "ACTIVE", createdAt: d, logIndex: 1))
+                            publicKey: n % 2 == 0 ? nil : PublicKeyInfo(keyId: "k", publicKey: s, principalId: "p", status: "ACTIVE", createdAt: d, logIndex: 1),
+                            expiresAt: n % 3 == 1 ? d : nil)
         return SyncResponse(cursor: "djE6" + s, full: n % 2 == 0, hasMore: n % 3 == 0, vaults: [VaultResponse(vault: vault, summaryCheckpoint: s)],
                             items: [SyncItem(item: item, archived: n % 2 == 1, detailCheckpoint: s)], fields: [SyncField(vaultId: "v\(n)", field: field)],
                             deletedFieldIds: n % 2 == 0 ? [] : [s], wrappedKeys: [wrap], removedVaultIds: n % 2 == 0 ? [s] : [],
