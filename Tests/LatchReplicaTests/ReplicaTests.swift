@@ -71,6 +71,40 @@ struct ReplicaTests {
         await store.close()
     }
 
+    /// An API key issued through one replica works through the other; revoked through the first,
+    /// it stops there at once and on the other within its 5 s authentication cache: the key's
+    /// state lives in the database, not in either process.
+    @Test func apiKeyRevokedThroughOneReplicaStopsOnTheOther() async throws {
+        let base = try #require(Env.databaseURL)
+        let url = Env.url(base, ["schema": Env.freshSchema()])
+        let a = try ServeProcess(databaseURL: url)
+        let b = try ServeProcess(databaseURL: url, logKeyFile: a.dataDir.appendingPathComponent("log-key").path)
+        defer { a.stop(); b.stop() }
+        try await a.start()
+        let op = try await Operator().bootstrap(a)
+        try await b.start()
+        let issued = try await HTTP.call("POST", a.base + LatchRoutes.apiKeys, apiKey: op.apiKey,
+                                         json: CreateAPIKeyRequest(permissions: ["machine.vault.read"]))
+        #expect(issued.status == 201, "\(String(decoding: issued.body, as: UTF8.self))")
+        let key = try #require(try issued.decode(APIKeyInfo.self).apiKey)
+        let access = String(key.split(separator: ".")[0])
+        #expect(try await HTTP.call("GET", b.base + LatchRoutes.me, apiKey: key).status == 200)   // B now caches it
+        let listed = try await HTTP.call("GET", b.base + LatchRoutes.apiKeys, apiKey: op.apiKey).decode(APIKeyListResponse.self)
+        #expect(listed.apiKeys.contains { $0.accessKey == access })
+        let revoked = try await HTTP.call("DELETE", a.base + LatchRoutes.apiKey(access), apiKey: op.apiKey)
+        #expect(revoked.status == 200)
+        let at = Date()
+        #expect(try await HTTP.call("GET", a.base + LatchRoutes.me, apiKey: key).status == 401)
+        var refusedOnB: TimeInterval?
+        while Date().timeIntervalSince(at) < 10 {
+            if try await HTTP.call("GET", b.base + LatchRoutes.me, apiKey: key).status == 401 { refusedOnB = Date().timeIntervalSince(at); break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        let after = try #require(refusedOnB, "replica B still accepted the revoked key 10 s later")
+        #expect(after <= 6, "replica B refused the revoked key only after \(after) s (its cache keeps a key 5 s)")
+        #expect(try await HTTP.call("GET", b.base + LatchRoutes.me, apiKey: op.apiKey).status == 200)
+    }
+
     /// The same with real clients. The operator's `latch` CLI writes through replica A; an
     /// agent's CLI reads through replica B, and an SDK client (full transparency-log checks, the
     /// default) delta-syncs through B and sees A's writes. Both replicas serve one log: each
