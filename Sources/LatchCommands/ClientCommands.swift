@@ -866,6 +866,61 @@ struct APIKeyCommand: AsyncParsableCommand {
     }
 }
 
+struct OrgCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "org",
+        abstract: "Show the organisation and add tenants, with an ORG key (`latch apikey create --scope ORG`).",
+        subcommands: [Show.self, CreateTenant.self])
+
+    /// The server from the profile (or LATCH_BASE_URL) and the ORG key from its file.
+    struct Connection: ParsableArguments {
+        @OptionGroup var options: ProfileOption
+        @Option(help: "File holding the ORG key, as `latch apikey create --scope ORG --out FILE` wrote it.") var keyFile: String
+        func client() throws -> OrganisationClient {
+            let config = try ConfigurationResolver.resolve(ExplicitConfiguration(profile: options.profile), environment: options.environment)
+            let key = String(decoding: try SecureFile.read(keyFile), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            return OrganisationClient(baseURL: config.baseURL, orgKey: key)
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "The organisation and its tenants.")
+        @OptionGroup var connection: Connection
+        @Flag(help: "JSON output.") var json = false
+        func run() async throws {
+            try await CLI.run {
+                let org = try await connection.client().show()
+                if json { try CLI.json(org); return }
+                CLI.stdout("organisation \(org.organisation.name) (\(org.organisation.id))\n")
+                CLI.stdout(CLI.table(org.tenants.map { [$0.id, $0.name, LatchJSON.utcString($0.createdAt)] }, header: ["TENANT", "NAME", "CREATED"]))
+            }
+        }
+    }
+
+    struct CreateTenant: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "create-tenant",
+            abstract: "Add a tenant with its first TENANT_ADMIN; that admin's API key is written to --out (0600).",
+            discussion: "The admin makes a key pair on their own host and hands over the public key (SPKI PEM); the private key never travels.")
+        @OptionGroup var connection: Connection
+        @Argument(help: "The tenant's name.") var name: String
+        @Option(help: "The first TENANT_ADMIN's name.") var admin: String
+        @Option(help: "The admin's public key, an SPKI PEM file.") var adminPublicKey: String
+        @Option(help: "File to write the admin's API key to, mode 0600.") var out: String
+        @Flag(help: "Replace --out if it exists.") var overwrite = false
+        func run() async throws {
+            try await CLI.run {
+                if FileManager.default.fileExists(atPath: out) && !overwrite {
+                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
+                }
+                let pem = String(decoding: try SecureFile.read(adminPublicKey), as: UTF8.self)
+                let t = try await connection.client().createTenant(name: name, adminName: admin, adminPublicKeyPEM: pem)
+                try SecureFile.write(Data((t.apiKey + "\n").utf8), to: out, mode: 0o600)
+                CLI.stderr("latch: tenant \(name) (\(t.tenantId)) created with admin \(admin) (\(t.userId)); the admin's API key is in \(out) (0600). It cannot be shown again.")
+                CLI.stdout("\(t.tenantId)\n")
+            }
+        }
+    }
+}
+
 struct GroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "group",
         abstract: "Create and list security groups (members are added by `latch agent create --group`).",
@@ -1032,7 +1087,7 @@ public enum LatchVersion {
 public enum ClientCommands {
     public static let all: [any ParsableCommand.Type] = [
         InitCommand.self, ConfigureCommand.self, GetCommand.self, EnvCommand.self, RunCommand.self, SearchCommand.self,
-        VaultCommand.self, SecretCommand.self, AgentCommand.self, APIKeyCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
+        VaultCommand.self, SecretCommand.self, AgentCommand.self, APIKeyCommand.self, OrgCommand.self, ShareCommand.self, RevokeCommand.self, GroupCommand.self,
         WhoamiCommand.self, DoctorCommand.self, VerifyCommand.self, MachineCommand.self, PendingCommand.self, AuditCommand.self,
     ]
 }

@@ -100,6 +100,9 @@ public struct Organisation: Codable, Sendable, Equatable {
     public var id: String
     public var name: String
     public var createdAt: Date
+    /// The tenant bootstrap made with it, whose TENANT_ADMINs own the organisation (nil in
+    /// stores bootstrapped before it was recorded: then the earliest tenant).
+    public var foundingTenantId: String? = nil
 }
 
 public struct Tenant: Codable, Sendable, Equatable {

@@ -15,7 +15,8 @@ import Foundation
 /// Scopes: USER and AGENT keys act as their principal. A TENANT key is a tenant administration
 /// key held by a TENANT_ADMIN user: it carries only administration permissions (never secret
 /// reads, vault writes or feedback) and cannot register or rotate its principal's public key.
-/// ORG is refused: an organisation has no administration of its own on this server yet.
+/// An ORG key is held by an organisation owner (Service+Organisation) and carries no machine
+/// permission: it reaches the organisation routes only (list tenants, add one).
 extension LatchService {
     /// Permissions a TENANT key may carry (and its default).
     public static let tenantKeyPermissions = ["machine.agent.read", "machine.agent.write", "machine.monitoring.read",
@@ -44,7 +45,16 @@ extension LatchService {
             let defaults: [String]
             switch s {
             case .org:
-                throw DomainError.invalid("ORG keys are reserved: an organisation has no administration of its own on this server yet; issue a TENANT key for tenant-wide administration")
+                guard target.type == .user, try await self.isOrganisationOwner(tx, target) else {
+                    throw DomainError.invalid("an ORG key belongs to a TENANT_ADMIN user of the organisation's founding tenant; \(target.id) is not one")
+                }
+                guard ctx.apiKey.scope == .user, try await self.isOrganisationOwner(tx, ctx.principal) else {
+                    throw DomainError.forbidden("ORG keys are issued by a TENANT_ADMIN of the organisation's founding tenant with a USER key")
+                }
+                guard permissions?.isEmpty ?? true else {
+                    throw DomainError.invalid("an ORG key carries no machine permissions: it reaches the organisation routes only")
+                }
+                defaults = []
             case .agent, .user:
                 guard (s == .agent) == (target.type == .agent) else {
                     throw DomainError.invalid("a \(s.rawValue) key must belong to a \(s == .agent ? "n agent" : " user"), and \(target.id) is a\(target.type == .agent ? "n agent" : " user")")
@@ -60,7 +70,7 @@ extension LatchService {
                 defaults = Self.tenantKeyPermissions.filter { ctx.apiKey.permissions.contains($0) }
             }
             let perms = try MachinePermission.expand(permissions ?? defaults)
-            guard !perms.isEmpty else { throw DomainError.invalid("permissions must name at least one machine permission") }
+            guard !perms.isEmpty || s == .org else { throw DomainError.invalid("permissions must name at least one machine permission") }
             if s == .tenant, let wrong = perms.first(where: { !Self.tenantKeyPermissions.contains($0) }) {
                 throw DomainError.invalid("a TENANT key cannot carry \(wrong); it may carry \(Self.tenantKeyPermissions.joined(separator: ", "))")
             }
@@ -93,8 +103,8 @@ extension LatchService {
             }
             if key.principalId != ctx.principal.id {
                 _ = try await self.keyOwner(tx, ctx, key.principalId, issuing: true)
-            } else if key.accessKey != ctx.apiKey.accessKey && ctx.apiKey.scope == .tenant {
-                throw DomainError.forbidden("a TENANT key revokes only itself; revoke the user's other keys with one of its USER keys")
+            } else if key.accessKey != ctx.apiKey.accessKey && ctx.apiKey.scope != .user && ctx.apiKey.scope != .agent {
+                throw DomainError.forbidden("a \(ctx.apiKey.scope.rawValue) key revokes only itself; revoke the user's other keys with one of its USER keys")
             }
             guard !key.revoked else { return (key, "already revoked") }
             if key.scope == .user, try await !self.otherAdminKeyExists(tx, ctx.tenant.id, besides: key.accessKey) {
@@ -111,6 +121,9 @@ extension LatchService {
     /// The principal whose keys the caller acts on, after the rules above (`issuing`: issue or
     /// revoke; otherwise list).
     func keyOwner(_ tx: any StoreTransaction, _ ctx: AuthContext, _ id: String, issuing: Bool) async throws -> Principal {
+        guard ctx.apiKey.scope != .org else {
+            throw DomainError.forbidden("an ORG key reaches the organisation routes only (and may revoke itself)")
+        }
         try Self.checkId(id, "principal id")
         guard let p = try await tx.principal(id), p.tenantId == ctx.tenant.id, !p.archived else {
             throw DomainError.notFound("principal \(id) does not exist")

@@ -165,7 +165,7 @@ public struct LatchService: Sendable {
                     throw DomainError.invalid("\(n) must be 1-200 characters")
                 }
                 let pk = try self.parseKey(publicKeyPEM)
-                let org = Organisation(id: ids.0, name: organisationName, createdAt: now)
+                let org = Organisation(id: ids.0, name: organisationName, createdAt: now, foundingTenantId: ids.1)
                 let tenant = Tenant(id: ids.1, organisationId: org.id, name: tenantName, createdAt: now)
                 let user = Principal(id: ids.2, tenantId: tenant.id, type: .user, name: userName, role: .tenantAdmin,
                                      createdAt: now, createdBy: nil, archived: false)
@@ -280,28 +280,35 @@ public struct LatchService: Sendable {
 
 extension LatchService {
     /// Adds a tenant with its first TENANT_ADMIN user to an existing organisation (operator
-    /// tooling; no HTTP route yet). Returns the user's USER API key once.
+    /// tooling; over HTTP an ORG key does it: `createTenant(_:name:adminName:adminPublicKeyPEM:)`).
+    /// Returns the user's USER API key once.
     public func createTenant(organisationId: String, tenantName: String, adminName: String,
                              adminPublicKeyPEM: String) async throws -> BootstrapResult {
+        try await store.write { tx in
+            try await self.addTenant(tx, organisationId: organisationId, tenantName: tenantName, adminName: adminName,
+                                     adminPublicKeyPEM: adminPublicKeyPEM)
+        }
+    }
+
+    func addTenant(_ tx: any StoreTransaction, organisationId: String, tenantName: String, adminName: String,
+                   adminPublicKeyPEM: String) async throws -> BootstrapResult {
         let now = clock.now()
         let ids = (random.uuid(), random.uuid())
-        return try await store.write { tx in
-            guard let org = try await tx.organisation(organisationId) else { throw DomainError.notFound("organisation \(organisationId) does not exist") }
-            try self.validName(tenantName, "tenant name")
-            try self.validName(adminName, "user name")
-            let pk = try self.parseKey(adminPublicKeyPEM)
-            let tenant = Tenant(id: ids.0, organisationId: org.id, name: tenantName, createdAt: now)
-            let user = Principal(id: ids.1, tenantId: tenant.id, type: .user, name: adminName, role: .tenantAdmin,
-                                 createdAt: now, createdBy: nil, archived: false)
-            try await tx.insertTenant(tenant)
-            try await tx.putPrincipal(user)
-            let key = try await self.registerKey(tx, principal: user, pem: pk.pem).0
-            let issued = try await self.issueKey(principal: user, scope: .user, permissions: MachinePermission.all, tx: tx)
-            try await self.change(tx, tenant.id, .principal, user.id, vault: nil)
-            try await tx.appendAudit(time: now, tenantId: tenant.id, action: "tenant.create", outcome: "success", principalId: user.id,
-                                     accessKey: issued.record.accessKey, assetType: "TENANT", assetId: tenant.id)
-            return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
-        }
+        guard let org = try await tx.organisation(organisationId) else { throw DomainError.notFound("organisation \(organisationId) does not exist") }
+        try validName(tenantName, "tenant name")
+        try validName(adminName, "user name")
+        let pk = try parseKey(adminPublicKeyPEM)
+        let tenant = Tenant(id: ids.0, organisationId: org.id, name: tenantName, createdAt: now)
+        let user = Principal(id: ids.1, tenantId: tenant.id, type: .user, name: adminName, role: .tenantAdmin,
+                             createdAt: now, createdBy: nil, archived: false)
+        try await tx.insertTenant(tenant)
+        try await tx.putPrincipal(user)
+        let key = try await registerKey(tx, principal: user, pem: pk.pem).0
+        let issued = try await issueKey(principal: user, scope: .user, permissions: MachinePermission.all, tx: tx)
+        try await change(tx, tenant.id, .principal, user.id, vault: nil)
+        try await tx.appendAudit(time: now, tenantId: tenant.id, action: "tenant.create", outcome: "success", principalId: user.id,
+                                 accessKey: issued.record.accessKey, assetType: "TENANT", assetId: tenant.id)
+        return BootstrapResult(organisation: org, tenant: tenant, user: user, key: key, apiKey: issued)
     }
 }
 

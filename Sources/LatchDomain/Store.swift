@@ -205,6 +205,7 @@ extension StoreTransaction {
         _ = try await insert(.tenants, StoreRow(id: t.id, tenantId: t.id, parentId: t.organisationId, lookup: nil, doc: encode(t)))
     }
     public func tenant(_ id: String) async throws -> Tenant? { try await getDoc(.tenants, id, as: Tenant.self) }
+    public func tenants(organisationId: String) async throws -> [Tenant] { try await findDocs(.tenants, .parentId, organisationId, as: Tenant.self) }
     public func putPrincipal(_ p: Principal) async throws {
         try await put(.principals, StoreRow(id: p.id, tenantId: p.tenantId, parentId: nil, lookup: p.type.rawValue, doc: encode(p)))
     }

@@ -224,6 +224,17 @@ struct MachineRoutes: Sendable {
             let out = try await service.removeAgent(try c.caller(), agentId: try c.param("id"))
             return try jsonResponse(AgentRemovalResponse(agentId: out.agent.id, vaultIds: out.vaultIds))
         }
+        m.get("organisation") { _, c in
+            let (org, tenants) = try await service.organisation(try c.caller())
+            return try jsonResponse(OrganisationResponse(organisation: NamedRef(id: org.id, name: org.name),
+                                                         tenants: tenants.map { TenantInfo(id: $0.id, name: $0.name, createdAt: $0.createdAt) }))
+        }
+        m.post("organisation/tenants") { r, c in
+            let req = try await decodeBody(CreateTenantRequest.self, r, limit: limit)
+            let t = try await service.createTenant(try c.caller(), name: req.name, adminName: req.adminName, adminPublicKeyPEM: req.adminPublicKey)
+            return try jsonResponse(BootstrapResponse(organisationId: t.organisation.id, tenantId: t.tenant.id, userId: t.user.id, keyId: t.key.keyId,
+                                                      apiKey: t.apiKey.apiKey, accessKey: t.apiKey.record.accessKey), status: .created)
+        }
         m.post("api-keys") { r, c in
             let req = try await decodeBody(CreateAPIKeyRequest.self, r, limit: limit)
             let k = try await service.issueAPIKey(try c.caller(), principalId: req.principalId, scope: req.scope, permissions: req.permissions,

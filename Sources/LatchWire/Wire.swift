@@ -47,6 +47,10 @@ public enum LatchRoutes {
     public static func vaultWriters(_ id: String) -> String { "\(vaults)/\(id)/writers" }
     public static func agentPublicKey(_ id: String) -> String { "\(agents)/\(id)/public-key" }
     public static func agent(_ id: String) -> String { "\(agents)/\(id)" }
+    /// `GET` with an ORG key: the organisation and its tenants.
+    public static let organisation = "/api/v1/machine/organisation"
+    /// `POST` with an ORG key: a new tenant and its first admin.
+    public static let organisationTenants = "/api/v1/machine/organisation/tenants"
     /// `POST` (issue), `GET` (list; `?principalId=`), `DELETE /api-keys/:accessKey` (revoke).
     public static let apiKeys = "/api/v1/machine/api-keys"
     public static func apiKey(_ accessKey: String) -> String { "\(apiKeys)/\(accessKey)" }
@@ -294,6 +298,32 @@ public struct APIKeyInfo: Codable, Sendable, Equatable {
                 expiresAt: Date? = nil, apiKey: String? = nil) {
         self.accessKey = accessKey; self.principalId = principalId; self.scope = scope; self.permissions = permissions
         self.createdAt = createdAt; self.revoked = revoked; self.expiresAt = expiresAt; self.apiKey = apiKey
+    }
+}
+
+/// A tenant as the organisation routes show it.
+public struct TenantInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var name: String
+    public var createdAt: Date
+    public init(id: String, name: String, createdAt: Date) { self.id = id; self.name = name; self.createdAt = createdAt }
+}
+
+/// `GET /organisation` (ORG key): the organisation and its tenants, oldest first.
+public struct OrganisationResponse: Codable, Sendable {
+    public var organisation: NamedRef
+    public var tenants: [TenantInfo]
+    public init(organisation: NamedRef, tenants: [TenantInfo]) { self.organisation = organisation; self.tenants = tenants }
+}
+
+/// `POST /organisation/tenants` (ORG key): a tenant and its first TENANT_ADMIN, whose public
+/// key (SPKI PEM) was made on that admin's host. Answered with `BootstrapResponse` (201).
+public struct CreateTenantRequest: Codable, Sendable {
+    public var name: String
+    public var adminName: String
+    public var adminPublicKey: String
+    public init(name: String, adminName: String, adminPublicKey: String) {
+        self.name = name; self.adminName = adminName; self.adminPublicKey = adminPublicKey
     }
 }
 

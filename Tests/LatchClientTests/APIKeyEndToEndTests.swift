@@ -1,4 +1,5 @@
 import Foundation
+import LatchCrypto
 import Testing
 
 /// `latch apikey` against a real `latch serve`: keys are written to 0600 files and never printed,
@@ -95,8 +96,28 @@ import Testing
         #expect(whoamiShort.code == 0 && whoamiShort.out.contains("(expires "), "\(whoamiShort.out)\(whoamiShort.err)")
         #expect(try await latch("apikey", "create", "--expires-in", "soon", "--out", server.dir + "/x.key").code == 64)
         #expect(try await latch("apikey", "create", "--expires-in", "0d", "--out", server.dir + "/x.key").code == 64)
-        let org = try await latch("apikey", "create", "--scope", "ORG", "--out", server.dir + "/org.key")
-        #expect(org.code != 0 && org.err.contains("reserved"), "\(org.err)")
-        #expect(!FileManager.default.fileExists(atPath: server.dir + "/org.key"))
+
+        // an ORG key: the organisation's tenants; a new tenant whose admin's key pair was made elsewhere
+        let orgFile = server.dir + "/org.key"
+        let org = try await latch("apikey", "create", "--scope", "ORG", "--out", orgFile)
+        #expect(org.code == 0, "\(org.err)")
+        let show = try await latch("org", "show", "--key-file", orgFile, "--json")
+        #expect(show.code == 0 && show.out.contains("\"tenants\""), "\(show.err)")
+        #expect(try await latch("org", "show", "--key-file", ownFile).code == 77)   // a USER key: 403 forbidden
+        let sam = try PrincipalPrivateKey.generate(bits: 2048)
+        let samPub = server.dir + "/sam.pub.pem", samKeyPath = server.dir + "/sam.key.pem", samAPI = server.dir + "/sam.api"
+        try sam.publicKey.pem.write(toFile: samPub, atomically: true, encoding: .utf8)
+        try sam.pkcs8PEM.write(toFile: samKeyPath, atomically: true, encoding: .utf8)
+        let made = try await latch("org", "create-tenant", "staging", "--admin", "sam", "--admin-public-key", samPub, "--out", samAPI, "--key-file", orgFile)
+        #expect(made.code == 0, "\(made.err)")
+        #expect((try FileManager.default.attributesOfItem(atPath: samAPI)[.posixPermissions] as? Int) == 0o600)
+        #expect(!made.out.contains(String(try secret(samAPI).split(separator: ".")[1])))
+        let samMe = try await LatchProcess.run(["whoami", "--json"], env: [
+            "PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/sam-home", "HOME": server.dir,
+            "LATCH_API_KEY": try secret(samAPI), "LATCH_PRIVATE_KEY_PATH": samKeyPath, "LATCH_BASE_URL": server.url,
+        ])
+        #expect(samMe.code == 0 && samMe.out.contains("TENANT_ADMIN") && samMe.out.contains(made.out.trimmingCharacters(in: .whitespacesAndNewlines)),
+                "\(samMe.out)\(samMe.err)")
+        #expect(try await latch("org", "show", "--key-file", orgFile).out.contains("staging"))
     }
 }

@@ -107,7 +107,7 @@ struct APIKeyTests {
         }
     }
 
-    @Test("TENANT keys administer the tenant but never act as the admin's cryptographic identity; ORG is refused")
+    @Test("TENANT keys administer the tenant but never act as the admin's cryptographic identity")
     func tenantAndOrgKeys() async throws {
         try await withHarness { h in
             let admin = try await h.bootstrap()
@@ -160,14 +160,80 @@ struct APIKeyTests {
             // the admin manages bob's keys
             #expect(try await issue(h, admin.apiKey, CreateAPIKeyRequest(principalId: bob.principal.id)).status == .created)
 
-            let org = try await issue(h, admin.apiKey, CreateAPIKeyRequest(scope: "ORG"))
-            #expect(org.status == .badRequest && (String(decoding: org.data, as: UTF8.self)).contains("reserved"))
             let bogus = try await issue(h, admin.apiKey, CreateAPIKeyRequest(scope: "ROOT"))
             #expect(bogus.status == .badRequest && bogus.code == "invalid_request")
 
             // a TENANT key revokes itself
             #expect(try await h.call(.delete, LatchRoutes.apiKey(t.accessKey), key: tKey).status == .ok)
             #expect(try await me(h, tKey).status == .unauthorized)
+        }
+    }
+
+    @Test("ORG keys: an organisation owner's, no machine permission; they list and add tenants and touch nothing inside one")
+    func orgKeys() async throws {
+        let store = MemoryStore()
+        let clock = TestClock()
+        try await withHarness(store: store, clock: clock) { h in
+            let admin = try await h.bootstrap()
+            let (vault, _) = try await h.createVault(admin)
+            let r = try await issue(h, admin.apiKey, CreateAPIKeyRequest(scope: "ORG"))
+            #expect(r.status == .created, "\(String(decoding: r.data, as: UTF8.self))")
+            let o = try r.decode(APIKeyInfo.self)
+            #expect(o.scope == "ORG" && o.permissions.isEmpty && o.principalId == admin.id)
+            let orgKey = try #require(o.apiKey)
+            #expect(try await issue(h, admin.apiKey, CreateAPIKeyRequest(scope: "ORG", permissions: ["machine.vault.read"])).status == .badRequest)
+            #expect(try await h.call(.get, LatchRoutes.organisation, key: admin.apiKey).status == .forbidden)   // a USER key
+
+            let view = try await h.call(.get, LatchRoutes.organisation, key: orgKey)
+            #expect(view.status == .ok, "\(String(decoding: view.data, as: UTF8.self))")
+            let before = try view.decode(OrganisationResponse.self)
+            #expect(before.organisation.name == "Acme" && before.tenants.map(\.name) == ["prod"])
+
+            clock.advance(1)
+            let made = try await h.call(.post, LatchRoutes.organisationTenants, key: orgKey,
+                                        body: CreateTenantRequest(name: "staging", adminName: "sam", adminPublicKey: Keys.pool[2].publicKey.pem))
+            #expect(made.status == .created, "\(String(decoding: made.data, as: UTF8.self))")
+            let sam = try made.decode(BootstrapResponse.self)
+            #expect(sam.organisationId == before.organisation.id && sam.keyId == Keys.pool[2].publicKey.keyId)
+            let samMe = try await me(h, sam.apiKey).decode(MeResponse.self)
+            #expect(samMe.principal.tenantId == sam.tenantId && samMe.principal.role == "TENANT_ADMIN")
+            #expect(try await h.call(.get, LatchRoutes.vaults, key: sam.apiKey).decode(VaultListResponse.self).vaults.isEmpty)
+            #expect(try await h.call(.get, LatchRoutes.vault(vault.id), key: sam.apiKey).status == .notFound)
+            let after = try await h.call(.get, LatchRoutes.organisation, key: orgKey).decode(OrganisationResponse.self)
+            #expect(after.tenants.map(\.name) == ["prod", "staging"])
+            let again = try await h.call(.post, LatchRoutes.organisationTenants, key: orgKey,
+                                         body: CreateTenantRequest(name: "staging", adminName: "x", adminPublicKey: Keys.pool[3].publicKey.pem))
+            #expect(again.status == .conflict)
+            let badKey = try await h.call(.post, LatchRoutes.organisationTenants, key: orgKey,
+                                          body: CreateTenantRequest(name: "qa", adminName: "x", adminPublicKey: "not a key"))
+            #expect(badKey.status == .badRequest && badKey.code == "invalid_public_key")
+
+            // owners only: the new tenant's admin is not one, nor a member of the founding tenant
+            #expect(try await issue(h, sam.apiKey, CreateAPIKeyRequest(scope: "ORG")).status == .badRequest)
+            #expect(try await h.call(.get, LatchRoutes.organisation, key: sam.apiKey).status == .forbidden)
+            let bob = try await h.call(.post, LatchRoutes.users, key: admin.apiKey, body: CreateUserRequest(name: "bob")).decode(CreatePrincipalResponse.self)
+            #expect(try await issue(h, bob.apiKey, CreateAPIKeyRequest(scope: "ORG")).status == .badRequest)
+            #expect(try await issue(h, admin.apiKey, CreateAPIKeyRequest(principalId: bob.principal.id, scope: "ORG")).status == .badRequest)
+
+            // nothing inside a tenant, its own included
+            for (path, what) in [(LatchRoutes.vaults, "vaults"), (LatchRoutes.vault(vault.id), "vault"), (LatchRoutes.agents, "agents"),
+                                 (LatchRoutes.auditEvents, "audit"), (LatchRoutes.sync, "sync")] {
+                let res = try await h.call(.get, path, key: orgKey)
+                #expect(res.status == .forbidden, "ORG key on \(what): \(res.status)")
+            }
+            #expect(try await h.call(.post, LatchRoutes.publicKey, key: orgKey, body: RegisterPublicKeyRequest(publicKey: Keys.pool[4].publicKey.pem)).status == .forbidden)
+            #expect(try await issue(h, orgKey, CreateAPIKeyRequest()).status == .forbidden)
+            #expect(try await issue(h, orgKey, CreateAPIKeyRequest(scope: "ORG")).status == .forbidden)
+            let adminAccess = String(admin.apiKey.split(separator: ".")[0])
+            #expect(try await h.call(.delete, LatchRoutes.apiKey(adminAccess), key: orgKey).status == .forbidden)
+
+            let events = try await store.read { try await $0.auditEvents(AuditFilter(limit: 1000)) }
+            #expect(events.contains { $0.action == "org.tenant.create" && $0.outcome == "success" && $0.accessKey == o.accessKey })
+            #expect(events.contains { $0.action == "tenant.create" && $0.tenantId == sam.tenantId })
+            #expect(try await verifyAuditChain(store) > 0)
+            // an owner who stops being one loses the key's reach
+            #expect(try await h.call(.delete, LatchRoutes.apiKey(o.accessKey), key: orgKey).status == .ok)
+            #expect(try await h.call(.get, LatchRoutes.organisation, key: orgKey).status == .unauthorized)
         }
     }
 

@@ -36,6 +36,8 @@ struct AuthorizationMatrixTests {
                 .decode(APIKeyInfo.self)
             let tenantAdmin = Party(id: admin.id, apiKey: try #require(tenantKey.apiKey), key: admin.key)
             let spare = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest()).decode(APIKeyInfo.self)
+            let orgKey = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest(scope: "ORG")).decode(APIKeyInfo.self)
+            let orgOwner = Party(id: admin.id, apiKey: try #require(orgKey.apiKey), key: admin.key)
 
             struct Route {
                 var name: String; var write: Bool; var ownTenant = false
@@ -96,6 +98,7 @@ struct AuthorizationMatrixTests {
             let callers: [(String, Party, Bool, Set<String>?)] = [
                 ("reader agent", reader, true, nil), ("stranger agent", stranger, false, nil), ("member user", member, false, nil),
                 ("foreign admin", foreign, false, nil), ("admin's TENANT key", tenantAdmin, true, tenantKeyMay),
+                ("admin's ORG key", orgOwner, false, []),   // organisation routes only: nothing inside a tenant
             ]
             var unexpected: [String] = []
             var checked = 0
@@ -110,7 +113,14 @@ struct AuthorizationMatrixTests {
                     if !ok && allowed { Issue.record("\(who) was refused \(r.name): \(String(decoding: res.data, as: UTF8.self))") }
                     if !ok { #expect([400, 403, 404, 409].contains(Int(res.status.code)), "\(who) → \(r.name) gave \(res.status.code)") }
                 }
-                // listings, search and sync must not reveal the vault either
+                // listings, search and sync must not reveal the vault either (an ORG key may not list at all)
+                if only?.isEmpty == true {
+                    for path in [LatchRoutes.vaults, LatchRoutes.sync] {
+                        #expect(try await h.call(.get, path, key: p.apiKey).status == .forbidden, "\(who) \(path)")
+                    }
+                    #expect(try await h.call(.post, LatchRoutes.search, key: p.apiKey, body: SearchRequest(query: "db")).status == .forbidden)
+                    continue
+                }
                 let list = try await h.call(.get, LatchRoutes.vaults, key: p.apiKey).decode(VaultListResponse.self)
                 #expect(list.vaults.contains { $0.id == v.id } == canRead, "\(who) vault list")
                 let sync = try await h.call(.get, LatchRoutes.sync, key: p.apiKey).decode(SyncResponse.self)
