@@ -769,7 +769,7 @@ struct AgentCommand: AsyncParsableCommand {
 
 struct APIKeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "apikey",
-        abstract: "Issue, list and revoke API keys (USER, AGENT, or TENANT administration keys).",
+        abstract: "Issue, list and revoke API keys (USER, AGENT, TENANT administration and ORG keys).",
         subcommands: [Create.self, List.self, Revoke.self])
 
     /// `--user NAME` or `--agent NAME` (names or ids); neither: this profile's own principal.
@@ -791,12 +791,13 @@ struct APIKeyCommand: AsyncParsableCommand {
             abstract: "Issue an API key; it is written to --out (0600) and cannot be shown again.",
             discussion: """
                 Without --agent or --user the key is this profile's principal's own. --scope TENANT issues a tenant \
-                administration key (a TENANT_ADMIN's; administration permissions only, no secret reads or writes). \
+                administration key (a TENANT_ADMIN's; administration permissions only, no secret reads or writes); \
+                --scope ORG an organisation key (an owner's: an admin of the founding tenant), for `latch org` only. \
                 A key never gets a permission the profile's key lacks.
                 """)
         @OptionGroup var options: ProfileOption
         @OptionGroup var target: Target
-        @Option(help: "USER, AGENT or TENANT (default: the principal's type).") var scope: String?
+        @Option(help: "USER, AGENT, TENANT or ORG (default: the principal's type).") var scope: String?
         @Option(name: .customLong("permission"), help: "Machine permission (repeatable; default depends on the scope).") var permissions: [String] = []
         @Option(help: "The key stops working after this long: a whole number and s, m, h or d (90m, 12h, 30d). Default: never.")
         var expiresIn: String?

@@ -5,8 +5,8 @@ import Foundation
 /// and revoking one.
 ///
 /// Who may act on a principal's keys:
-/// - its own: a user on its own keys; any caller may revoke a key of its own principal (the
-///   way to kill a key that leaked);
+/// - its own: a user on its own keys, with a USER key; a USER or AGENT key may revoke any key of
+///   its own principal (the way to kill a key that leaked), a TENANT or ORG key only itself;
 /// - an agent's: TENANT_ADMIN or TENANT_AGENT_MANAGER with `machine.agent.write` (the rule for
 ///   making agents). An agent does not issue keys for itself, so a leaked agent key cannot mint
 ///   the replacement that would outlive its revocation;
