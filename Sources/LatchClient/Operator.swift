@@ -147,9 +147,10 @@ extension Latch {
                                 body: CreateAPIKeyRequest(principalId: principal?.id, scope: scope, permissions: permissions, expiresAt: expiresAt))
     }
 
-    /// The API keys of `principal` (nil: this profile's own), newest first; never their secrets.
-    public func listAPIKeys(of principal: PrincipalInfo? = nil) async throws -> [APIKeyInfo] {
-        let query = principal.map { "?principalId=\($0.id)" } ?? ""
+    /// The API keys of `principal` (nil: this profile's own; `wholeTenant`: every key of the
+    /// tenant, for a TENANT_ADMIN), newest first; never their secrets.
+    public func listAPIKeys(of principal: PrincipalInfo? = nil, wholeTenant: Bool = false) async throws -> [APIKeyInfo] {
+        let query = wholeTenant ? "?all=true" : principal.map { "?principalId=\($0.id)" } ?? ""
         return try await http.getJSON(APIKeyListResponse.self, LatchRoutes.apiKeys + query).apiKeys
     }
 

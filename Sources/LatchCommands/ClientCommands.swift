@@ -835,18 +835,22 @@ struct APIKeyCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "list", abstract: "List API keys (never their secrets).")
         @OptionGroup var options: ProfileOption
         @OptionGroup var target: Target
+        @Flag(help: "Every key of the tenant, with its principal (TENANT_ADMIN).") var all = false
         @Flag(help: "JSON output.") var json = false
         func run() async throws {
             try await CLI.run {
                 let latch = try await options.connect(sync: false)
-                let keys = try await latch.listAPIKeys(of: try await target.resolve(latch))
+                if all && (target.agent != nil || target.user != nil) {
+                    throw LatchError(.usage, "--all lists every key of the tenant", hint: "leave out --agent and --user")
+                }
+                let keys = try await latch.listAPIKeys(of: try await target.resolve(latch), wholeTenant: all)
                 if json { try CLI.json(APIKeyListResponse(apiKeys: keys)); return }
                 let now = Date()
                 CLI.stdout(CLI.table(keys.map { k in
-                    [k.accessKey, k.scope, k.revoked ? "revoked" : k.expiresAt.map { $0 <= now } == true ? "expired" : "active",
+                    [k.accessKey, k.principalId, k.scope, k.revoked ? "revoked" : k.expiresAt.map { $0 <= now } == true ? "expired" : "active",
                      LatchJSON.utcString(k.createdAt), k.expiresAt.map(LatchJSON.utcString) ?? "-",
                      k.permissions.map { $0.replacingOccurrences(of: "machine.", with: "") }.joined(separator: ",")]
-                }, header: ["ACCESS KEY", "SCOPE", "STATE", "CREATED", "EXPIRES", "PERMISSIONS"]))
+                }, header: ["ACCESS KEY", "PRINCIPAL", "SCOPE", "STATE", "CREATED", "EXPIRES", "PERMISSIONS"]))
             }
         }
     }

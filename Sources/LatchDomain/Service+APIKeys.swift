@@ -84,12 +84,21 @@ extension LatchService {
         return issued
     }
 
-    /// The keys of `principalId` (default: the caller), newest first, secrets never included.
-    public func listAPIKeys(_ ctx: AuthContext, principalId: String?) async throws -> [APIKeyRecord] {
+    /// The keys of `principalId` (default: the caller), or with `wholeTenant` every key of the
+    /// tenant (TENANT_ADMIN with `machine.agent.read`), newest first, secrets never included.
+    public func listAPIKeys(_ ctx: AuthContext, principalId: String?, wholeTenant: Bool = false) async throws -> [APIKeyRecord] {
         try await perform(ctx, "apikey.list", assetType: "API_KEY", read: true) { tx in
-            let owner = try await self.keyOwner(tx, ctx, principalId ?? ctx.principal.id, issuing: false)
-            let keys = try await tx.apiKeys(principalId: owner.id).sorted { ($0.createdAt, $0.accessKey) > ($1.createdAt, $1.accessKey) }
-            return (keys, nil)
+            let keys: [APIKeyRecord]
+            if wholeTenant {
+                guard principalId == nil else { throw DomainError.invalid("all=true lists every key of the tenant; leave out principalId") }
+                guard ctx.apiKey.scope != .org else { throw DomainError.forbidden("an ORG key reaches the organisation routes only") }
+                try ctx.require("machine.agent.read")
+                guard ctx.principal.role == .tenantAdmin else { throw DomainError.forbidden("listing every key of the tenant needs the TENANT_ADMIN role") }
+                keys = try await tx.apiKeys(tenantId: ctx.tenant.id)
+            } else {
+                keys = try await tx.apiKeys(principalId: try await self.keyOwner(tx, ctx, principalId ?? ctx.principal.id, issuing: false).id)
+            }
+            return (keys.sorted { ($0.createdAt, $0.accessKey) > ($1.createdAt, $1.accessKey) }, wholeTenant ? "all" : nil)
         }
     }
 

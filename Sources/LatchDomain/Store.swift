@@ -235,6 +235,7 @@ extension StoreTransaction {
     }
     public func apiKey(accessKey: String) async throws -> APIKeyRecord? { try await getDoc(.apiKeys, accessKey, as: APIKeyRecord.self) }
     public func apiKeys(principalId: String) async throws -> [APIKeyRecord] { try await findDocs(.apiKeys, .parentId, principalId, as: APIKeyRecord.self) }
+    public func apiKeys(tenantId: String) async throws -> [APIKeyRecord] { try await findDocs(.apiKeys, .tenantId, tenantId, as: APIKeyRecord.self) }
 
     // Groups and projects
     public func putGroup(_ g: SecurityGroup) async throws {

@@ -244,7 +244,11 @@ struct MachineRoutes: Sendable {
             return try jsonResponse(out, status: .created)
         }
         m.get("api-keys") { r, c in
-            let keys = try await service.listAPIKeys(try c.caller(), principalId: r.uri.queryParameters.get("principalId"))
+            let q = r.uri.queryParameters
+            guard [nil, "true", "false"].contains(q.get("all")) else {
+                throw APIError(status: .badRequest, code: WireErrorCode.invalidRequest, message: "all must be true or false")
+            }
+            let keys = try await service.listAPIKeys(try c.caller(), principalId: q.get("principalId"), wholeTenant: q.get("all") == "true")
             return try jsonResponse(APIKeyListResponse(apiKeys: keys.map(info)))
         }
         m.delete("api-keys/:accessKey") { _, c in

@@ -52,6 +52,10 @@ import Testing
         #expect((listed?["apiKeys"] as? [Any])?.count == 2)
         let table = try await latch("apikey", "list")
         #expect(table.code == 0 && table.out.contains(ownAccess) && table.out.contains("USER"))
+        let everyKey = try await latch("apikey", "list", "--all")
+        #expect(everyKey.code == 0 && everyKey.out.contains(ownAccess) && everyKey.out.contains(bot.out.trimmingCharacters(in: .whitespacesAndNewlines)),
+                "\(everyKey.out)\(everyKey.err)")
+        #expect(try await latch("apikey", "list", "--all", "--agent", "bot").code == 64)
 
         // a TENANT administration key lists agents but cannot read a secret
         let tenantFile = server.dir + "/tenant.key"

@@ -101,6 +101,14 @@ struct APIKeyTests {
             #expect(try await h.call(.delete, LatchRoutes.apiKey(k2.accessKey), key: agent.apiKey).status == .ok)
             #expect(try await me(h, k2Key).status == .unauthorized)
             #expect(try await me(h, agent.apiKey).status == .ok)
+            // the whole tenant's keys: the admin only
+            let all = try await h.call(.get, LatchRoutes.apiKeys + "?all=true", key: admin.apiKey)
+            #expect(all.status == .ok)
+            let everyKey = try all.decode(APIKeyListResponse.self).apiKeys
+            #expect(Set(everyKey.map(\.principalId)) == [admin.id, agent.id, other.id] && everyKey.count == 4)
+            #expect(try await h.call(.get, LatchRoutes.apiKeys + "?all=true", key: agent.apiKey).status == .forbidden)
+            #expect(try await h.call(.get, LatchRoutes.apiKeys + "?all=maybe", key: admin.apiKey).status == .badRequest)
+            #expect(try await h.call(.get, LatchRoutes.apiKeys + "?all=true&principalId=\(agent.id)", key: admin.apiKey).status == .badRequest)
             // the admin revokes the other agent's key
             #expect(try await h.call(.delete, LatchRoutes.apiKey(otherAccess), key: admin.apiKey).status == .ok)
             #expect(try await me(h, other.apiKey).status == .unauthorized)
