@@ -50,15 +50,17 @@ package struct DocScanner {
         guard i < p.count, p[i] == 0x22 else { return nil }
         i += 1
         let start = i
+        var ascii = true
         while i < p.count {
             let c = p[i]
             if c == 0x22 {
-                guard let s = String(validating: UnsafeBufferPointer(rebasing: p[start..<i]), as: UTF8.self) else { return nil }
+                guard let s = Self.text(UnsafeBufferPointer(rebasing: p[start..<i]), ascii: ascii) else { return nil }
                 i += 1
                 return s
             }
             if c == 0x5C { break }
             if c < 0x20 { return nil }
+            if c >= 0x80 { ascii = false }
             i += 1
         }
         // With escapes.
@@ -67,7 +69,7 @@ package struct DocScanner {
         out.append(contentsOf: UnsafeBufferPointer(rebasing: p[start..<i]))
         while i < p.count {
             let c = p[i]
-            if c == 0x22 { i += 1; return String(validating: out, as: UTF8.self) }
+            if c == 0x22 { i += 1; return out.withUnsafeBufferPointer { Self.text($0, ascii: !$0.contains { $0 >= 0x80 }) } }
             if c < 0x20 { return nil }
             if c != 0x5C {
                 // The run up to the next quote, backslash or control byte, copied whole.
@@ -193,6 +195,13 @@ package struct DocScanner {
         return true
     }
 
+    /// UTF-8 bytes as a String, nil when they are not valid UTF-8. ASCII (most of what these
+    /// readers see: ids, base64, names) takes `String(decoding:)`; the validating initializer
+    /// is generic over the encoding and was looking up metadata on every call.
+    static func text(_ bytes: UnsafeBufferPointer<UInt8>, ascii: Bool) -> String? {
+        ascii ? String(decoding: bytes, as: UTF8.self) : String(validating: bytes, as: UTF8.self)
+    }
+
     package mutating func optionalString() -> String?? { null() ? .some(nil) : string().map { .some($0) } }
     package mutating func optionalInt64() -> Int64?? { null() ? .some(nil) : int64().map { .some($0) } }
 
@@ -257,7 +266,9 @@ extension DocScanner {
     }
 }
 
-/// A member seen twice makes the reader give up (JSONDecoder's choice then stands).
+/// A member seen twice makes the reader give up (JSONDecoder's choice then stands). Inlinable
+/// so that each reader gets it specialized: unspecialized, every call looked up `T`'s metadata.
+@inlinable
 package func once<T>(_ slot: inout T?, _ v: T?) -> Bool {
     guard slot == nil, let v else { return false }
     slot = v

@@ -184,6 +184,15 @@ extension StoreTransaction {
         // Fields, items and vault access views are read directly (DocJSON.swift); anything that
         // reader does not fully understand goes to JSONDecoder, as every other document does.
         if let d = t as? any DirectDocDecodable.Type, let v = d.directDecode(row.doc) as? T { return v }
+        return try decodeWithJSONDecoder(t, row)
+    }
+    /// The same for a type known to read directly: no dynamic cast (a conformance lookup per
+    /// document on the hot read paths).
+    func decode<T: Decodable & DirectDocDecodable>(_ t: T.Type, _ row: StoreRow) throws -> T {
+        if let v = T.directDecode(row.doc) { return v }
+        return try decodeWithJSONDecoder(t, row)
+    }
+    private func decodeWithJSONDecoder<T: Decodable>(_ t: T.Type, _ row: StoreRow) throws -> T {
         do { return try docDecoder.decode(t, from: Data(row.doc.utf8)) } catch {
             throw StoreError(.corrupt, "row \(row.id) does not decode as \(T.self): \(error)")
         }
@@ -192,7 +201,14 @@ extension StoreTransaction {
         guard let row = try await get(table, id: id) else { return nil }
         return try decode(t, row)
     }
+    func getDoc<T: Decodable & DirectDocDecodable>(_ table: StoreTable, _ id: String, as t: T.Type) async throws -> T? {
+        guard let row = try await get(table, id: id) else { return nil }
+        return try decode(t, row)
+    }
     func findDocs<T: Decodable>(_ table: StoreTable, _ c: StoreColumn, _ v: String, as t: T.Type) async throws -> [T] {
+        try await find(table, c, v).map { try decode(t, $0) }
+    }
+    func findDocs<T: Decodable & DirectDocDecodable>(_ table: StoreTable, _ c: StoreColumn, _ v: String, as t: T.Type) async throws -> [T] {
         try await find(table, c, v).map { try decode(t, $0) }
     }
 
