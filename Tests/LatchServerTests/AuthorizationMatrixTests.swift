@@ -38,6 +38,12 @@ struct AuthorizationMatrixTests {
             let spare = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest()).decode(APIKeyInfo.self)
             let orgKey = try await h.call(.post, LatchRoutes.apiKeys, key: admin.apiKey, body: CreateAPIKeyRequest(scope: "ORG")).decode(APIKeyInfo.self)
             let orgOwner = Party(id: admin.id, apiKey: try #require(orgKey.apiKey), key: admin.key)
+            // an agent with the TENANT_AGENT_MANAGER role: it makes agents, and nothing else here
+            let mm = try await h.call(.post, LatchRoutes.agents, key: admin.apiKey, body: CreateAgentRequest(
+                name: "manager", permissions: ["machine.agent.read", "machine.agent.write"] + MachinePermission.agentDefault, role: "TENANT_AGENT_MANAGER"))
+            let managerResp = try mm.decode(CreatePrincipalResponse.self)
+            let manager = Party(id: managerResp.principal.id, apiKey: managerResp.apiKey, key: Keys.pool[2])
+            #expect(try await h.call(.post, LatchRoutes.publicKey, key: manager.apiKey, body: RegisterPublicKeyRequest(publicKey: manager.key.publicKey.pem)).status == .created)
 
             struct Route {
                 var name: String; var write: Bool; var ownTenant = false
@@ -99,6 +105,7 @@ struct AuthorizationMatrixTests {
                 ("reader agent", reader, true, nil), ("stranger agent", stranger, false, nil), ("member user", member, false, nil),
                 ("foreign admin", foreign, false, nil), ("admin's TENANT key", tenantAdmin, true, tenantKeyMay),
                 ("admin's ORG key", orgOwner, false, []),   // organisation routes only: nothing inside a tenant
+                ("agent manager", manager, false, ["POST agents"]),
             ]
             var unexpected: [String] = []
             var checked = 0
