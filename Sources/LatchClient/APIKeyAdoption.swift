@@ -30,3 +30,45 @@ extension ProfileStore {
         return me
     }
 }
+
+extension Latch {
+    /// What `rotateProfileAPIKey` did.
+    public struct APIKeyRotation: Sendable {
+        public var previousAccessKey: String
+        public var key: APIKeyInfo
+        /// Nil when the old key was revoked; otherwise why it was not (it still works: revoke it).
+        public var revocationError: String?
+    }
+
+    /// Rotates a user profile's API key in one go: a new USER key with the same permissions
+    /// (working until `expiresAt` when given) is issued, the profile switched to it (checked
+    /// with the server first), and the old key revoked with the new one. An agent's keys are
+    /// issued by its operators instead (`latch apikey create --agent`, then `latch configure
+    /// api-key` on the agent's host).
+    public static func rotateProfileAPIKey(profile name: String?, expiresAt: Date? = nil,
+                                           environment: [String: String] = ProcessInfo.processInfo.environment,
+                                           transport: (any HTTPTransport)? = nil) async throws -> APIKeyRotation {
+        let config = try ConfigurationResolver.resolve(ExplicitConfiguration(profile: name), environment: environment)
+        guard case .profile(let profileName) = config.apiKeySource else {
+            throw LatchError(.configuration, "rotate changes a profile's API key, but the key in use comes from \(config.apiKeySource)",
+                             hint: "unset LATCH_API_KEY and pass --profile NAME")
+        }
+        let latch = try await create(configuration: config, transport: transport, sync: false)
+        guard latch.identity.principal.type == "USER", latch.identity.scope == "USER" else {
+            throw LatchError(.usage, "only a user's USER key rotates itself; this profile holds a \(latch.identity.scope) key of \(latch.identity.principal.type.lowercased()) \(latch.identity.principal.name)",
+                             hint: "an operator issues an agent's next key: `latch apikey create --agent NAME --out FILE`, then `latch configure api-key --from-file FILE` on the agent's host")
+        }
+        let old = latch.identity.accessKey
+        let issued = try await latch.issueAPIKey(scope: "USER", permissions: latch.identity.permissions, expiresAt: expiresAt)
+        guard let key = issued.apiKey else { throw LatchError(.invalidResponse, "the server issued \(issued.accessKey) but did not return it") }
+        let store = ProfileStore(home: config.home)
+        _ = try await store.adoptAPIKey(key, profile: profileName, transport: transport ?? DefaultHTTPTransport())
+        let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: key, transport: transport ?? DefaultHTTPTransport())
+        do {
+            _ = try await http.send(method: "DELETE", path: LatchRoutes.apiKey(old))
+            return APIKeyRotation(previousAccessKey: old, key: issued, revocationError: nil)
+        } catch {
+            return APIKeyRotation(previousAccessKey: old, key: issued, revocationError: "\(error)")
+        }
+    }
+}

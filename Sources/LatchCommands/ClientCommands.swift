@@ -770,7 +770,27 @@ struct AgentCommand: AsyncParsableCommand {
 struct APIKeyCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "apikey",
         abstract: "Issue, list and revoke API keys (USER, AGENT, TENANT administration and ORG keys).",
-        subcommands: [Create.self, List.self, Revoke.self])
+        subcommands: [Create.self, List.self, Revoke.self, Rotate.self])
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rotate",
+            abstract: "Rotate this user profile's API key: a new one with the same permissions, the profile switched to it, the old one revoked.",
+            discussion: "An agent's next key is issued by its operators: `latch apikey create --agent NAME --out FILE`, then `latch configure api-key --from-file FILE` on the agent's host.")
+        @OptionGroup var options: ProfileOption
+        @Option(help: "The new key stops working after this long (90m, 12h, 30d). Default: never.") var expiresIn: String?
+        func run() async throws {
+            try await CLI.run {
+                let lifetime = try expiresIn.map(Create.seconds)
+                let r = try await Latch.rotateProfileAPIKey(profile: options.profile, expiresAt: lifetime.map { Date().addingTimeInterval($0) },
+                                                            environment: options.environment)
+                CLI.stdout("rotated \(r.previousAccessKey) -> \(r.key.accessKey)\n")
+                if let e = r.revocationError {
+                    CLI.stderr("latch: warning: the profile uses the new key, but revoking \(r.previousAccessKey) failed (\(e)); revoke it with `latch apikey revoke \(r.previousAccessKey)`")
+                    throw ExitCode(LatchExitCode.failure.rawValue)
+                }
+            }
+        }
+    }
 
     /// `--user NAME` or `--agent NAME` (names or ids); neither: this profile's own principal.
     struct Target: ParsableArguments {

@@ -101,6 +101,18 @@ import Testing
         #expect(try await latch("apikey", "create", "--expires-in", "soon", "--out", server.dir + "/x.key").code == 64)
         #expect(try await latch("apikey", "create", "--expires-in", "0d", "--out", server.dir + "/x.key").code == 64)
 
+        // a user's profile rotates its own key in one go; an agent's cannot
+        let profileDir = home + "/profiles/default"
+        let before = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: profileDir + "/profile.json"))) as? [String: Any]
+        let oldKey = (before?["accessKey"] as? String ?? "") + "." + (try secret(profileDir + "/api-secret"))
+        #expect(try await me(oldKey).code == 0)
+        let rotate = try await latch("apikey", "rotate")
+        #expect(rotate.code == 0 && rotate.out.hasPrefix("rotated \(before?["accessKey"] as? String ?? "?") -> lk_"), "\(rotate.out)\(rotate.err)")
+        #expect(try await me(oldKey).code == 67)
+        #expect(try await latch("whoami").out.contains(String(rotate.out.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        let agentRotate = try await latch("apikey", "rotate", "--profile", "bot")
+        #expect(agentRotate.code == 64 && agentRotate.err.contains("apikey create --agent"), "\(agentRotate.err)")
+
         // an ORG key: the organisation's tenants; a new tenant whose admin's key pair was made elsewhere
         let orgFile = server.dir + "/org.key"
         let org = try await latch("apikey", "create", "--scope", "ORG", "--out", orgFile)
