@@ -137,6 +137,7 @@ public enum AuditChain {
 
 /// Reads every audit event of the store and verifies the chain.
 public func verifyAuditChain(_ store: any LatchStore) async throws -> Int {
+    try await store.flushReadAudit()
     let events = try await store.read { tx in
         var all: [AuditEvent] = []
         var after: Int64 = 0
@@ -225,6 +226,56 @@ public struct AuditDraft: Sendable {
         AuditEvent(seq: seq, tenantId: tenantId, time: AuditChain.date(millis: AuditChain.millis(time)), action: action,
                    outcome: outcome, principalId: principalId, accessKey: accessKey, assetType: assetType, assetId: assetId,
                    source: source, detail: detail, prevHash: prevHash, hash: hash)
+    }
+}
+
+/// A read's audit event as one line of a store's read-audit journal (`ReadAuditJournal`): the
+/// draft's members and the journal's own number `j`, a JSON object on one line (strings escaped
+/// as the chain's canonical JSON escapes them, so a line never holds a raw newline):
+///
+///     {"j":7,"timeMs":1764720000000,"tenantId":"…","action":"field.read","outcome":"success",…}\n
+///
+/// The journal is crash-recovery state, not an audit format: an entry becomes an audit event
+/// only when it joins the chain, and `time` keeps whole milliseconds, as the chain does.
+public enum AuditJournalLine {
+    struct Line: Decodable {
+        var j: Int64
+        var timeMs: Int64
+        var tenantId: String?
+        var action: String
+        var outcome: String
+        var principalId: String?
+        var accessKey: String?
+        var assetType: String?
+        var assetId: String?
+        var source: String?
+        var detail: String?
+    }
+
+    /// The line of entry `number` (with its closing newline).
+    public static func encode(_ d: AuditDraft, number: Int64) -> [UInt8] {
+        var o = JSONObjectBytes(capacity: 320)
+        o.raw("j", String(number))
+        o.raw("timeMs", String(AuditChain.millis(d.time)))
+        o.string("tenantId", d.tenantId)
+        o.string("action", d.action)
+        o.string("outcome", d.outcome)
+        o.string("principalId", d.principalId)
+        o.string("accessKey", d.accessKey)
+        o.string("assetType", d.assetType)
+        o.string("assetId", d.assetId)
+        o.string("source", d.source)
+        o.string("detail", d.detail)
+        return o.finish() + [UInt8(ascii: "\n")]
+    }
+
+    /// The entry a line holds (without its newline); nil when it is not a whole entry (a line
+    /// cut short by a power loss, or edited).
+    public static func decode(_ line: some Collection<UInt8>) -> (number: Int64, draft: AuditDraft)? {
+        guard let l = try? JSONDecoder().decode(Line.self, from: Data(line)) else { return nil }
+        return (l.j, AuditDraft(time: AuditChain.date(millis: l.timeMs), tenantId: l.tenantId, action: l.action, outcome: l.outcome,
+                                principalId: l.principalId, accessKey: l.accessKey, assetType: l.assetType, assetId: l.assetId,
+                                source: l.source, detail: l.detail))
     }
 }
 

@@ -309,6 +309,7 @@ extension LatchService {
 
     /// The tenant's audit events (TENANT_ADMIN with machine.monitoring.read).
     public func auditEvents(_ ctx: AuthContext, filter: AuditFilter) async throws -> [AuditEvent] {
+        try await store.flushReadAudit()   // every read answered so far is in the chain
         return try await perform(ctx, require: "machine.monitoring.read", "audit.read", read: true) { tx in
             var f = filter
             f.tenantId = ctx.tenant.id

@@ -94,15 +94,14 @@ public struct LatchService: Sendable {
         do {
             if let permission, let ctx { try ctx.require(permission) }
             if read {
-                // Reads run in a read transaction; their audit event joins the next group commit
-                // and is committed (chained, visible) before the response leaves. A batch of read
-                // events only is committed with deferred durability: it survives a crash of the
-                // server at once, a power loss once the store's flush has run (SQLite: within about 0.2 s).
+                // Reads run in a read transaction; their audit event is recorded before the
+                // response leaves, where it survives a crash of the server at once and a power
+                // loss within a fraction of a second: the store's read-audit journal (it joins
+                // the chain shortly after), or else the next group commit, with deferred durability.
                 let (result, detail) = try await store.read { tx in try await body(tx) }
-                try await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
-                                                  principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                                  assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail),
-                                       read: true)
+                try await auditRead(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
+                                               principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
+                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))
                 return result
             }
             return try await store.write { tx in
@@ -113,12 +112,17 @@ public struct LatchService: Sendable {
                 return result
             }
         } catch let e as DomainError {
-            try? await audit.append(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code,
-                                               principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil),
-                                    read: read)
+            let d = AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code, principalId: ctx?.principal.id,
+                               accessKey: ctx?.apiKey.accessKey, assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil)
+            if read { try? await auditRead(d) } else { try? await audit.append(d) }
             throw e
         }
+    }
+
+    /// Records a read's audit event: in the store's read-audit journal when it has one, else in
+    /// the group commit (deferred durability).
+    func auditRead(_ d: AuditDraft) async throws {
+        if let journal = store.readAuditJournal { try journal.record(d) } else { try await audit.append(d, read: true) }
     }
 
     func change(_ tx: any StoreTransaction, _ tenantId: String, _ kind: ChangeRecord.Kind, _ id: String, vault: String?) async throws {

@@ -137,6 +137,26 @@ public protocol LatchStore: Sendable {
     /// running `appendAudit`; a store may append them in fewer round trips (the PostgreSQL
     /// store: one statement) with the same result.
     func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent]
+    /// Where the audit events of reads go instead of the group commit, when the store has such a
+    /// path (the SQLite store: a journal file beside the database). nil (the default): they join
+    /// the group commit (`appendAuditBatch` with `.deferred`).
+    var readAuditJournal: (any ReadAuditJournal)? { get }
+    /// Moves every event the read-audit journal holds into the chain; returns once they are
+    /// committed. Run before reading audit events (`auditEvents`, `verifyAuditChain`) so that
+    /// every read answered so far is there. The default does nothing.
+    func flushReadAudit() async throws
+}
+
+/// A store's path for the audit events of reads that does not wait for a commit.
+///
+/// `record` returns once the event is written where it survives a crash of the server process
+/// at once (a file's page cache) and is queued to join the audit chain, in order, within a few
+/// tens of milliseconds, by a `.full` commit (so it is lost to a power loss only within that
+/// window, as a `.deferred` commit's rows are). An event that cannot be recorded throws, and the
+/// read is then not answered. After a crash the store moves what the journal holds into the
+/// chain when it next opens, each event once.
+public protocol ReadAuditJournal: Sendable {
+    func record(_ draft: AuditDraft) throws
 }
 
 extension LatchStore {
@@ -146,6 +166,13 @@ extension LatchStore {
     public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
         guard !drafts.isEmpty else { return [] }
         return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
+    }
+    public var readAuditJournal: (any ReadAuditJournal)? { nil }
+    public func flushReadAudit() async throws {}
+    /// Audit events matching `filter`, the read-audit journal's included (flushed first).
+    public func auditEvents(_ filter: AuditFilter) async throws -> [AuditEvent] {
+        try await flushReadAudit()
+        return try await read { tx in try await tx.auditEvents(filter) }
     }
 }
 

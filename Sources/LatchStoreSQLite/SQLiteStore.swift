@@ -37,6 +37,9 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     let maintenance: SQLiteConnection
     let next = Counter()
     let durability = DurabilityState()
+    /// Where reads' audit events go (ReadAuditJournal.swift), and the lock that runs its rounds one at a time.
+    let journal: SQLiteReadAuditJournal
+    let journalRounds = AsyncLock()
     /// How long after a commit the maintenance runs (so how long a deferred commit can stay
     /// not durable, plus the fsync).
     public static let deferredFlushDelay: Duration = .milliseconds(100)
@@ -95,7 +98,9 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     /// Opens (creating if needed) the database at `path` and runs pending migrations.
-    public static func open(path: String, readers: Int = 4) async throws -> SQLiteLatchStore {
+    /// `readAuditDelay`: how long a read's audit event may wait in the journal before its round
+    /// moves it into the chain.
+    public static func open(path: String, readers: Int = 4, readAuditDelay: Duration = .milliseconds(50)) async throws -> SQLiteLatchStore {
         var opened: [SQLiteConnection] = []   // closed again (threads too) when opening fails part-way
         do {
             let w = try await SQLiteConnection.open(path: path, role: "sqlite-writer")
@@ -125,7 +130,9 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
                 h.pollWhenBusy()
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
-            return SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m)
+            let store = SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m, readAuditDelay: readAuditDelay)
+            try await store.recoverReadAudit()
+            return store
         } catch {
             for c in opened { await c.close() }
             if let e = error as? StoreError { throw e }
@@ -133,13 +140,16 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         }
     }
 
-    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection) {
+    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection, readAuditDelay: Duration) {
         self.path = path; self.writer = writer; self.readers = readers; self.maintenance = maintenance
+        journal = SQLiteReadAuditJournal(base: path, delay: readAuditDelay)
     }
 
-    /// Makes pending deferred commits durable, then closes every connection (each once its
+    /// Moves the read-audit journal into the chain, makes pending deferred commits durable, then closes every connection (each once its
     /// transaction in flight, if any, has ended).
     public func close() async {
+        journal.close()
+        if (try? await moveReadAudit()) != nil { journal.removeIfDrained() }   // else the next open moves it
         durability.close()
         await maintain()
         for c in readers + [writer, maintenance] {

@@ -118,6 +118,38 @@ final class TestServer: @unchecked Sendable {
 }
 
 @Suite(.serialized) struct EndToEndTests {
+    @Test("reads answered just before latch serve is killed (SIGKILL) are in the audit chain once it restarts")
+    func readAuditSurvivesKill() async throws {
+        let server = try TestServer()
+        defer { server.stop() }
+        let env = ["PATH": "/usr/bin:/bin", "LATCH_HOME": server.dir + "/home", "HOME": server.dir]
+        func latch(_ args: String..., stdin: String? = nil, url: String? = nil) async throws -> LatchProcess.Result {
+            try await LatchProcess.run(args, env: url.map { env.merging(["LATCH_BASE_URL": $0]) { $1 } } ?? env, stdin: stdin)
+        }
+        func syncs(_ url: String? = nil) async throws -> Int {
+            let r = try await latch("audit", "--json", url: url)
+            #expect(r.code == 0, "\(r.err)")
+            return r.out.components(separatedBy: "\"vault.sync\"").count - 1
+        }
+        #expect(try await latch("init", "--server", server.url, "--token", server.token, "--name", "alice").code == 0)
+        #expect(try await latch("vault", "create", "prod").code == 0)
+        #expect(try await latch("secret", "set", "prod", "database", "--field", "password", stdin: "pw-0001\n").code == 0)
+        let before = try await syncs()
+        for _ in 0..<3 {
+            let r = try await latch("env", "--format", "json")
+            #expect(r.code == 0 && r.out.contains("pw-0001"), "\(r.err)")
+        }
+        let threeGets = try await syncs() - before   // the syncs of three runs
+        #expect(threeGets >= 3)
+        for _ in 0..<3 { #expect(try await latch("env", "--format", "json").code == 0) }
+        kill(server.process.processIdentifier, SIGKILL)   // at once: the last reads' events may be in the journal only
+        while server.process.isRunning { usleep(10_000) }
+        let again = try TestServer(reusing: server.dir)
+        defer { again.stop() }
+        #expect(try await syncs(again.url) == before + 2 * threeGets)
+        #expect(try await latch("verify", url: again.url).code == 0)
+    }
+
     @Test func operatorAndAgentStory() async throws {
         let server = try TestServer()
         defer { server.stop() }

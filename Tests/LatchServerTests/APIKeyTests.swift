@@ -59,7 +59,7 @@ struct APIKeyTests {
             let escalate = try await issue(h, secondKey, CreateAPIKeyRequest(permissions: ["machine.vault.secret.read"]))
             #expect(escalate.status == .forbidden, "\(String(decoding: escalate.data, as: UTF8.self))")
 
-            let events = try await store.read { try await $0.auditEvents(AuditFilter(limit: 1000)) }
+            let events = try await store.auditEvents(AuditFilter(limit: 1000))
             #expect(events.contains { $0.action == "apikey.create" && $0.outcome == "success" && ($0.detail ?? "").contains(second.accessKey) })
             #expect(events.contains { $0.action == "apikey.revoke" && $0.outcome == "success" && $0.assetId == firstAccess })
             #expect(events.contains { $0.action == "apikey.revoke" && $0.outcome == "conflict" })
@@ -235,7 +235,7 @@ struct APIKeyTests {
             let adminAccess = String(admin.apiKey.split(separator: ".")[0])
             #expect(try await h.call(.delete, LatchRoutes.apiKey(adminAccess), key: orgKey).status == .forbidden)
 
-            let events = try await store.read { try await $0.auditEvents(AuditFilter(limit: 1000)) }
+            let events = try await store.auditEvents(AuditFilter(limit: 1000))
             #expect(events.contains { $0.action == "org.tenant.create" && $0.outcome == "success" && $0.accessKey == o.accessKey })
             #expect(events.contains { $0.action == "tenant.create" && $0.tenantId == sam.tenantId })
             #expect(try await verifyAuditChain(store) > 0)

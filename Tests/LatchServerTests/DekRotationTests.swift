@@ -140,9 +140,9 @@ struct DekRotationTests {
             let f0 = try #require(fields.first)
             _ = try FieldEnvelope(string: f0.envelope).open(key: opened, context: EnvelopeContext(vaultId: w.v.id, itemId: f0.itemId, fieldId: f0.id, dekVersion: 2))
             #expect(try await h.call(.get, LatchRoutes.environmentFields(w.v.id), key: w.a1.apiKey).status == .notFound)
-            let events = try await h.store.read { tx in try await tx.auditEvents(AuditFilter(principalId: w.a1.id)) }
+            let events = try await h.store.auditEvents(AuditFilter(principalId: w.a1.id))
             #expect(events.contains { $0.action == "field.read_environment" && $0.outcome == "not_found" })
-            let admin = try await h.store.read { tx in try await tx.auditEvents(AuditFilter(action: "vault.dek_rotate")) }
+            let admin = try await h.store.auditEvents(AuditFilter(action: "vault.dek_rotate"))
             #expect(admin.last?.outcome == "success" && admin.last?.detail?.contains("dekVersion=2") == true)
         }
         if let s = store as? SQLiteLatchStore { await s.close() }

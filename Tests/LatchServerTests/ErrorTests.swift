@@ -41,7 +41,7 @@ struct ErrorTests {
             let agents = try await h.call(.get, LatchRoutes.agents, key: k).decode(PrincipalListResponse.self)
             #expect(agents.principals.isEmpty)
             // every failure was audited
-            let failed = try await h.store.read { try await $0.auditEvents(AuditFilter(limit: 10_000)) }.filter { $0.outcome != "success" }
+            let failed = try await h.store.auditEvents(AuditFilter(limit: 10_000)).filter { $0.outcome != "success" }
             #expect(failed.count >= 5)
         }
     }
@@ -72,7 +72,7 @@ struct ErrorTests {
             #expect(blocked.status == .tooManyRequests && blocked.headers[.retryAfter] != nil)
             // wrong secret for a real access key
             let access = String(admin.apiKey.split(separator: ".")[0])
-            let events = try await h.store.read { try await $0.auditEvents(AuditFilter(action: "auth")) }
+            let events = try await h.store.auditEvents(AuditFilter(action: "auth"))
             #expect(events.count == 5 && events.allSatisfy { $0.outcome == "invalid_api_key" })
             _ = access
         }

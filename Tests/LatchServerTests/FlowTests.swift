@@ -120,7 +120,7 @@ struct FlowTests {
 
             // the audit chain verifies and recorded the field read
             #expect(try await verifyAuditChain(h.store) > 10)
-            let reads = try await h.store.read { try await $0.auditEvents(AuditFilter(action: "field.read")) }
+            let reads = try await h.store.auditEvents(AuditFilter(action: "field.read"))
             #expect(reads.contains { $0.principalId == agent.id && $0.outcome == "success" })
         }
         if let s = store as? SQLiteLatchStore { await s.close() }

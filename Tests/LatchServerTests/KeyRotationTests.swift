@@ -136,7 +136,7 @@ struct KeyRotationTests {
             #expect(back.status == .conflict && back.code == "conflict")
 
             // audited, and the chain still verifies
-            let events = try await h.store.read { try await $0.auditEvents(AuditFilter(action: "key.rotate")) }
+            let events = try await h.store.auditEvents(AuditFilter(action: "key.rotate"))
             #expect(events.map(\.outcome) == ["success", "stale_version", "conflict"])
             #expect(try await verifyAuditChain(h.store) > 10)
         }

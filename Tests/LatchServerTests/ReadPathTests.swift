@@ -24,8 +24,8 @@ struct ReadPathTests {
     }
 
     /// Runs `body` with a fresh SQLite store, closed afterwards whether it threw or not.
-    func withSQLiteStore(_ body: (SQLiteLatchStore) async throws -> Void) async throws {
-        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
+    func withSQLiteStore(readAuditDelay: Duration = .milliseconds(50), _ body: (SQLiteLatchStore) async throws -> Void) async throws {
+        let store = try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite", readAuditDelay: readAuditDelay)
         do { try await body(store) } catch {
             await store.close()
             throw error
@@ -33,19 +33,19 @@ struct ReadPathTests {
         await store.close()
     }
 
-    @Test("concurrent field reads on SQLite: every read audited, group commits keep the chain verifiable")
+    @Test("concurrent field reads on SQLite: every read audited through the journal, the chain verifiable")
     func concurrentReadsAudited() async throws {
         try await withSQLiteStore { store in
             try await withHarness(store: store) { h in
                 let (admin, v, fieldId) = try await seed(h)
-                let before = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10_000)) }.count
+                let before = try await store.auditEvents(AuditFilter(action: "field.read", limit: 10_000)).count
                 let n = 48
                 let statuses = try await withThrowingTaskGroup(of: HTTPResponse.Status.self) { g in
                     for _ in 0..<n { g.addTask { try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: admin.apiKey).status } }
                     return try await g.reduce(into: []) { $0.append($1) }
                 }
                 #expect(statuses == Array(repeating: .ok, count: n))
-                let reads = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10_000)) }
+                let reads = try await store.auditEvents(AuditFilter(action: "field.read", limit: 10_000))
                 #expect(reads.count - before == n)
                 #expect(reads.allSatisfy { $0.assetId == fieldId && $0.principalId == admin.id && $0.outcome == "success" })
                 let total = try await verifyAuditChain(store)
@@ -91,7 +91,34 @@ struct ReadPathTests {
         }
     }
 
-    @Test("read-audit batches commit deferred (visible at once, flushed in the background); writes and refusals stay full")
+    @Test("on SQLite a read's audit event is in the journal before the response leaves, with no commit on the read's path")
+    func readAuditJournaled() async throws {
+        try await withSQLiteStore(readAuditDelay: .seconds(3600)) { store in   // no round runs by itself
+            let recording = DurabilityRecordingStore(store, journal: true)
+            try await withHarness(store: recording) { h in
+                let (admin, v, fieldId) = try await seed(h)
+                let dir = URL(fileURLWithPath: store.path).deletingLastPathComponent().path
+                func journalLines() throws -> [String] {
+                    try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("-audit-") }.flatMap {
+                        try String(contentsOfFile: dir + "/" + $0, encoding: .utf8).split(separator: "\n").map(String.init)
+                    }
+                }
+                try await store.flushReadAudit()
+                _ = recording.taken()
+                #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: admin.apiKey).status == .ok)
+                #expect(recording.taken().isEmpty)   // no write transaction waited on by the read
+                let lines = try journalLines().filter { $0.contains("\"field.read\"") }
+                #expect(lines.count == 1 && lines.first?.contains(fieldId) == true)
+                #expect(try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read")) }.isEmpty)   // not committed yet
+                let reads = try await store.auditEvents(AuditFilter(action: "field.read", limit: 10))
+                #expect(reads.count == 1 && reads.first?.assetId == fieldId && reads.first?.principalId == admin.id)
+                #expect(try journalLines().isEmpty)
+                #expect(try await verifyAuditChain(store) > 1)
+            }
+        }
+    }
+
+    @Test("without a read-audit journal, read-audit batches commit deferred (visible at once, flushed in the background); writes and refusals stay full")
     func readAuditDurability() async throws {
         try await withSQLiteStore { store in
             let recording = DurabilityRecordingStore(store)
@@ -103,7 +130,7 @@ struct ReadPathTests {
                 #expect(try await h.call(.get, LatchRoutes.field(v.id, fieldId), key: admin.apiKey).status == .ok)
                 #expect(recording.taken() == [.deferred])
                 // Committed before the response left: visible to a fresh read, chained, verified.
-                let reads = try await store.read { try await $0.auditEvents(AuditFilter(action: "field.read", limit: 10)) }
+                let reads = try await store.auditEvents(AuditFilter(action: "field.read", limit: 10))
                 #expect(reads.count == 1 && reads.first?.assetId == fieldId)
                 #expect(try await verifyAuditChain(store) > 1)
                 // The background flush makes it durable (0.1 s after the commit; slack for a loaded machine).
@@ -140,11 +167,15 @@ struct ReadPathTests {
 }
 
 /// Passes everything to a store and records the durability of each write transaction.
+/// With `journal: false` it hides the inner store's read-audit journal (the group-commit path).
 final class DurabilityRecordingStore: LatchStore, @unchecked Sendable {
     let inner: any LatchStore
+    let journal: Bool
     private let lock = NSLock()
     private var seen: [CommitDurability] = []
-    init(_ inner: any LatchStore) { self.inner = inner }
+    init(_ inner: any LatchStore, journal: Bool = false) { self.inner = inner; self.journal = journal }
+    var readAuditJournal: (any ReadAuditJournal)? { journal ? inner.readAuditJournal : nil }
+    func flushReadAudit() async throws { try await inner.flushReadAudit() }
     /// The durabilities recorded since the last call.
     func taken() -> [CommitDurability] { lock.withLock { let s = seen; seen = []; return s } }
     func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T { try await inner.read(body) }

@@ -1,0 +1,136 @@
+import Foundation
+import LatchDomain
+@testable import LatchStoreSQLite
+import Testing
+
+/// The SQLite store's read-audit journal: reads' events are written to a file at once, join the
+/// chain in rounds, and what a crashed run left is moved in when the store next opens, once.
+@Suite struct SQLiteReadAuditJournalTests {
+    static let hour: Duration = .seconds(3600)   // no round runs by itself during a test
+
+    static func files(_ dir: URL) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("-audit-") }.sorted()
+    }
+
+    static func reads(_ store: SQLiteLatchStore) async throws -> [AuditEvent] {
+        try await store.auditEvents(AuditFilter(action: "test.read", limit: 10_000))
+    }
+
+    @Test("a line holds every member of the draft, escaped onto one line, and reads back as the same event")
+    func lineRoundTrip() throws {
+        let drafts = SQLiteAuditRowsTests.drafts(6, tenant: "t\n1", from: 0)
+        for (i, d) in drafts.enumerated() {
+            let line = AuditJournalLine.encode(d, number: Int64(i + 40))
+            #expect(line.last == UInt8(ascii: "\n"))
+            #expect(line.dropLast().allSatisfy { $0 != UInt8(ascii: "\n") })
+            let back = try #require(AuditJournalLine.decode(line.dropLast()))
+            #expect(back.number == Int64(i + 40))
+            #expect(try back.draft.chained(after: nil) == d.chained(after: nil))
+        }
+        #expect(AuditJournalLine.decode(Array("{\"j\":1,\"timeMs\":5,\"action\":\"x\"".utf8)) == nil)   // cut short
+        #expect(AuditJournalLine.decode(Array("not json".utf8)) == nil)
+    }
+
+    @Test("recorded events are in the journal file at once, in the chain after a flush, and the file is then removed")
+    func recordThenFlush() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("latch.sqlite").path
+            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let journal = try #require(store.readAuditJournal)
+            let drafts = SQLiteAuditRowsTests.drafts(5, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            for d in drafts { try journal.record(d) }
+            // On disk before any commit: one line per event.
+            let id = store.journal.id
+            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-1"])
+            let text = try String(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1"), encoding: .utf8)
+            #expect(text.split(separator: "\n").count == 5)
+            #expect(try await store.read { try await $0.auditEvents(AuditFilter(action: "test.read")) }.isEmpty)
+            // A flush moves them into the chain, in order, and removes the file they were in.
+            let events = try await Self.reads(store)
+            #expect(events.count == 5)
+            for (e, d) in zip(events, drafts) { #expect(try e == d.chained(after: (e.seq - 1, e.prevHash))) }
+            #expect(try await verifyAuditChain(store) == 5)
+            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-2"])
+            await store.close()
+            #expect(try Self.files(dir).isEmpty)   // closing moves the rest and removes the journal
+        }
+    }
+
+    @Test("rounds run by themselves within the delay")
+    func roundsRunByThemselves() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readAuditDelay: .milliseconds(10))
+            for d in SQLiteAuditRowsTests.drafts(3, tenant: "t1", from: 0) { try store.readAuditJournal?.record(d) }
+            let deadline = Date().addingTimeInterval(5)
+            var inChain = 0
+            while inChain < 3, Date() < deadline {
+                try await Task.sleep(for: .milliseconds(20))
+                inChain = try await store.read { try await $0.auditEvents(AuditFilter(limit: 100)) }.count   // no flush
+            }
+            #expect(inChain == 3)
+            await store.close()
+        }
+    }
+
+    @Test("after a crash the next open moves what the journal holds into the chain, once, and leaves a live store's journal alone")
+    func recoveryAfterCrash() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("latch.sqlite").path
+            let drafts = SQLiteAuditRowsTests.drafts(4, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let crashed = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            for d in drafts[..<2] { try crashed.readAuditJournal?.record(d) }
+            _ = crashed.journal.take()   // a round began (a second file) but never committed
+            for d in drafts[2...] { try crashed.readAuditJournal?.record(d) }
+            crashed.journal.abandon()     // the process is killed: its files stay, unlocked
+            #expect(try Self.files(dir).count == 2)
+            let live = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            var d = drafts[0]; d.assetId = "live"
+            try live.readAuditJournal?.record(d)
+            // A tool opening the same database while `live` runs: it moves the dead run's entries only.
+            let tool = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            #expect(try await tool.read { try await $0.auditEvents(AuditFilter(action: "test.read")) }.map(\.assetId) == drafts.map(\.assetId))
+            #expect(try Set(Self.files(dir)) == ["latch.sqlite-audit-\(live.journal.id)-1", "latch.sqlite-audit-\(tool.journal.id)-1"])
+            #expect(try await tool.read { try await $0.setting(SQLiteReadAuditJournal.movedSetting(crashed.journal.id)) } == nil)
+            await tool.close()
+            #expect(try await Self.reads(live).map(\.assetId) == drafts.map(\.assetId) + ["live"])
+            #expect(try await verifyAuditChain(live) == 5)
+            await live.close()
+            await crashed.close()
+            #expect(try Self.files(dir).isEmpty)
+        }
+    }
+
+    @Test("unreadable lines are reported as an audit event and their file is kept; the readable ones are moved")
+    func damagedJournal() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("latch.sqlite").path
+            let good = SQLiteAuditRowsTests.drafts(2, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            var bytes = AuditJournalLine.encode(good[0], number: 7)
+            bytes += Array("{\"j\":8,\"timeMs\":12,\"act\n".utf8)   // a line cut short, then the rest of a write
+            bytes += AuditJournalLine.encode(good[1], number: 9)
+            bytes += Array("{\"j\":10,\"timeMs\":1".utf8)           // torn at the end (a power loss)
+            try Data(bytes).write(to: dir.appendingPathComponent("latch.sqlite-audit-00000000000000aa-3"))
+            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            #expect(try await Self.reads(store).map(\.assetId) == good.map(\.assetId))
+            let damage = try await store.auditEvents(AuditFilter(action: "audit.journal_damaged"))
+            #expect(damage.count == 1)
+            #expect(damage.first?.detail?.contains("latch.sqlite-audit-00000000000000aa-3: 2 unreadable line(s)") == true)
+            #expect(try Self.files(dir) == ["latch.sqlite-audit-00000000000000aa-3.damaged", "latch.sqlite-audit-\(store.journal.id)-1"])
+            await store.close()
+            // Kept aside, it is not read again.
+            let again = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            #expect(try await Self.reads(again).count == 2)
+            await again.close()
+        }
+    }
+
+    @Test("a closed store refuses to record, so a read is not answered unaudited")
+    func closedRefuses() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path)
+            let journal = try #require(store.readAuditJournal)
+            await store.close()
+            #expect(throws: StoreError.self) { try journal.record(SQLiteAuditRowsTests.drafts(1, tenant: "t", from: 0)[0]) }
+        }
+    }
+}
