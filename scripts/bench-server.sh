@@ -55,7 +55,7 @@ run() { # name url header(or empty) var
   eval "P99_$4=$p99"
 }
 
-echo "latch serve load benchmark: ${DURATION}s each, $CONNS connections, $THREADS wrk threads, SQLite (WAL, synchronous=FULL; read-audit group commits NORMAL)"
+echo "latch serve load benchmark: ${DURATION}s each, $CONNS connections, $THREADS wrk threads, SQLite (WAL, synchronous=FULL; reads audited through the read-audit journal)"
 run "GET /healthz" "http://127.0.0.1:$PORT/healthz" "" H
 run "GET field (auth)" "$FIELD_URL" "X-API-Key: $API_KEY" F
 RATIO=$(awk -v a="$RPS_F" -v b="$RPS_H" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }')
