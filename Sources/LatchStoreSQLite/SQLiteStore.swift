@@ -552,9 +552,17 @@ final class SQLiteTransaction: StoreTransaction {
         try await x(Self.auditInsert + " " + Self.auditRow, Self.auditBinds(e), purpose: "append an audit event")
     }
 
+    /// Rows per INSERT: 80 (12 parameters a row, under SQLite's 999), the rest in 16s, 4s and 1s,
+    /// so that only four statement shapes are ever prepared and cached, whatever the batch sizes
+    /// (one shape per remainder kept up to 80 large prepared statements on the writer: about 5 MB).
+    static let auditChunks = [80, 16, 4, 1]
+
     func appendAuditEvents(_ events: [AuditEvent]) async throws {
-        for start in stride(from: 0, to: events.count, by: 80) {   // 12 parameters a row, under SQLite's 999
-            let chunk = events[start..<min(events.count, start + 80)]
+        var start = 0
+        while start < events.count {
+            let size = Self.auditChunks.first { $0 <= events.count - start } ?? 1
+            let chunk = events[start..<start + size]
+            start += size
             var binds: [SQLiteValue] = []
             binds.reserveCapacity(chunk.count * 12)
             for e in chunk { binds += Self.auditBinds(e) }

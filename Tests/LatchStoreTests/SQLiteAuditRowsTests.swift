@@ -17,6 +17,25 @@ import Testing
         }
     }
 
+    @Test("batches of every size from 1 to 120 prepare at most four INSERT shapes, and chain")
+    func fewStatementShapes() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path)
+            _ = try await store.write { try await $0.appendAudit(Self.drafts(1, tenant: "t", from: 0)) }   // the tail read prepared
+            let before = try await store.writer.withHandle { $0.preparations }
+            var total = 1
+            for n in 1...120 {
+                let drafts = Self.drafts(n, tenant: "t", from: total)
+                _ = try await store.write { try await $0.appendAudit(drafts) }
+                total += n
+            }
+            let prepared = try await store.writer.withHandle { $0.preparations } - before
+            #expect(prepared <= SQLiteTransaction.auditChunks.count, "\(prepared) statements prepared")
+            #expect(try await verifyAuditChain(store) == total)
+            await store.close()
+        }
+    }
+
     @Test("a file from before migration 3 keeps its JSON rows; new rows chain onto them; both read back as written")
     func upgradeKeepsTheChain() async throws {
         try await withTemporaryDirectory { dir in
