@@ -26,7 +26,7 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     static func movedSetting(_ id: String) -> String { "read_audit_journal_moved:\(id)" }
     /// At most this many entries per round (one transaction): a bigger backlog takes more rounds,
     /// so that no one commit holds the writer (and a core) long.
-    static let roundLimit = 1000
+    static let roundLimit = 250
 
     let base: String
     let delay: Duration
