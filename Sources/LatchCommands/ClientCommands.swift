@@ -25,6 +25,29 @@ public struct ProfileOption: ParsableArguments {
     var client: ClientProfile { ClientProfile(name: profile) }
 }
 
+/// `--out FILE [--overwrite]` of a command that receives a secret once (an API key, an agent's
+/// runtime config): checked before anything is asked of the server, so that a secret is never
+/// issued with nowhere to go, then written with mode 0600 and shown nowhere else.
+struct SecretOutput: ParsableArguments {
+    @Option(help: "File to write it to, mode 0600 (it cannot be shown again).") var out: String
+    @Flag(help: "Replace --out if it exists.") var overwrite = false
+
+    /// Refuses an --out that exists (without --overwrite) or whose directory does not.
+    func checkWritable() throws {
+        if FileManager.default.fileExists(atPath: out) && !overwrite {
+            throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
+        }
+        let dir = (out as NSString).deletingLastPathComponent
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.isEmpty ? "." : dir, isDirectory: &isDir), isDir.boolValue else {
+            throw LatchError(.usage, "the directory of --out (\(dir)) does not exist", hint: "create it first, or choose another --out")
+        }
+    }
+
+    func write(_ data: Data) throws { try SecureFile.write(data, to: out, mode: 0o600) }
+    func write(line: String) throws { try write(Data((line + "\n").utf8)) }
+}
+
 /// The profile a client command connects with (nil: `LATCH_PROFILE`, else "default"). A plain
 /// value, so that `latch get`'s quick path builds no ArgumentParser model (`ProfileOption`'s
 /// property wrapper does, which was a scan of every conformance record at each start).
@@ -716,21 +739,18 @@ struct AgentCommand: AsyncParsableCommand {
         @Option(name: .customLong("group"), help: "Security group to add the agent to (repeatable).") var groups: [String] = []
         @Option(name: .customLong("permission"), help: "Machine permission for the agent's API key (repeatable; default: machine.vault.read, machine.vault.secret.read, machine.feedback.write).")
         var permissions: [String] = []
-        @Option(help: "Where to write the runtime config JSON.") var out: String
-        @Flag(help: "Replace --out if it exists.") var overwrite = false
+        @OptionGroup var output: SecretOutput
 
         func run() async throws {
             try await CLI.run {
-                if FileManager.default.fileExists(atPath: out) && !overwrite {
-                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
-                }
+                try output.checkWritable()
                 let latch = try await options.connect()
                 var found: [GroupInfo] = []
                 for g in groups { found.append(try await latch.group(named: g)) }   // every group resolves before the agent is made
                 let made = try await latch.createAgent(name: name, vaults: vaults, groups: found, permissions: permissions.isEmpty ? nil : permissions)
                 let config = made.config
-                try SecureFile.write(try config.encoded(), to: out, mode: 0o600)
-                CLI.stderr("latch: agent \(name) (\(config.agentId)) created; runtime config written to \(out) (0600). It cannot be downloaded again.")
+                try output.write(try config.encoded())
+                CLI.stderr("latch: agent \(name) (\(config.agentId)) created; runtime config written to \(output.out) (0600). It cannot be downloaded again.")
                 if !found.isEmpty {
                     CLI.stderr("latch: added to group(s) \(found.map(\.name).joined(separator: ", ")); vault key wrapped for \(made.wrapped.count) vault(s) shared to them\(made.pending.isEmpty ? "" : ", \(made.pending.count) pending")")
                 }
@@ -821,22 +841,19 @@ struct APIKeyCommand: AsyncParsableCommand {
         @Option(name: .customLong("permission"), help: "Machine permission (repeatable; default depends on the scope).") var permissions: [String] = []
         @Option(help: "The key stops working after this long: a whole number and s, m, h or d (90m, 12h, 30d). Default: never.")
         var expiresIn: String?
-        @Option(help: "File to write the new key ({accessKey}.{secret}) to, mode 0600.") var out: String
-        @Flag(help: "Replace --out if it exists.") var overwrite = false
+        @OptionGroup var output: SecretOutput
         func run() async throws {
             try await CLI.run {
-                if FileManager.default.fileExists(atPath: out) && !overwrite {
-                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
-                }
+                try output.checkWritable()
                 let lifetime = try expiresIn.map(Self.seconds)
                 let latch = try await options.connect(sync: false)
                 let k = try await latch.issueAPIKey(for: try await target.resolve(latch), scope: scope?.uppercased(),
                                                     permissions: permissions.isEmpty ? nil : permissions,
                                                     expiresAt: lifetime.map { Date().addingTimeInterval($0) })
                 guard let key = k.apiKey else { throw LatchError(.invalidResponse, "the server issued \(k.accessKey) but did not return it") }
-                try SecureFile.write(Data((key + "\n").utf8), to: out, mode: 0o600)
+                try output.write(line: key)
                 let until = k.expiresAt.map { ", expires \(LatchJSON.utcString($0))" } ?? ""
-                CLI.stderr("latch: \(k.scope) key \(k.accessKey) issued (\(k.permissions.joined(separator: ", "))\(until)); written to \(out) (0600). It cannot be shown again.")
+                CLI.stderr("latch: \(k.scope) key \(k.accessKey) issued (\(k.permissions.joined(separator: ", "))\(until)); written to \(output.out) (0600). It cannot be shown again.")
                 CLI.stdout("\(k.accessKey)\n")
             }
         }
@@ -929,17 +946,14 @@ struct OrgCommand: AsyncParsableCommand {
         @Argument(help: "The tenant's name.") var name: String
         @Option(help: "The first TENANT_ADMIN's name.") var admin: String
         @Option(help: "The admin's public key, an SPKI PEM file.") var adminPublicKey: String
-        @Option(help: "File to write the admin's API key to, mode 0600.") var out: String
-        @Flag(help: "Replace --out if it exists.") var overwrite = false
+        @OptionGroup var output: SecretOutput
         func run() async throws {
             try await CLI.run {
-                if FileManager.default.fileExists(atPath: out) && !overwrite {
-                    throw LatchError(.conflict, "\(out) exists", hint: "choose another --out or pass --overwrite")
-                }
+                try output.checkWritable()
                 let pem = String(decoding: try SecureFile.read(adminPublicKey), as: UTF8.self)
                 let t = try await connection.client().createTenant(name: name, adminName: admin, adminPublicKeyPEM: pem)
-                try SecureFile.write(Data((t.apiKey + "\n").utf8), to: out, mode: 0o600)
-                CLI.stderr("latch: tenant \(name) (\(t.tenantId)) created with admin \(admin) (\(t.userId)); the admin's API key is in \(out) (0600). It cannot be shown again.")
+                try output.write(line: t.apiKey)
+                CLI.stderr("latch: tenant \(name) (\(t.tenantId)) created with admin \(admin) (\(t.userId)); the admin's API key is in \(output.out) (0600). It cannot be shown again.")
                 CLI.stdout("\(t.tenantId)\n")
             }
         }

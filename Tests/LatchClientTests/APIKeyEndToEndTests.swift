@@ -38,6 +38,11 @@ import Testing
         let meOwn = try await me(ownKey)
         #expect(meOwn.code == 0 && meOwn.out.contains("\"USER\""), "\(meOwn.err)")
         #expect(try await latch("apikey", "create", "--out", ownFile).code != 0)   // never overwrites without --overwrite
+        // nowhere to write it: refused before the server is asked, so no key is issued
+        let keysBefore = try await latch("apikey", "list").out
+        let nowhere = try await latch("apikey", "create", "--out", server.dir + "/no-such-dir/k.key")
+        #expect(nowhere.code == 64 && nowhere.err.contains("does not exist"), "\(nowhere.err)")
+        #expect(try await latch("apikey", "list").out == keysBefore)
 
         // a key for the agent; the listing shows it without its secret
         let botFile = server.dir + "/bot.key"
