@@ -4,8 +4,9 @@ import LatchWire
 extension ProfileStore {
     /// Switches profile `name` to another API key of the same principal (one an operator issued
     /// with `latch apikey create`): the key is first checked with the server (`GET /me`) to
-    /// belong to the profile's principal and to the key pair the profile holds; then the API
-    /// secret file and `profile.json` are rewritten (0600). The old key keeps working until it
+    /// belong to the profile's principal and to the key pair the profile holds; then the whole
+    /// key goes to the API secret file and `profile.json` follows (0600; see `apiKey(_:)` for why
+    /// in that order). The old key keeps working until it
     /// is revoked. Returns who the key is.
     public func adoptAPIKey(_ apiKey: String, profile name: String, transport: any HTTPTransport = DefaultHTTPTransport()) async throws -> MeResponse {
         let parts = apiKey.split(separator: ".", maxSplits: 1).map(String.init)
@@ -23,7 +24,7 @@ extension ProfileStore {
         if let keyId = profile.keyId, let served = me.publicKey?.keyId, served != keyId {
             throw LatchError(.auth, "the server holds key \(served.prefix(16))… for \(me.principal.name), but this profile's private key is \(keyId.prefix(16))…")
         }
-        try SecureFile.write(Data(parts[1].utf8), to: apiSecretPath(name), mode: 0o600)
+        try SecureFile.write(Data(apiKey.utf8), to: apiSecretPath(name), mode: 0o600)   // the whole key: in force from here on
         profile.accessKey = parts[0]
         profile.principalId = me.principal.id
         try update(profile)

@@ -139,8 +139,7 @@ public enum ConfigurationResolver {
         if let v = explicit.apiKey, !v.isEmpty { apiKey = (v, .explicit) }
         else if let (v, n) = fromEnv(LatchEnvironmentKey.apiKey) { apiKey = (v, .environment(n)) }
         else if let profile {
-            let secret = try store.apiSecret(name)
-            apiKey = (profile.accessKey + "." + secret, .profile(name))
+            apiKey = (try store.apiKey(profile), .profile(name))
         }
         guard let apiKey else {
             throw LatchError(.configuration, "no API key configured (profile \"\(name)\" does not exist and LATCH_API_KEY is not set)",

@@ -61,7 +61,7 @@ public struct Profile: Codable, Sendable, Equatable {
 /// | file | mode | content |
 /// |---|---|---|
 /// | `profile.json` | 0600 | `Profile` |
-/// | `api-secret` | 0600 | the secret half of the API key, no newline |
+/// | `api-secret` | 0600 | the secret half of the API key, no newline; or the whole key `{accessKey}.{secret}` (written when a profile moves to another key: `apiKey(_:)`) |
 /// | `private-key.pem` | 0600 | PKCS#8 PEM private key |
 /// | `seen.json` | 0600 | `SeenState`: last checkpoint versions (no secret) |
 /// | `seen.json.lock` | 0600 | empty; `flock`ed while `seen.json` is merged and written |
@@ -124,6 +124,16 @@ public struct ProfileStore: Sendable {
     public func apiSecret(_ name: String) throws -> String {
         let data = try SecureFile.read(apiSecretPath(name))
         return String(decoding: data, as: UTF8.self).trimmedASCII
+    }
+
+    /// The profile's API key: `api-secret` when it holds the whole key (a secret has no `.`),
+    /// else `profile`'s access key and that secret. Moving a profile to another key writes the
+    /// whole key there first, in one rename, and `profile.json` after: a crash between the two
+    /// leaves the new key in force, not a new secret beside the old access key (with the old
+    /// secret overwritten and the new access key nowhere).
+    public func apiKey(_ profile: Profile) throws -> String {
+        let stored = try apiSecret(profile.name)
+        return stored.contains(".") ? stored : profile.accessKey + "." + stored
     }
 
     /// Write a profile with its API secret and private key. The directory is made 0700 and

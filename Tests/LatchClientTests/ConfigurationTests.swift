@@ -61,6 +61,16 @@ let sharedTestKey: PrincipalPrivateKey = {
         #expect(explicit.apiKeySource == .explicit)
     }
 
+    @Test("a whole key in api-secret wins over profile.json's access key (a key switch cut short between its two writes)")
+    func wholeKeyInSecretFile() throws {
+        let home = try temporaryDirectory()
+        let store = try makeProfile(home: home, name: "default")
+        try SecureFile.write(Data("lk_new.sec_new".utf8), to: store.apiSecretPath("default"), mode: 0o600)
+        #expect(try ConfigurationResolver.resolve(environment: ["LATCH_HOME": home]).apiKey == "lk_new.sec_new")
+        try SecureFile.write(Data("sec_only".utf8), to: store.apiSecretPath("default"), mode: 0o600)
+        #expect(try ConfigurationResolver.resolve(environment: ["LATCH_HOME": home]).apiKey == "ak_default.sec_only")
+    }
+
     @Test func r4AliasesAndLatchPrecedence() throws {
         let home = try temporaryDirectory()
         let keyFile = home + "/r4.pem"
