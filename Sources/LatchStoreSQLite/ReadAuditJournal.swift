@@ -3,14 +3,15 @@ import LatchDomain
 
 /// The SQLite store's read-audit journal (`ReadAuditJournal`): each read's audit event is one
 /// line (`AuditJournalLine`) appended with one write(2) to a file beside the database
-/// (`<database>-audit-<n>`, mode 0600), then moved into the audit chain by one `.full` write
-/// transaction per round, within `delay` of the first event waiting.
+/// (mode 0600), then moved into the audit chain by one `.deferred` write transaction per round
+/// of at most `roundLimit` events, within `delay` of the first event waiting.
 ///
 /// Why: a read's event used to wait for a group commit (a write transaction on the writer's
 /// thread) before the response could leave; under load every read waited on the commit in
 /// flight, with both cores partly idle. A write(2) to a file survives a crash of the server
-/// process as soon as it returns, as the `.deferred` commit did; the round's `.full` commit
-/// makes it survive a power loss, as the deferred commit's background fsync did.
+/// process as soon as it returns, as that `.deferred` commit did; the round's commit and the
+/// store's background fsync of the WAL 0.1 s later make it survive a power loss, as before (a
+/// power loss within about 0.2 s of a read can lose its event, docs/threat-model.md).
 ///
 /// Files: each run of the store has a journal of its own, named by a random id
 /// (`<database>-audit-<id>-<n>`), so a second process opening the same database (an operator's

@@ -14,7 +14,8 @@ import LatchDomain
 /// as it never waits (see `run`).
 ///
 /// Durability: every write commits with `synchronous=FULL` (the WAL is fsynced before `write`
-/// returns), except a `write(durability: .deferred)` (the group commit of read-audit rows only),
+/// returns), except a `write(durability: .deferred)` (the rounds that move reads' audit events
+/// in from the read-audit journal, ReadAuditJournal.swift),
 /// which the writer runs with `synchronous=NORMAL`: committed and visible at once, safe if the
 /// server process dies, but lost in a power cut or kernel crash until the WAL is next fsynced.
 /// After such a commit a background flush runs within `deferredFlushDelay` (0.1 s): an fsync of
@@ -145,8 +146,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         journal = SQLiteReadAuditJournal(base: path, delay: readAuditDelay)
     }
 
-    /// Moves the read-audit journal into the chain, makes pending deferred commits durable, then closes every connection (each once its
-    /// transaction in flight, if any, has ended).
+    /// Moves the read-audit journal into the chain, makes pending deferred commits durable, then
+    /// closes every connection (each once its transaction in flight, if any, has ended).
     public func close() async {
         journal.close()
         if (try? await moveReadAudit()) != nil { journal.removeIfDrained() }   // else the next open moves it
