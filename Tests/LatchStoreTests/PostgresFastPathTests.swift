@@ -46,6 +46,31 @@ struct PostgresFastPathTests {
         await b.close()
     }
 
+    /// A statement the database does not answer within `queryTimeout` ends in `.unavailable`
+    /// at the deadline (not when the database finally answers), its connection is closed, and
+    /// the store goes on with the others.
+    @Test func statementPastItsTimeoutIsCutOff() async throws {
+        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        config.queryTimeout = .seconds(1)
+        let store = try await PostgresLatchStore.open(config)
+        do {
+            let start = Date()
+            do {
+                try await store.read { tx in _ = try await (tx as! PostgresTransaction).raw("SELECT pg_sleep(6)") }
+                Issue.record("a 6 s statement returned under a 1 s timeout")
+            } catch let e as StoreError {
+                #expect(e.kind == .unavailable && "\(e)".contains("did not answer within"), "\(e)")
+            }
+            let waited = Date().timeIntervalSince(start)
+            #expect(waited >= 0.9 && waited < 5, "waited \(waited) s")
+            #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)   // the store still answers
+        } catch {
+            Issue.record(error)
+        }
+        try? await store.dropSchemaForTesting()
+        await store.close()
+    }
+
     /// A database a newer release migrated further still opens (replicas of two releases share
     /// it while an upgrade rolls; the store logs a warning), and this replica keeps working.
     @Test func newerSchemaStillOpens() async throws {
