@@ -488,7 +488,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// The lease is taken in a task of its own and handed over, so a request never waits on
     /// the pool past the timeout, even when the pool does not answer a cancelled lease request;
     /// after `PoolHolder.replaceAfter` lease timeouts in a row the pool is replaced by a fresh one.
-    /// The timeout is an event-loop timer (cancelled when the lease arrives), not a task.
+    /// The timeout is a `Deadlines` entry (removed when the lease arrives), not a task.
     func withLease<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
         let handoff = LeaseHandoff()
         let client = pool.client
