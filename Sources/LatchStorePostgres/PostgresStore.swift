@@ -389,14 +389,13 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             binds.append(NullableTextArray(column))
         }
         binds.append(durability != .deferred)
-        let query = PostgresQuery(unsafeSQL: """
-            SELECT first_seq, first_prev, hashes FROM latch_audit_append_columns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-            $13, $14, $15, $16, $17, $18, $19)
-            """, binds: binds)
+        let statement = AuditAppend(bindings: binds)
         let rows = try await withLease { c in
-            try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).raw(query)
+            try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).timed { c, logger in
+                try await PostgresTransaction.collect(c.execute(statement, logger: logger))
+            }
         }
-        guard let row = rows.first, let (seq, prev, hashes) = try? row.decode((Int64, String, [String]).self), hashes.count == drafts.count else {
+        guard let (seq, prev, hashes) = rows.first.flatMap({ $0 }), hashes.count == drafts.count else {
             throw StoreError(.corrupt, "latch_audit_append_columns returned no answer")
         }
         pathCounts.count(\.oneStatementAppends)
@@ -406,6 +405,20 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             prevHash = hashes[i]
             return e
         }
+    }
+
+    /// The audit group commit's one statement, prepared once per connection (PostgreSQL would
+    /// otherwise parse and plan it on every batch). A row that does not decode is nil.
+    struct AuditAppend: PostgresPreparedStatement {
+        static let name = "latch_audit_append"
+        static let sql = """
+            SELECT first_seq, first_prev, hashes FROM latch_audit_append_columns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+            $13, $14, $15, $16, $17, $18, $19)
+            """
+        typealias Row = (Int64, String, [String])?
+        let bindings: PostgresBindings
+        func makeBindings() -> PostgresBindings { bindings }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try? row.decode((Int64, String, [String]).self) }
     }
 
     /// A BEGIN (or a lone read statement) that failed on a connection the pool still thought
