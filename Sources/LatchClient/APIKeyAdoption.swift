@@ -63,7 +63,28 @@ extension Latch {
         let issued = try await latch.issueAPIKey(scope: "USER", permissions: latch.identity.permissions, expiresAt: expiresAt)
         guard let key = issued.apiKey else { throw LatchError(.invalidResponse, "the server issued \(issued.accessKey) but did not return it") }
         let store = ProfileStore(home: config.home)
-        _ = try await store.adoptAPIKey(key, profile: profileName, transport: transport ?? DefaultHTTPTransport())
+        do {
+            _ = try await store.adoptAPIKey(key, profile: profileName, transport: transport ?? DefaultHTTPTransport())
+        } catch {
+            let cause = (error as? LatchError) ?? LatchError(.io, "\(error)")
+            var failed = cause
+            if (try? store.load(profileName)).flatMap({ try? store.apiKey($0) }) == key {
+                // The whole key reached api-secret (it is in force); only profile.json lagged.
+                failed.message = "the profile now uses the new key \(issued.accessKey), but: " + cause.message
+                failed.hint = "the old key \(old) still works: `latch apikey revoke \(old)`"
+                throw failed
+            }
+            // The profile still holds the old key. The new key must not linger with nowhere on
+            // disk: revoke it with the old.
+            do {
+                _ = try await latch.revokeAPIKey(accessKey: issued.accessKey)
+                failed.message = "rotation undone, the profile keeps its key: " + cause.message
+            } catch {
+                failed.message = "rotation failed and the new key \(issued.accessKey) could not be revoked: " + cause.message
+                failed.hint = "revoke it: `latch apikey revoke \(issued.accessKey)`; the profile still uses its old key"
+            }
+            throw failed
+        }
         let http = LatchHTTPClient(baseURL: config.baseURL, apiKey: key, transport: transport ?? DefaultHTTPTransport())
         do {
             _ = try await http.send(method: "DELETE", path: LatchRoutes.apiKey(old))

@@ -1,6 +1,19 @@
 import Foundation
+import LatchClient
 import LatchCrypto
 import Testing
+
+/// Passes requests on, except that the check of a key other than `keep` (`GET /me`) fails.
+struct FailingKeyCheck: HTTPTransport {
+    let inner = DefaultHTTPTransport()
+    let keep: String
+    func send(_ request: HTTPRequest) async throws -> HTTPResponse {
+        if request.method == "GET", request.url.path.hasSuffix("/me"), request.headers["X-API-Key"] != keep {
+            throw LatchError(.unavailable, "test: the new key's check fails")
+        }
+        return try await inner.send(request)
+    }
+}
 
 /// `latch apikey` against a real `latch serve`: keys are written to 0600 files and never printed,
 /// listings show no secrets, and a revoked key stops working at once.
@@ -115,6 +128,24 @@ import Testing
         #expect(rotate.code == 0 && rotate.out.hasPrefix("rotated \(before?["accessKey"] as? String ?? "?") -> lk_"), "\(rotate.out)\(rotate.err)")
         #expect(try await me(oldKey).code == 67)
         #expect(try await latch("whoami").out.contains(String(rotate.out.split(separator: " ").last ?? "").trimmingCharacters(in: .whitespacesAndNewlines)))
+        // a rotation whose switch fails leaves the profile on its key and revokes the new one
+        let current = try secret(profileDir + "/api-secret")   // the whole key since the rotation
+        let keysBeforeFailure = try await latch("apikey", "list").out
+        await #expect(throws: LatchError.self) {
+            _ = try await Latch.rotateProfileAPIKey(profile: "default", environment: env, transport: FailingKeyCheck(keep: current))
+        }
+        do {
+            _ = try await Latch.rotateProfileAPIKey(profile: "default", environment: env, transport: FailingKeyCheck(keep: current))
+        } catch let e as LatchError {
+            #expect(e.message.hasPrefix("rotation undone, the profile keeps its key"), "\(e)")
+        }
+        #expect(try secret(profileDir + "/api-secret") == current)
+        #expect(try await me(current).code == 0)
+        let keysAfterFailure = try await latch("apikey", "list").out
+        func active(_ listing: String) -> Int { listing.split(separator: "\n").filter { $0.contains(" active ") }.count }
+        #expect(active(keysAfterFailure) == active(keysBeforeFailure), "\(keysAfterFailure)")   // both new keys revoked again
+        #expect(keysAfterFailure.split(separator: "\n").filter { $0.contains(" revoked ") }.count
+                == keysBeforeFailure.split(separator: "\n").filter { $0.contains(" revoked ") }.count + 2)
         let agentRotate = try await latch("apikey", "rotate", "--profile", "bot")
         #expect(agentRotate.code == 64 && agentRotate.err.contains("apikey create --agent"), "\(agentRotate.err)")
 
