@@ -534,11 +534,6 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         defer { handoff.release() }
         return try await body(c)
     }
-
-    static func nanoseconds(_ d: Duration) -> Int64 {
-        let (s, atto) = d.components
-        return s.multipliedReportingOverflow(by: 1_000_000_000).overflow ? Int64.max : s * 1_000_000_000 + atto / 1_000_000_000
-    }
 }
 
 /// Counts of the cheap paths taken.
@@ -631,7 +626,6 @@ final class PoolHolder: @unchecked Sendable {
     }
 }
 
-/// A flag that goes up once: `first()` is true for the one call that raised it.
 /// Deadlines of the statements and connection leases in flight, checked by one sweeper task
 /// every `resolution` while any are set, instead of an event-loop timer each: a timer scheduled
 /// and cancelled from another thread around every statement and every lease was about 4% of the
@@ -677,6 +671,7 @@ final class Deadlines: @unchecked Sendable {
     }
 }
 
+/// A flag that goes up once: `first()` is true for the one call that raised it.
 final class Once: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false

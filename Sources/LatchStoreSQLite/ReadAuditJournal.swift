@@ -49,7 +49,7 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     /// A journal for the database at `base`; it takes events once `start`ed.
     init(base: String, delay: Duration) {
         self.base = base; self.delay = delay
-        id = String(UInt64.random(in: 0...UInt64.max), radix: 16).leftPadded(to: 16)
+        id = String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
     }
 
     var movedSetting: String { Self.movedSetting(id) }
@@ -210,7 +210,7 @@ extension SQLiteLatchStore {
     public func flushReadAudit() async throws { try await moveReadAudit() }
 
     /// Rounds until the journal holds nothing: each moves its entries into the chain in one
-    /// `.full` transaction (entries a crashed run already moved are skipped). One round at a time.
+    /// `.deferred` transaction (entries a crashed run already moved are skipped). One round at a time.
     func moveReadAudit() async throws {
         try await journalRounds.withLock {
             while let round = self.journal.take() {
@@ -275,8 +275,4 @@ extension SQLiteLatchStore {
         try journal.start()
         journal.schedule = { [weak self] in self?.scheduleReadAuditRound() }
     }
-}
-
-extension String {
-    func leftPadded(to n: Int) -> String { String(repeating: "0", count: max(0, n - count)) + self }
 }
