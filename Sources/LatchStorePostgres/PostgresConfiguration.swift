@@ -95,29 +95,34 @@ public struct PostgresStoreConfiguration: Sendable {
         return "postgres://\(username)\(password == nil ? "" : ":***")@\(where_)/\(database)"
     }
 
-    func clientConfiguration() -> PostgresClient.Configuration {
-        var config: PostgresClient.Configuration
+    /// How each pooled connection is made. Throws when the TLS settings cannot be set up.
+    func connectionConfiguration() throws -> PostgresConnection.Configuration {
+        var config: PostgresConnection.Configuration
         if let dir = socketDirectory {
             config = .init(unixSocketPath: "\(dir)/.s.PGSQL.\(port)", username: username, password: password, database: database)
         } else {
-            let t: PostgresClient.Configuration.TLS
-            switch tls {
-            case .disable: t = .disable
-            case .prefer:
-                var c = TLSConfiguration.makeClientConfiguration()
-                c.certificateVerification = .none
-                t = .prefer(c)
-            case .require:
-                var c = TLSConfiguration.makeClientConfiguration()
-                c.certificateVerification = .none
-                t = .require(c)
-            case .verifyFull: t = .require(.makeClientConfiguration())
+            let t: PostgresConnection.Configuration.TLS
+            do {
+                switch tls {
+                case .disable: t = .disable
+                case .prefer:
+                    var c = TLSConfiguration.makeClientConfiguration()
+                    c.certificateVerification = .none
+                    t = .prefer(try NIOSSLContext(configuration: c))
+                case .require:
+                    var c = TLSConfiguration.makeClientConfiguration()
+                    c.certificateVerification = .none
+                    t = .require(try NIOSSLContext(configuration: c))
+                case .verifyFull: t = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+                }
+            } catch {
+                throw StoreError(.unavailable, "TLS for PostgreSQL (sslmode=\(tls.rawValue)) could not be set up: \(error)")
             }
             config = .init(host: host, port: port, username: username, password: password, database: database, tls: t)
         }
-        config.options.maximumConnections = max(1, poolSize)
-        config.options.minimumConnections = 0
-        config.options.connectTimeout = .seconds(5)
+        // A connection attempt never outlasts the wait a transaction allows for a connection.
+        let wait = acquireTimeout.components
+        config.options.connectTimeout = .nanoseconds(wait.seconds * 1_000_000_000 + wait.attoseconds / 1_000_000_000)
         let ms = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
         var params = [("lock_timeout", "\(ms)ms"), ("application_name", "latch")]
         if let schema, Self.validSchema(schema) { params.append(("search_path", schema)) }

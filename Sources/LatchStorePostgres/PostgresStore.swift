@@ -24,7 +24,7 @@ import PostgresNIO
 ///   reconnects by itself when the database returns.
 public final class PostgresLatchStore: LatchStore, Sendable {
     public let configuration: PostgresStoreConfiguration
-    let pool: PoolHolder
+    let pool: ConnectionPool
     let logger: Logger
     /// First statements of read bodies that issue several (those start in a snapshot at once).
     let snapshotHints = SnapshotHints()
@@ -51,7 +51,9 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// migrations. Throws `StoreError(.unavailable)` when the database cannot be reached.
     public static func open(_ configuration: PostgresStoreConfiguration,
                             logger: Logger = Logger(label: "latch.store.postgres")) async throws -> PostgresLatchStore {
-        let store = PostgresLatchStore(configuration: configuration, pool: PoolHolder(configuration, logger), logger: logger)
+        let pool = ConnectionPool(configuration: try configuration.connectionConfiguration(), size: configuration.poolSize,
+                                  acquireTimeout: configuration.acquireTimeout, logger: logger)
+        let store = PostgresLatchStore(configuration: configuration, pool: pool, logger: logger)
         do {
             try await store.migrate()
         } catch {
@@ -67,7 +69,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         return try await open(c)
     }
 
-    init(configuration: PostgresStoreConfiguration, pool: PoolHolder, logger: Logger) {
+    init(configuration: PostgresStoreConfiguration, pool: ConnectionPool, logger: Logger) {
         self.configuration = configuration; self.pool = pool; self.logger = logger
     }
 
@@ -391,9 +393,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         binds.append(durability != .deferred)
         let statement = AuditAppend(bindings: binds)
         let rows = try await withLease { c in
-            try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).timed { c, logger in
-                try await PostgresTransaction.collect(c.execute(statement, logger: logger))
-            }
+            try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).prepared(statement)
         }
         guard let (seq, prev, hashes) = rows.first.flatMap({ $0 }), hashes.count == drafts.count else {
             throw StoreError(.corrupt, "latch_audit_append_columns returned no answer")
@@ -460,7 +460,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         }
     }
 
-    func attempt<T: Sendable>(_ c: PostgresConnection, write: Bool, durable: Bool, full: Bool,
+    func attempt<T: Sendable>(_ c: PooledConnection, write: Bool, durable: Bool, full: Bool,
                               _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> Attempt<T> {
         let tx = PostgresTransaction(c, logger, queryTimeout: configuration.queryTimeout, store: self, write: write,
                                      durable: durable, full: full)
@@ -488,51 +488,25 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 // A connection whose transaction state is unknown must not go back to the
                 // pool; one already closed for not answering is not asked again.
                 if !tx.cutOff.isSet {
-                    do { try await tx.raw("ROLLBACK") } catch { try? await c.close() }
+                    do { try await tx.raw("ROLLBACK") } catch { try? await c.connection.close().get() }
                 }
                 throw error
             }
         }
     }
 
-    /// Leases a pooled connection for `body`, giving up with `.unavailable` when none comes
-    /// within `acquireTimeout`.
-    ///
-    /// The lease is taken in a task of its own and handed over, so a request never waits on
-    /// the pool past the timeout, even when the pool does not answer a cancelled lease request;
-    /// after `PoolHolder.replaceAfter` lease timeouts in a row the pool is replaced by a fresh one.
-    /// The timeout is a `Deadlines` entry (removed when the lease arrives), not a task.
-    func withLease<T: Sendable>(_ body: @Sendable (PostgresConnection) async throws -> T) async throws -> T {
-        let handoff = LeaseHandoff()
-        let client = pool.client
-        let lender = Task {
-            do {
-                try await client.withConnection { c in
-                    guard handoff.deliver(c) else { return }  // the caller gave up: return it at once
-                    await handoff.waitForRelease()
-                }
-            } catch {
-                handoff.fail(StoreError(.unavailable, "PostgreSQL is unreachable: \(error)"))
-            }
-        }
-        let acquire = configuration.acquireTimeout
-        let poolSize = configuration.poolSize
-        let deadline = Deadlines.shared.add(after: acquire) {
-            handoff.fail(StoreError(.unavailable, "no PostgreSQL connection within \(acquire) (database down or pool of \(poolSize) exhausted)"))
-        }
-        let c: PostgresConnection
+    /// Leases a pooled connection for `body` (`ConnectionPool.lease`: `.unavailable` when none
+    /// comes within `acquireTimeout`) and gives it back afterwards.
+    func withLease<T: Sendable>(_ body: @Sendable (PooledConnection) async throws -> T) async throws -> T {
+        let c = try await pool.lease()
         do {
-            c = try await handoff.connection()
-            Deadlines.shared.remove(deadline)
-            pool.leaseSucceeded()
+            let r = try await body(c)
+            pool.release(c)
+            return r
         } catch {
-            Deadlines.shared.remove(deadline)
-            lender.cancel()
-            pool.leaseFailed(logger: logger)
+            pool.release(c)
             throw error
         }
-        defer { handoff.release() }
-        return try await body(c)
     }
 }
 
@@ -566,62 +540,6 @@ final class SnapshotHints: @unchecked Sendable {
             } else if let n = multi[sql] {
                 multi[sql] = n > 1 ? n - 1 : nil
             }
-        }
-    }
-}
-
-/// The connection pool, replaced by a fresh one when it stops lending connections.
-final class PoolHolder: @unchecked Sendable {
-    /// Lease timeouts in a row after which the pool is replaced.
-    static let replaceAfter = 3
-    private let lock = NSLock()
-    private let configuration: PostgresStoreConfiguration
-    private let logger: Logger
-    private var current: (client: PostgresClient, runner: Task<Void, Never>)
-    private var retired: [Task<Void, Never>] = []
-    private var failures = 0
-
-    init(_ configuration: PostgresStoreConfiguration, _ logger: Logger) {
-        self.configuration = configuration; self.logger = logger
-        current = Self.start(configuration, logger)
-    }
-
-    private static func start(_ configuration: PostgresStoreConfiguration, _ logger: Logger) -> (PostgresClient, Task<Void, Never>) {
-        let client = PostgresClient(configuration: configuration.clientConfiguration(), backgroundLogger: logger)
-        return (client, Task { await client.run() })
-    }
-
-    var client: PostgresClient { lock.withLock { current.client } }
-
-    func leaseSucceeded() { lock.withLock { failures = 0 } }
-
-    func leaseFailed(logger: Logger) {
-        lock.withLock {
-            failures += 1
-            guard failures >= Self.replaceAfter else { return }
-            failures = 0
-            logger.warning("no PostgreSQL connection for \(Self.replaceAfter) requests in a row; starting a fresh connection pool")
-            current.runner.cancel()
-            retired.append(current.runner)
-            current = Self.start(configuration, self.logger)
-        }
-    }
-
-    /// Stops the pool (and any replaced ones still winding down), waiting at most `limit` for
-    /// their connections to close.
-    func close(limit: Duration = .seconds(5)) async {
-        let tasks = lock.withLock { retired + [current.runner] }
-        for t in tasks { t.cancel() }
-        let once = Once()
-        let logger = self.logger
-        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
-            @Sendable func finish(_ timedOut: Bool) {
-                guard once.first() else { return }
-                if timedOut { logger.warning("PostgreSQL connections still closing after \(limit); not waiting for them") }
-                k.resume()
-            }
-            Task { for t in tasks { await t.value }; finish(false) }
-            Task { try? await Task.sleep(for: limit); finish(true) }
         }
     }
 }
@@ -680,63 +598,8 @@ final class Once: @unchecked Sendable {
     var isSet: Bool { lock.withLock { done } }
 }
 
-/// Hands a leased connection from the task holding the lease to the request that asked for
-/// it, exactly once; a request that gave up (timeout or failure) never receives one.
-final class LeaseHandoff: @unchecked Sendable {
-    private let lock = NSLock()
-    private var result: Result<PostgresConnection, StoreError>?
-    private var waiter: CheckedContinuation<PostgresConnection, any Error>?
-    private var released = false
-    private var releaseWaiter: CheckedContinuation<Void, Never>?
-
-    /// Offers the leased connection; false when the request already gave up.
-    func deliver(_ c: PostgresConnection) -> Bool { settle(.success(c)) }
-    func fail(_ e: StoreError) { _ = settle(.failure(e)) }
-
-    /// Records the outcome unless one is already recorded; true when this call decided it.
-    private func settle(_ r: Result<PostgresConnection, StoreError>) -> Bool {
-        let (decided, w): (Bool, CheckedContinuation<PostgresConnection, any Error>?) = lock.withLock {
-            guard result == nil else { return (false, nil) }
-            result = r
-            defer { waiter = nil }
-            return (true, waiter)
-        }
-        w?.resume(with: r.mapError { $0 as any Error })
-        return decided
-    }
-
-    func connection() async throws -> PostgresConnection {
-        try await withCheckedThrowingContinuation { (k: CheckedContinuation<PostgresConnection, any Error>) in
-            let r: Result<PostgresConnection, StoreError>? = lock.withLock {
-                if result == nil { waiter = k }
-                return result
-            }
-            if let r { k.resume(with: r.mapError { $0 as any Error }) }
-        }
-    }
-
-    func release() {
-        let w: CheckedContinuation<Void, Never>? = lock.withLock {
-            released = true
-            defer { releaseWaiter = nil }
-            return releaseWaiter
-        }
-        w?.resume()
-    }
-
-    func waitForRelease() async {
-        await withCheckedContinuation { (k: CheckedContinuation<Void, Never>) in
-            let done = lock.withLock {
-                if !released { releaseWaiter = k }
-                return released
-            }
-            if done { k.resume() }
-        }
-    }
-}
-
 final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
-    let c: PostgresConnection
+    let link: PooledConnection
     let logger: Logger
     let queryTimeout: Duration
     /// Set when a statement outlived `queryTimeout` and the connection was closed.
@@ -772,9 +635,9 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     private(set) var firstSQL: String?
     private(set) var statements = 0
 
-    init(_ c: PostgresConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15),
+    init(_ link: PooledConnection, _ logger: Logger, queryTimeout: Duration = .seconds(15),
          store: PostgresLatchStore? = nil, write: Bool = true, durable: Bool = true, full: Bool = true) {
-        self.c = c; self.logger = logger; self.queryTimeout = queryTimeout
+        self.link = link; self.logger = logger; self.queryTimeout = queryTimeout
         self.store = store; self.write = write; self.durable = durable; self.full = full
         _phase = store == nil ? .inTransaction : .fresh
     }
@@ -843,14 +706,12 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         } catch {
             // A read statement sent alone as the first thing on a connection that turned out
             // to be dead changed nothing: the read is tried again on a fresh connection.
-            if alone, !cutOff.isSet, connectionLost.isSet { lock.withLock { _phase = .failed(error) } }
+            if alone, !cutOff.isSet, link.broken.isSet { lock.withLock { _phase = .failed(error) } }
             throw error
         }
     }
     func exec(_ query: PostgresQuery, writes: Bool = false) async throws { try await q(query, writes: writes) }
 
-    /// Set when a statement failed because the connection failed (not an error the server sent).
-    let connectionLost = Once()
 
     /// Maps a driver error to a `StoreError`: serialisation failures and deadlocks are
     /// `.conflict` (the server answers 409; retrying is safe), integrity violations
@@ -873,38 +734,68 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         return StoreError(.unavailable, "PostgreSQL connection failed (\(p.code))")
     }
 
-    /// Sends one statement as it is. The statement runs in a task of its own and the caller
-    /// waits at most `queryTimeout` for it (`Deadlines`, within 0.1 s): a statement caught on a
-    /// connection the database dropped can otherwise wait forever (seen with PostgreSQL stopped
-    /// mid-transaction), holding its request and, at shutdown, the whole server. Past the
-    /// deadline the connection is closed, the statement's task is left to end on its own and
-    /// the caller gets `.unavailable`.
-    @discardableResult
-    func raw(_ query: PostgresQuery) async throws -> [PostgresRow] {
-        try await timed { c, logger in try await c.query(query, logger: logger).collect() }
+    /// True for an error the server sent that leaves the session usable (severity ERROR); false
+    /// for a lost connection and for FATAL or PANIC, after which the server closes it.
+    static func isPlainServerError(_ error: any Error) -> Bool {
+        guard let p = error as? PSQLError, p.code == .server, let severity = p.serverInfo?[.severity] else { return false }
+        return severity == "ERROR"
     }
 
-    /// Runs `operation` (one statement) under `queryTimeout`, as `raw` describes.
-    func timed<R: Sendable>(_ operation: @escaping @Sendable (PostgresConnection, Logger) async throws -> R) async throws -> R {
-        let (c, logger, timeout, cutOff, lost) = (self.c, self.logger, self.queryTimeout, self.cutOff, self.connectionLost)
+    /// Sends one statement as it is and collects its rows, under `queryTimeout` (see
+    /// `bounded`). The statement and its rows travel as future callbacks on the connection's
+    /// event loop, which resume the caller: no task of its own.
+    @discardableResult
+    func raw(_ query: PostgresQuery) async throws -> [PostgresRow] {
+        let (c, logger) = (link.connection, self.logger)
+        return try await bounded { done in c.query(query, logger: logger).whenComplete { done($0.map(\.rows)) } }
+    }
+
+    /// Runs a statement prepared once per connection (PostgreSQL parses and plans it once),
+    /// under `queryTimeout`. The driver offers prepared statements only as `async` calls, so
+    /// this one runs in a task of its own (see `bounded`).
+    func prepared<S: PostgresPreparedStatement>(_ statement: S) async throws -> [S.Row] where S.Row: Sendable {
+        let (c, logger) = (link.connection, self.logger)
+        return try await bounded { done in
+            Task {
+                do { done(.success(try await Self.collect(c.execute(statement, logger: logger)))) } catch { done(.failure(error)) }
+            }
+        }
+    }
+
+    /// Starts one statement (`start` calls its completion once with the answer) and waits for
+    /// the answer, the connection's end or `queryTimeout`, whichever comes first. The driver
+    /// can leave a statement unanswered for good: one sent on a connection the server is
+    /// ending (a FATAL such as 57P01 when PostgreSQL stops, arriving between two statements of
+    /// a transaction) stays queued, and closing the connection does not fail it. So the caller
+    /// is answered by whichever comes first: the driver; the connection closing (`.unavailable`
+    /// at once); or the deadline (a `Deadlines` entry, within 0.1 s), which also closes the
+    /// connection. A failure other than a plain server error marks the connection `broken`, so
+    /// it is not lent again.
+    private func bounded<R: Sendable>(_ start: (@escaping @Sendable (Result<R, any Error>) -> Void) -> Void) async throws -> R {
+        let (link, logger, timeout, cutOff) = (self.link, self.logger, self.queryTimeout, self.cutOff)
         let outcome = Once()
         return try await withCheckedThrowingContinuation { (k: CheckedContinuation<R, any Error>) in
             let deadline = Deadlines.shared.add(after: timeout) {
                 guard outcome.first() else { return }
                 cutOff.set()
+                link.broken.set()
                 logger.error("PostgreSQL statement still running after \(timeout); closing its connection")
                 k.resume(throwing: StoreError(.unavailable, "PostgreSQL did not answer within \(timeout); the connection was closed"))
-                c.close().whenComplete { _ in }
+                link.connection.close().whenComplete { _ in }
             }
-            Task {
-                let r: Result<R, any Error>
-                do { r = .success(try await operation(c, logger)) } catch {
-                    if let p = error as? PSQLError, p.code != .server { lost.set() }
-                    r = .failure(Self.storeError(error))
-                }
+            let lost: @Sendable () -> Void = {
                 guard outcome.first() else { return }
                 Deadlines.shared.remove(deadline)
-                k.resume(with: r)
+                link.broken.set()
+                k.resume(throwing: StoreError(.unavailable, "the connection to PostgreSQL closed before the statement was answered"))
+            }
+            guard link.whenClosed(lost) else { return lost() }
+            start { r in
+                guard outcome.first() else { return }
+                Deadlines.shared.remove(deadline)
+                _ = link.whenClosed(nil)
+                if case .failure(let e) = r, !Self.isPlainServerError(e) { link.broken.set() }
+                k.resume(with: r.mapError { Self.storeError($0) })
             }
         }
     }
@@ -950,11 +841,11 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
         let rows: [LineageRow]
         if tables == FieldLineage.tables {
             rows = try await statement(FieldLineage.sql) {
-                try await self.timed { c, logger in try await Self.collect(c.execute(FieldLineage(id: id), logger: logger)) }
+                try await self.prepared(FieldLineage(id: id))
             }
         } else if tables == ItemLineage.tables {
             rows = try await statement(ItemLineage.sql) {
-                try await self.timed { c, logger in try await Self.collect(c.execute(ItemLineage(id: id), logger: logger)) }
+                try await self.prepared(ItemLineage(id: id))
             }
         } else {
             var binds = PostgresBindings()

@@ -71,6 +71,82 @@ struct PostgresFastPathTests {
         await store.close()
     }
 
+    /// The server ends a session between two statements of a transaction (what PostgreSQL
+    /// stopping does to every connection): the next statement fails with `.unavailable` at
+    /// once, not at `queryTimeout` (the driver never answers a statement sent on a connection
+    /// that has closed), the connection is not lent again, and the store goes on.
+    @Test func sessionEndedMidTransactionFailsAtOnce() async throws {
+        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        config.queryTimeout = .seconds(10)
+        let store = try await PostgresLatchStore.open(config)
+        let killer = try await PostgresLatchStore.open(config)
+        do {
+            let start = Date()
+            do {
+                try await store.write { tx in
+                    let t = tx as! PostgresTransaction
+                    let pid = try await t.q("SELECT pg_backend_pid()").first!.decode(Int32.self)
+                    _ = try await killer.read { try await ($0 as! PostgresTransaction).q("SELECT pg_terminate_backend(\(pid))") }
+                    try await Task.sleep(for: .milliseconds(300))
+                    try await t.q("SELECT 1")
+                }
+                Issue.record("a statement on a terminated session succeeded")
+            } catch let e as StoreError {
+                #expect(e.kind == .unavailable && "\(e)".contains("closed before the statement was answered"), "\(e)")
+            }
+            let waited = Date().timeIntervalSince(start)
+            #expect(waited < 3, "the transaction took \(waited) s: its last statement waited on a closed connection (queryTimeout is 10 s)")
+            for _ in 0..<6 {  // more than the pool's 4 connections: none of them is the dead one
+                #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
+            }
+        } catch {
+            Issue.record(error)
+        }
+        try? await store.dropSchemaForTesting()
+        await killer.close()
+        await store.close()
+    }
+
+    /// With every connection lent, a transaction waits its turn: it gets the connection the
+    /// moment one comes back, and fails with `.unavailable` at `acquireTimeout` if none does.
+    @Test func leaseWaitsItsTurnThenTimesOut() async throws {
+        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        config.poolSize = 1
+        config.acquireTimeout = .seconds(1)
+        let store = try await PostgresLatchStore.open(config)
+        func hold(_ seconds: Double) -> Task<Void, any Error> {
+            Task { try await store.read { tx in _ = try await (tx as! PostgresTransaction).raw("SELECT pg_sleep(\(seconds))") } }
+        }
+        do {
+            // Held for 0.5 s: a waiter gets the connection when it comes back.
+            let short = hold(0.5)
+            try await Task.sleep(for: .milliseconds(150))
+            let start = Date()
+            #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
+            let waited = Date().timeIntervalSince(start)
+            #expect(waited > 0.2 && waited < 1, "waited \(waited) s for the one connection")
+            try await short.value
+            // Held for 3 s: a waiter gives up at the 1 s acquire timeout.
+            let long = hold(3)
+            try await Task.sleep(for: .milliseconds(150))
+            let start2 = Date()
+            do {
+                _ = try await store.read { try await $0.setting("no-such-setting") }
+                Issue.record("a lease past acquireTimeout succeeded")
+            } catch let e as StoreError {
+                #expect(e.kind == .unavailable && "\(e)".contains("no PostgreSQL connection within"), "\(e)")
+            }
+            let waited2 = Date().timeIntervalSince(start2)
+            #expect(waited2 >= 0.9 && waited2 < 2, "gave up after \(waited2) s")
+            try await long.value
+            #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
+        } catch {
+            Issue.record(error)
+        }
+        try? await store.dropSchemaForTesting()
+        await store.close()
+    }
+
     /// A database a newer release migrated further still opens (replicas of two releases share
     /// it while an upgrade rolls; the store logs a warning), and this replica keeps working.
     @Test func newerSchemaStillOpens() async throws {
