@@ -33,13 +33,19 @@ extension LatchService {
         }
     }
 
-    /// Creates a user and a USER API key (returned once). TENANT_ADMIN only. The key's
-    /// permissions default to the maker's key's; it cannot receive one the maker's key lacks.
+    /// Creates a user and a USER API key (returned once). TENANT_ADMIN only; a TENANT_ADMIN user
+    /// only with a USER key. The key's permissions default to the maker's key's; it cannot
+    /// receive one the maker's key lacks.
     public func createUser(_ ctx: AuthContext, name: String, role: String?, permissions: [String]?) async throws -> (Principal, IssuedAPIKey) {
         return try await perform(ctx, require: "machine.permissions.write", "user.create", assetType: "USER") { tx in
             guard ctx.principal.role == .tenantAdmin else { throw DomainError.forbidden("creating users needs the TENANT_ADMIN role") }
             try self.validName(name, "user name")
             let r = try TenantRole(rawValue: role ?? "TENANT_MEMBER").orThrow(.invalid("role must be TENANT_ADMIN, TENANT_AGENT_MANAGER or TENANT_MEMBER"))
+            // A TENANT_ADMIN's USER key can do what a narrower administration key cannot (issue
+            // TENANT keys, manage every key of the tenant): a TENANT key must not mint one.
+            if r == .tenantAdmin && ctx.apiKey.scope != .user {
+                throw DomainError.forbidden("making a TENANT_ADMIN needs a TENANT_ADMIN's USER key, not a \(ctx.apiKey.scope.rawValue) key")
+            }
             let perms = try MachinePermission.expand(permissions ?? ctx.apiKey.permissions)
             if let missing = perms.first(where: { !ctx.apiKey.permissions.contains($0) }) {
                 throw DomainError.forbidden("cannot give a user \(missing), which your own key lacks")

@@ -164,6 +164,10 @@ struct APIKeyTests {
             #expect(try viaTenant.decode(CreatePrincipalResponse.self).permissions == LatchService.tenantKeyPermissions)
             let grab = try await h.call(.post, LatchRoutes.users, key: tKey, body: CreateUserRequest(name: "dave", permissions: ["machine.vault.secret.read"]))
             #expect(grab.status == .forbidden)
+            // nor can it make a TENANT_ADMIN (whose USER key could issue TENANT keys); the admin's USER key can
+            let raise = try await h.call(.post, LatchRoutes.users, key: tKey, body: CreateUserRequest(name: "erin", role: "TENANT_ADMIN"))
+            #expect(raise.status == .forbidden && raise.code == "forbidden", "\(String(decoding: raise.data, as: UTF8.self))")
+            #expect(try await h.call(.post, LatchRoutes.users, key: admin.apiKey, body: CreateUserRequest(name: "erin", role: "TENANT_ADMIN")).status == .created)
             #expect(try await h.call(.get, LatchRoutes.apiKeys + "?principalId=\(admin.id)", key: bob.apiKey).status == .forbidden)
             // the admin manages bob's keys
             #expect(try await issue(h, admin.apiKey, CreateAPIKeyRequest(principalId: bob.principal.id)).status == .created)
