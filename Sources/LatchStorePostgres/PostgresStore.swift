@@ -764,12 +764,13 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     /// Starts one statement (`start` calls its completion once with the answer) and waits for
     /// the answer, the connection's end or `queryTimeout`, whichever comes first. The driver
-    /// can leave a statement unanswered for good: one sent on a connection the server is
-    /// ending (a FATAL such as 57P01 when PostgreSQL stops, arriving between two statements of
-    /// a transaction) stays queued, and closing the connection does not fail it. So the caller
-    /// is answered by whichever comes first: the driver; the connection closing (`.unavailable`
-    /// at once); or the deadline (a `Deadlines` entry, within 0.1 s), which also closes the
-    /// connection. A failure other than a plain server error marks the connection `broken`, so
+    /// can leave a statement unanswered for good: one sent on a connection the server has just
+    /// ended (a FATAL such as 57P01 when PostgreSQL stops, arriving between two statements of a
+    /// transaction) is never answered, and closing the connection does not help; most likely
+    /// the driver writes it to a channel already closed, which drops it without completing its
+    /// promise. So the caller is answered by whichever comes first: the driver; the connection
+    /// closing (`.unavailable` at once); or the deadline (a `Deadlines` entry, within 0.1 s),
+    /// which also closes the connection. A failure other than a plain server error marks the connection `broken`, so
     /// it is not lent again.
     private func bounded<R: Sendable>(_ start: (@escaping @Sendable (Result<R, any Error>) -> Void) -> Void) async throws -> R {
         let (link, logger, timeout, cutOff) = (self.link, self.logger, self.queryTimeout, self.cutOff)
