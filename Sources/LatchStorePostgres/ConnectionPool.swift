@@ -45,9 +45,9 @@ final class PooledConnection: @unchecked Sendable {
 ///
 /// A lease that finds an idle connection takes it without suspending; one that finds none
 /// and the pool full waits its turn (first come, first served) for at most `acquireTimeout`
-/// (a `Deadlines` entry), then fails with `.unavailable`. A connection that was closed (the
-/// database went away, a statement outlived its deadline) is dropped when it comes back or is
-/// found idle, and the next lease connects afresh: the pool recovers by itself when the
+/// (a `Deadlines` entry), then fails with `.unavailable`. A connection that was closed or is
+/// `broken` (the database went away or ended the session, a statement outlived its deadline)
+/// is dropped when it comes back or is found idle, and the next lease connects afresh: the pool recovers by itself when the
 /// database returns, and while it is gone a lease fails as soon as the connection attempt does.
 final class ConnectionPool: @unchecked Sendable {
     /// What a waiting lease is given: a connection, or the right to make one.
@@ -63,6 +63,8 @@ final class ConnectionPool: @unchecked Sendable {
     private var open = 0
     private var nextID = 0
     private var waiters: [(id: UInt64, k: CheckedContinuation<Grant, any Error>)] = []
+    /// The `Deadlines` entry of each waiting lease.
+    private var deadlines: [UInt64: UInt64] = [:]
     private var nextWaiter: UInt64 = 0
     private var closed = false
 
@@ -137,9 +139,6 @@ final class ConnectionPool: @unchecked Sendable {
             if let outcome { k.resume(with: outcome.mapError { $0 as any Error }) }
         }
     }
-
-    /// The `Deadlines` entry of each waiting lease.
-    private var deadlines: [UInt64: UInt64] = [:]
 
     /// Makes a connection in a slot this caller holds; the slot is given back when it fails.
     private func connect() async throws -> PooledConnection {
