@@ -29,6 +29,10 @@ final class PooledConnection: @unchecked Sendable {
         }
     }
 
+    /// Closes the connection. This object, and with it the driver's connection (which must not
+    /// be freed while open), is kept until the close has completed.
+    func close() { connection.close().whenComplete { _ in _ = self } }
+
     /// Runs `f` when the connection closes, in place of any earlier one (nil: nothing); false
     /// when it is closed already (and `f` was not kept).
     func whenClosed(_ f: (@Sendable () -> Void)?) -> Bool {
@@ -76,7 +80,7 @@ final class ConnectionPool: @unchecked Sendable {
     deinit {
         // A store dropped without `close()` (a server that failed to start): its idle
         // connections are closed, each kept alive until it is.
-        for c in idle { c.connection.close().whenComplete { _ in _ = c } }
+        for c in idle { c.close() }
     }
 
     private var closedError: StoreError { StoreError(.unavailable, "the PostgreSQL store is closed") }
@@ -158,7 +162,7 @@ final class ConnectionPool: @unchecked Sendable {
         if !c.broken.isSet && !c.connection.isClosed {
             giveBack(c)
         } else {
-            c.connection.close().whenComplete { _ in }
+            c.close()
             giveBack(nil)
         }
     }
@@ -179,7 +183,7 @@ final class ConnectionPool: @unchecked Sendable {
         }
         if let deadline { Deadlines.shared.remove(deadline) }
         waiter?.resume(returning: c.map { .connection($0) } ?? .slot)
-        toClose?.connection.close().whenComplete { _ in }
+        toClose?.close()
     }
 
     /// Refuses further leases, fails the waiting ones and closes the idle connections,
@@ -204,7 +208,7 @@ final class ConnectionPool: @unchecked Sendable {
                 if timedOut { logger.warning("PostgreSQL connections still closing after \(limit); not waiting for them") }
                 k.resume()
             }
-            EventLoopFuture<Void>.whenAllComplete(closing, on: closing[0].eventLoop).whenComplete { _ in finish(false) }
+            EventLoopFuture<Void>.whenAllComplete(closing, on: closing[0].eventLoop).whenComplete { _ in _ = idle; finish(false) }
             _ = Deadlines.shared.add(after: limit) { finish(true) }
         }
     }

@@ -782,7 +782,7 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
                 link.broken.set()
                 logger.error("PostgreSQL statement still running after \(timeout); closing its connection")
                 k.resume(throwing: StoreError(.unavailable, "PostgreSQL did not answer within \(timeout); the connection was closed"))
-                link.connection.close().whenComplete { _ in }
+                link.close()
             }
             let lost: @Sendable () -> Void = {
                 guard outcome.first() else { return }
