@@ -488,7 +488,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 // A connection whose transaction state is unknown must not go back to the
                 // pool; one already closed for not answering is not asked again.
                 if !tx.cutOff.isSet {
-                    do { try await tx.raw("ROLLBACK") } catch { try? await c.connection.close().get() }
+                    do { try await tx.raw("ROLLBACK") } catch { c.broken.set() }
                 }
                 throw error
             }
@@ -770,8 +770,8 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
     /// the driver writes it to a channel already closed, which drops it without completing its
     /// promise. So the caller is answered by whichever comes first: the driver; the connection
     /// closing (`.unavailable` at once); or the deadline (a `Deadlines` entry, within 0.1 s),
-    /// which also closes the connection. A failure other than a plain server error marks the connection `broken`, so
-    /// it is not lent again.
+    /// which also closes the connection. A failure other than a plain server error marks the
+    /// connection `broken`, so it is not lent again.
     private func bounded<R: Sendable>(_ start: (@escaping @Sendable (Result<R, any Error>) -> Void) -> Void) async throws -> R {
         let (link, logger, timeout, cutOff) = (self.link, self.logger, self.queryTimeout, self.cutOff)
         let outcome = Once()
