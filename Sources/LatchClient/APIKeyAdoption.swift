@@ -6,8 +6,7 @@ extension ProfileStore {
     /// with `latch apikey create`): the key is first checked with the server (`GET /me`) to
     /// belong to the profile's principal and to the key pair the profile holds; then the whole
     /// key goes to the API secret file and `profile.json` follows (0600; see `apiKey(_:)` for why
-    /// in that order). The old key keeps working until it
-    /// is revoked. Returns who the key is.
+    /// in that order). The old key keeps working until it is revoked. Returns who the key is.
     public func adoptAPIKey(_ apiKey: String, profile name: String, transport: any HTTPTransport = DefaultHTTPTransport()) async throws -> MeResponse {
         let parts = apiKey.split(separator: ".", maxSplits: 1).map(String.init)
         guard parts.count == 2, parts[0].hasPrefix("lk_"), !parts[1].isEmpty, !apiKey.contains(where: \.isWhitespace) else {

@@ -152,8 +152,8 @@ public protocol LatchStore: Sendable {
 /// `record` returns once the event is written where it survives a crash of the server process
 /// at once (a file's page cache) and is queued to join the audit chain, in order, within a few
 /// tens of milliseconds, by a commit at least as durable as `.deferred` (so a power loss can
-/// lose it only within a fraction of a second, as it could a `.deferred` commit's rows). An event that cannot be recorded throws, and the
-/// read is then not answered. After a crash the store moves what the journal holds into the
+/// lose it only within a fraction of a second, as it could a `.deferred` commit's rows). An
+/// event that cannot be recorded throws, and the read is then not answered. After a crash the store moves what the journal holds into the
 /// chain when it next opens, each event once.
 public protocol ReadAuditJournal: Sendable {
     func record(_ draft: AuditDraft) throws

@@ -15,9 +15,9 @@ import LatchDomain
 ///
 /// Durability: every write commits with `synchronous=FULL` (the WAL is fsynced before `write`
 /// returns), except a `write(durability: .deferred)` (the rounds that move reads' audit events
-/// in from the read-audit journal, ReadAuditJournal.swift),
-/// which the writer runs with `synchronous=NORMAL`: committed and visible at once, safe if the
-/// server process dies, but lost in a power cut or kernel crash until the WAL is next fsynced.
+/// in from the read-audit journal, ReadAuditJournal.swift), which the writer runs with
+/// `synchronous=NORMAL`: committed and visible at once, safe if the server process dies, but
+/// lost in a power cut or kernel crash until the WAL is next fsynced.
 /// After such a commit a background flush runs within `deferredFlushDelay` (0.1 s): an fsync of
 /// the WAL file, which makes every frame written before it durable; `close()` flushes too. So a
 /// read's audit row can be lost to a power loss only within about 0.2 s of the read
