@@ -18,6 +18,7 @@ public func buildApplication(
     let router = buildRouter(configuration: configuration, service: service, logger: log, logSigner: logSigner)
     return Application(
         router: router,
+        server: .loopBoundHTTP1,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "latch"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: log)
@@ -35,7 +36,8 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
     let keyLimiter = RateLimiter(perMinute: configuration.rateLimitPerMinute, burst: configuration.rateLimitBurst)
     let failLimiter = RateLimiter(perMinute: configuration.failedAuthPerMinute, burst: configuration.failedAuthPerMinute)
 
-    router.post("api/v1/bootstrap") { request, context in
+    // Routes behind `OffLoopMiddleware` run off the connection's event loop (LoopPlacement.swift).
+    router.group().add(middleware: OffLoopMiddleware()).post("api/v1/bootstrap") { request, context in
         let source = context.sourceAddress
         if let retry = failLimiter.check(source, now: service.clock.now()) {
             throw AuthMiddleware.limited(retry, "too many failed attempts from this address")
@@ -54,8 +56,8 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
                                 status: .created)
     }
 
-    let m = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
-    MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: m)
+    let onLoop = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
+    MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: onLoop.group().add(middleware: OffLoopMiddleware()), onLoop: onLoop)
     return router
 }
 
@@ -72,8 +74,10 @@ struct MachineRoutes: Sendable {
         return n
     }
 
-    func add(to m: RouterGroup<LatchRequestContext>) {
-        m.get("me") { _, c in
+    /// Registers the machine routes on `m`, whose routes run off the event loop, except the
+    /// bounded single-object reads, registered on `onLoop` (LoopPlacement.swift).
+    func add(to m: RouterGroup<LatchRequestContext>, onLoop: RouterGroup<LatchRequestContext>) {
+        onLoop.get("me") { _, c in
             try jsonResponse(meResponse(try await service.me(try c.caller())))
         }
         m.get("transparency/checkpoint") { _, c in
@@ -99,7 +103,7 @@ struct MachineRoutes: Sendable {
                                                               to: try count(q.get("to"), "to"))
             return try jsonResponse(LogProofResponse(proof: proof.map(\.base64)))
         }
-        m.get("tenant-context") { _, c in
+        onLoop.get("tenant-context") { _, c in
             let me = try await service.me(try c.caller())
             return try jsonResponse(TenantContextResponse(
                 organisation: NamedRef(id: me.tenant.organisationId, name: me.organisation?.name ?? ""),
@@ -136,11 +140,11 @@ struct MachineRoutes: Sendable {
                 return try jsonResponse(VaultItemsResponse(vaultId: v.id, items: items.map(info), summaryCheckpoint: v.summaryCheckpoint,
                                                           summaryLogIndex: v.summaryLogIndex))
             }
-            m.get("\(base)/:id/items/:itemId") { _, c in
+            onLoop.get("\(base)/:id/items/:itemId") { _, c in
                 let (i, fs) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
                 return try jsonResponse(detail(i, fs))
             }
-            m.get("\(base)/:id/fields/:fieldId") { _, c in
+            onLoop.get("\(base)/:id/fields/:fieldId") { _, c in
                 let (i, f) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
                 return jsonResponse(data: FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
                                                         detailCheckpoint: i.detailCheckpoint).jsonData())
