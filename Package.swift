@@ -23,7 +23,6 @@ let dependencies: [Package.Dependency] = [
     .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
     .package(url: "https://github.com/modelcontextprotocol/swift-sdk.git", from: "0.12.0"),
     .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
-    .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
 ]
 
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
@@ -87,24 +86,20 @@ targets += [
         name: "LatchStoreSQLite",
         dependencies: ["LatchDomain", "CLatchSQLite"],
         swiftSettings: swiftSettings),
-    // A TaskExecutor over a NIO event loop, shared by the server and the PostgreSQL store.
-    .target(name: "LatchEventLoop", dependencies: [.product(name: "NIOCore", package: "swift-nio")], swiftSettings: swiftSettings),
     .target(
         name: "LatchStorePostgres",
-        dependencies: ["LatchDomain", "LatchEventLoop", logging, .product(name: "PostgresNIO", package: "postgres-nio")],
+        dependencies: ["LatchDomain", logging, .product(name: "PostgresNIO", package: "postgres-nio")],
         swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchStoreTests",
-        dependencies: ["LatchDomain", "LatchStoreSQLite", "LatchStorePostgres", "LatchEventLoop",
-                       .product(name: "NIOPosix", package: "swift-nio")],
+        dependencies: ["LatchDomain", "LatchStoreSQLite", "LatchStorePostgres"],
         swiftSettings: swiftSettings),
     .testTarget(
         name: "LatchReplicaTests",
         dependencies: ["LatchDomain", "LatchWire", "LatchCrypto", "LatchStorePostgres", "LatchClient"],
         swiftSettings: swiftSettings),
     .target(
-        name: "LatchServer", dependencies: ["LatchCrypto", "LatchDomain", "LatchWire", "LatchLog", "LatchEventLoop", hummingbird, logging,
-                                        .product(name: "NIOCore", package: "swift-nio")],
+        name: "LatchServer", dependencies: ["LatchCrypto", "LatchDomain", "LatchWire", "LatchLog", hummingbird, logging],
         swiftSettings: swiftSettings),
     // Seeds a running server for scripts/bench-server.sh (bootstrap, one vault, one field), and
     // runs its delta-sync goal (`latch-server-seed delta-sync`: seeds SQLite stores directly).
@@ -115,7 +110,6 @@ targets += [
         dependencies: [
             "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto", "LatchLog",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
-            .product(name: "NIOPosix", package: "swift-nio"),
         ],
         swiftSettings: swiftSettings),
 ]

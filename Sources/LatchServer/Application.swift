@@ -18,7 +18,6 @@ public func buildApplication(
     let router = buildRouter(configuration: configuration, service: service, logger: log, logSigner: logSigner)
     return Application(
         router: router,
-        server: .loopBoundHTTP1,
         configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "latch"),
         onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? configuration.port) },
         logger: log)
@@ -36,8 +35,7 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
     let keyLimiter = RateLimiter(perMinute: configuration.rateLimitPerMinute, burst: configuration.rateLimitBurst)
     let failLimiter = RateLimiter(perMinute: configuration.failedAuthPerMinute, burst: configuration.failedAuthPerMinute)
 
-    // Routes behind `OffLoopMiddleware` run off the connection's event loop (LoopPlacement.swift).
-    router.group().add(middleware: OffLoopMiddleware()).post("api/v1/bootstrap") { request, context in
+    router.post("api/v1/bootstrap") { request, context in
         let source = context.sourceAddress
         if let retry = failLimiter.check(source, now: service.clock.now()) {
             throw AuthMiddleware.limited(retry, "too many failed attempts from this address")
@@ -56,8 +54,8 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
                                 status: .created)
     }
 
-    let onLoop = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
-    MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: onLoop.group().add(middleware: OffLoopMiddleware()), onLoop: onLoop)
+    let m = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
+    MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: m)
     return router
 }
 
@@ -74,10 +72,8 @@ struct MachineRoutes: Sendable {
         return n
     }
 
-    /// Registers the machine routes on `m`, whose routes run off the event loop, except the
-    /// bounded single-object reads, registered on `onLoop` (LoopPlacement.swift).
-    func add(to m: RouterGroup<LatchRequestContext>, onLoop: RouterGroup<LatchRequestContext>) {
-        onLoop.get("me") { _, c in
+    func add(to m: RouterGroup<LatchRequestContext>) {
+        m.get("me") { _, c in
             try jsonResponse(meResponse(try await service.me(try c.caller())))
         }
         m.get("transparency/checkpoint") { _, c in
@@ -103,7 +99,7 @@ struct MachineRoutes: Sendable {
                                                               to: try count(q.get("to"), "to"))
             return try jsonResponse(LogProofResponse(proof: proof.map(\.base64)))
         }
-        onLoop.get("tenant-context") { _, c in
+        m.get("tenant-context") { _, c in
             let me = try await service.me(try c.caller())
             return try jsonResponse(TenantContextResponse(
                 organisation: NamedRef(id: me.tenant.organisationId, name: me.organisation?.name ?? ""),
@@ -140,11 +136,11 @@ struct MachineRoutes: Sendable {
                 return try jsonResponse(VaultItemsResponse(vaultId: v.id, items: items.map(info), summaryCheckpoint: v.summaryCheckpoint,
                                                           summaryLogIndex: v.summaryLogIndex))
             }
-            onLoop.get("\(base)/:id/items/:itemId") { _, c in
+            m.get("\(base)/:id/items/:itemId") { _, c in
                 let (i, fs) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
                 return try jsonResponse(detail(i, fs))
             }
-            onLoop.get("\(base)/:id/fields/:fieldId") { _, c in
+            m.get("\(base)/:id/fields/:fieldId") { _, c in
                 let (i, f) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
                 return jsonResponse(data: FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
                                                         detailCheckpoint: i.detailCheckpoint).jsonData())

@@ -83,9 +83,6 @@ final class ConnectionPool: @unchecked Sendable {
         for c in idle { c.close() }
     }
 
-    /// Connections made or being made, lent or idle.
-    var connectionCount: Int { lock.withLock { open } }
-
     private var closedError: StoreError { StoreError(.unavailable, "the PostgreSQL store is closed") }
 
     /// A connection for one transaction; give it back with `release`.
@@ -107,23 +104,7 @@ final class ConnectionPool: @unchecked Sendable {
     }
 
     /// An idle connection, or a slot when the pool has room; nil when the caller must wait.
-    ///
-    /// A caller on an event loop's thread (a request the server runs on its connection's loop)
-    /// gets, in this order: an idle connection of its own loop; a slot, so that `connect` makes
-    /// one on that loop; any idle connection. Its statements then run on its own thread.
     private func takeLocked() -> Grant? {
-        let here = MultiThreadedEventLoopGroup.currentEventLoop
-        if let here {
-            while let i = idle.lastIndex(where: { $0.connection.eventLoop === here }) {
-                let c = idle.remove(at: i)
-                if !c.connection.isClosed { return .connection(c) }
-                open -= 1
-            }
-        }
-        if here != nil, open < size {
-            open += 1
-            return .slot
-        }
         while let c = idle.popLast() {
             if !c.connection.isClosed { return .connection(c) }
             open -= 1
@@ -167,8 +148,7 @@ final class ConnectionPool: @unchecked Sendable {
     private func connect() async throws -> PooledConnection {
         let id = lock.withLock { () -> Int in nextID += 1; return nextID }
         do {
-            let loop = MultiThreadedEventLoopGroup.currentEventLoop ?? MultiThreadedEventLoopGroup.singleton.any()
-            let c = try await PostgresConnection.connect(on: loop,
+            let c = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(),
                                                          configuration: configuration, id: id, logger: logger).get()
             return PooledConnection(c)
         } catch {

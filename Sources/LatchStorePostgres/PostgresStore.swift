@@ -1,6 +1,5 @@
 import Foundation
 import LatchDomain
-import LatchEventLoop
 import Logging
 import PostgresNIO
 
@@ -753,12 +752,11 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     /// Runs a statement prepared once per connection (PostgreSQL parses and plans it once),
     /// under `queryTimeout`. The driver offers prepared statements only as `async` calls, so
-    /// this one runs in a task of its own (see `bounded`), on the connection's event loop: for a
-    /// caller already on that loop, starting it needs no other thread.
+    /// this one runs in a task of its own (see `bounded`).
     func prepared<S: PostgresPreparedStatement>(_ statement: S) async throws -> [S.Row] where S.Row: Sendable {
         let (c, logger) = (link.connection, self.logger)
         return try await bounded { done in
-            Task(executorPreference: EventLoopTaskExecutor(c.eventLoop)) {
+            Task {
                 do { done(.success(try await Self.collect(c.execute(statement, logger: logger)))) } catch { done(.failure(error)) }
             }
         }

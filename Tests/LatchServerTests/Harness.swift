@@ -179,10 +179,10 @@ enum TestLog {
 }
 
 func withHarness<T: Sendable>(store: (any LatchStore)? = nil, clock: TestClock = TestClock(),
-                              config: ServerConfiguration = ServerConfiguration(rateLimitPerMinute: 0), mode: TestingSetup = .router,
+                              config: ServerConfiguration = ServerConfiguration(rateLimitPerMinute: 0),
                               _ body: @Sendable (Harness) async throws -> T) async throws -> T {
     let s = store ?? MemoryStore()
-    return try await makeApp(store: s, clock: clock, config: config).test(mode) { client in
+    return try await makeApp(store: s, clock: clock, config: config).test(.router) { client in
         try await body(Harness(client: client, store: s))
     }
 }

@@ -1,8 +1,6 @@
 import Foundation
 import LatchDomain
-import LatchEventLoop
 @testable import LatchStorePostgres
-import NIOPosix
 import Testing
 
 // The PostgreSQL store's short paths (issue 7): a one-statement read runs without BEGIN/COMMIT,
@@ -147,37 +145,6 @@ struct PostgresFastPathTests {
         }
         try? await store.dropSchemaForTesting()
         await store.close()
-    }
-
-    /// A transaction started on an event loop's thread (as the server runs a cheap read) gets a
-    /// connection of that loop, and its statements run there; the pool makes one connection per
-    /// loop for such callers, not one per transaction.
-    @Test func connectionsFollowTheCallersEventLoop() async throws {
-        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        config.poolSize = 4
-        let store = try await PostgresLatchStore.open(config)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let loops = [group.next(), group.next()]
-        let before = store.pool.connectionCount   // the one that ran the migrations, not on these loops
-        do {
-            for loop in loops + loops {
-                let (onLoop, sameLoop) = try await withTaskExecutorPreference(EventLoopTaskExecutor(loop)) {
-                    try await store.read { tx in
-                        let t = tx as! PostgresTransaction
-                        _ = try await t.setting("no-such-setting")   // a prepared-free statement
-                        _ = try await t.getLineage([.fields, .items, .vaults], id: "no-such-field")   // a prepared one
-                        return (loop.inEventLoop, t.link.connection.eventLoop === loop)
-                    }
-                }
-                #expect(onLoop && sameLoop, "a read on \(loop) ran on its loop: \(onLoop); on a connection of it: \(sameLoop)")
-            }
-            #expect(store.pool.connectionCount == before + 2)
-        } catch {
-            Issue.record(error)
-        }
-        try? await store.dropSchemaForTesting()
-        await store.close()
-        try await group.shutdownGracefully()
     }
 
     /// A database a newer release migrated further still opens (replicas of two releases share
