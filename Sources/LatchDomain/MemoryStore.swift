@@ -12,8 +12,13 @@ public final class MemoryStore: LatchStore, @unchecked Sendable {
     }
     private var state = State()
     private let lock = AsyncLock()
+    private let commits = NSLock()
+    private var committed: UInt64 = 0
 
     public init() {}
+
+    /// Counts committed writes (bumped as a write's state replaces the old one).
+    public func commitVersion() -> UInt64? { commits.withLock { committed } }
 
     public func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         try await lock.withLock {
@@ -26,7 +31,10 @@ public final class MemoryStore: LatchStore, @unchecked Sendable {
         try await lock.withLock {
             let tx = MemoryTransaction(state: self.state, writable: true)
             let result = try await body(tx)
-            self.state = tx.state
+            self.commits.withLock {
+                self.state = tx.state
+                self.committed &+= 1
+            }
             return result
         }
     }

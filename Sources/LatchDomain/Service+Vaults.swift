@@ -240,7 +240,8 @@ extension LatchService {
     }
 
     public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field]) {
-        return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId, read: true) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId, read: true,
+                                 cacheKey: "\(vaultId)/\(itemId)") { tx in
             try Self.checkId(vaultId, "vault id")
             let (_, i) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .read)
             return ((i, try await tx.fields(itemId: itemId)), nil)
@@ -248,7 +249,8 @@ extension LatchService {
     }
 
     public func getField(_ ctx: AuthContext, vaultId: String, fieldId: String) async throws -> (Item, Field) {
-        return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId, read: true) { tx in
+        return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId, read: true,
+                                 cacheKey: "\(vaultId)/\(fieldId)") { tx in
             try Self.checkId(vaultId, "vault id")
             try Self.checkId(fieldId, "field id")
             // The field, its item and its vault in one read; then the same checks as loadItem.

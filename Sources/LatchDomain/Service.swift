@@ -34,6 +34,7 @@ public struct LatchService: Sendable {
     public let random: any RandomSource
     let audit: AuditBatcher
     let authCache: AuthCache
+    let readCache = ReadCache()
 
     /// `authCacheSeconds`: how long a verified API key's principal is reused without a store
     /// read (0 = never). A change to the key or principal takes at most this long to apply.
@@ -85,9 +86,13 @@ public struct LatchService: Sendable {
 
     /// Runs `body` in one write transaction with an audit event appended on success; on a
     /// domain error, records a failed event (in its own transaction) and rethrows.
+    ///
+    /// A read with a `cacheKey` (the use case's arguments) may be answered from `readCache`
+    /// while the store's commit version has not moved since the read it repeats; the
+    /// permission check and the audit event happen either way.
     func perform<T: Sendable>(
         _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
-        read: Bool = false,
+        read: Bool = false, cacheKey: String? = nil,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
@@ -98,7 +103,15 @@ public struct LatchService: Sendable {
                 // response leaves, where it survives a crash of the server at once and a power
                 // loss within a fraction of a second: the store's read-audit journal (it joins
                 // the chain shortly after), or else the next group commit, with deferred durability.
-                let (result, detail) = try await store.read { tx in try await body(tx) }
+                let key = cacheKey.map { "\(action) \(ctx?.apiKey.accessKey ?? "-") \($0)" }
+                let version = key == nil ? nil : store.commitVersion()
+                let (result, detail): (T, String?)
+                if let key, let version, let hit = readCache.value(key, version: version, as: (T, String?).self) {
+                    (result, detail) = hit
+                } else {
+                    (result, detail) = try await store.read { tx in try await body(tx) }
+                    if let key, let version, store.commitVersion() == version { readCache.put(key, version: version, (result, detail)) }
+                }
                 try await auditRead(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
                                                principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
                                                assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))

@@ -145,6 +145,12 @@ public protocol LatchStore: Sendable {
     /// committed. Run before reading audit events (`auditEvents`, `verifyAuditChain`) so that
     /// every read answered so far is there. The default does nothing.
     func flushReadAudit() async throws
+    /// A number that changes whenever a transaction commits, by this process or any other, and
+    /// that costs next to nothing to read; nil (the default) when the store cannot tell. Two
+    /// equal answers mean nothing was committed between them, so a read transaction that ran
+    /// between them saw the state as it still is: `LatchService` reuses such a read's result
+    /// while the number stays the same (`ReadCache`).
+    func commitVersion() -> UInt64?
 }
 
 /// A store's path for the audit events of reads that does not wait for a commit.
@@ -169,6 +175,7 @@ extension LatchStore {
     }
     public var readAuditJournal: (any ReadAuditJournal)? { nil }
     public func flushReadAudit() async throws {}
+    public func commitVersion() -> UInt64? { nil }
     /// Audit events matching `filter`, the read-audit journal's included (flushed first).
     public func auditEvents(_ filter: AuditFilter) async throws -> [AuditEvent] {
         try await flushReadAudit()

@@ -242,6 +242,22 @@ public final class SQLiteHandle {
     /// SQLITE_BUSY. SQLite's own timeout sleeps 1, 2, 5, 10… ms between tries: right for waiting
     /// on a writer, but a checkpoint that waits for readers (which mostly finish in
     /// microseconds) would sleep 8 ms, and one that waits for a long read would wait as long.
+    /// SQLite's own mapping of the first 32 KiB region of the database's WAL index (the
+    /// `-shm` file), which starts with the WAL-index header; nil when the database is not in WAL
+    /// mode or its VFS has no shared memory. It stays valid while this connection is open. (The
+    /// file is not opened a second time: closing any descriptor of it would drop the POSIX locks
+    /// SQLite holds on it in this process, and another process could then truncate it under the
+    /// mapping.)
+    public func walIndexRegion() -> UnsafeRawPointer? {
+        guard let db else { return nil }
+        var file: UnsafeMutablePointer<sqlite3_file>?
+        guard sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK, let file,
+              let methods = file.pointee.pMethods, methods.pointee.iVersion >= 2, let map = methods.pointee.xShmMap else { return nil }
+        var region: UnsafeMutableRawPointer?
+        guard map(file, 0, 32_768, 0, &region) == SQLITE_OK, let region else { return nil }
+        return UnsafeRawPointer(region)
+    }
+
     public func pollWhenBusy() {
         guard let db else { return }
         sqlite3_busy_handler(db, { _, tries in

@@ -34,6 +34,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
+    let walIndex: WALIndexWatch
     /// Runs the durability flush and the checkpoints (see above).
     let maintenance: SQLiteConnection
     let next = Counter()
@@ -126,12 +127,15 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             }
             let m = try await SQLiteConnection.open(path: path, role: "sqlite-maint")
             opened.append(m)
-            try await m.withHandle("configure the maintenance connection") { h in
+            let walIndex = try await m.withHandle("configure the maintenance connection") { h in
                 try h.execute("PRAGMA synchronous=FULL", purpose: "configure the maintenance connection")
                 h.pollWhenBusy()
+                _ = try Self.checkpoint(h, "PASSIVE")   // opens the WAL index on this connection
+                return h.walIndexRegion().map { UInt(bitPattern: $0) }
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
-            let store = SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m, readAuditDelay: readAuditDelay)
+            let store = SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m, readAuditDelay: readAuditDelay,
+                                         walIndex: walIndex.flatMap { UnsafeRawPointer(bitPattern: $0) })
             try await store.recoverReadAudit()
             return store
         } catch {
@@ -141,10 +145,16 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         }
     }
 
-    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection, readAuditDelay: Duration) {
+    init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection, readAuditDelay: Duration,
+         walIndex: UnsafeRawPointer?) {
         self.path = path; self.writer = writer; self.readers = readers; self.maintenance = maintenance
         journal = SQLiteReadAuditJournal(base: path, delay: readAuditDelay)
+        self.walIndex = WALIndexWatch(region: walIndex)
     }
+
+    /// Changes with every commit to the database, by any connection of any process
+    /// (`WALIndexWatch`).
+    public func commitVersion() -> UInt64? { walIndex.current() }
 
     /// Moves the read-audit journal into the chain, makes pending deferred commits durable, then
     /// closes every connection (each once its transaction in flight, if any, has ended).
@@ -153,6 +163,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
         if (try? await moveReadAudit()) != nil { journal.removeIfDrained() }   // else the next open moves it
         durability.close()
         await maintain()
+        walIndex.stop()
         for c in readers + [writer, maintenance] {
             await c.lock.lock()
             await c.close()

@@ -152,6 +152,50 @@ struct ReadPathTests {
         }
     }
 
+    @Test("a field or item read is reused until anything commits; each is audited, and a lost grant applies at once")
+    func readCacheUntilNextCommit() async throws {
+        // Rounds of the read-audit journal commit too (and so end every reuse); here they wait.
+        try await withSQLiteStore(readAuditDelay: .seconds(60)) { sqlite in
+            let store = ReadCountingStore(sqlite)
+            try await withHarness(store: store) { h in
+                let (admin, seeded, fieldId) = try await seed(h)
+                var v = seeded
+                let itemId = try #require(v.details.keys.first)
+                let agent = try await h.createAgent(admin, name: "reader", key: Keys.pool[1])
+                let both = [PermissionEntry(granteeType: "USER", granteeId: admin.id, level: "ADMIN"),
+                            PermissionEntry(granteeType: "AGENT", granteeId: agent.id, level: "READ")]
+                #expect(try await h.grant(admin, vault: v.id, both).status == .ok)
+                let field = LatchRoutes.field(v.id, fieldId), item = LatchRoutes.vaultItem(v.id, itemId)
+                let first = try await h.call(.get, field, key: agent.apiKey)
+                #expect(first.status == .ok)
+                #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
+                let before = store.reads
+                for _ in 0..<5 {
+                    let again = try await h.call(.get, field, key: agent.apiKey)
+                    #expect(again.status == .ok && again.data == first.data)
+                    #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
+                }
+                #expect(store.reads == before, "ten repeated reads with nothing committed ran \(store.reads - before) read transactions")
+
+                // A new value: the next read is a fresh one.
+                #expect(try await h.putItem(admin, &v, itemId: itemId, name: "db", fields: [("password", "n3w", true)]).status == .ok)
+                let changed = try await h.call(.get, field, key: agent.apiKey)
+                #expect(changed.status == .ok && changed.data != first.data)
+                #expect(store.reads == before + 1)
+
+                // The agent's grant removed: refused at once, though its read was just reused.
+                #expect(try await h.call(.get, field, key: agent.apiKey).status == .ok)
+                #expect(try await h.grant(admin, vault: v.id, [both[0]]).status == .ok)
+                #expect(try await h.call(.get, field, key: agent.apiKey).status == .notFound)
+                #expect(try await h.call(.get, item, key: agent.apiKey).status == .notFound)
+
+                let events = try await sqlite.auditEvents(AuditFilter(principalId: agent.id, limit: 1_000))
+                #expect(events.filter { $0.action == "field.read" }.map(\.outcome) == Array(repeating: "success", count: 8) + ["not_found"])
+                #expect(events.filter { $0.action == "item.read" }.map(\.outcome) == Array(repeating: "success", count: 6) + ["not_found"])
+            }
+        }
+    }
+
     @Test("removing an agent stops its (cached) API key on the next request")
     func removedAgentStopsAtOnce() async throws {
         try await withHarness { h in
@@ -209,5 +253,28 @@ final class DurabilityRecordingStore: LatchStore, @unchecked Sendable {
                               field: FieldInfo(id: "f", itemId: "i", name: "n", type: "t", order: 0, isEnvironmentVariable: false, value: "x"),
                               detailCheckpoint: "d")
         #expect(r.jsonData() == (try LatchJSON.encoder().encode(r)))
+    }
+}
+
+/// Passes everything to a store (its commit version included) and counts read transactions.
+final class ReadCountingStore: LatchStore, @unchecked Sendable {
+    let inner: any LatchStore
+    private let lock = NSLock()
+    private var count = 0
+    init(_ inner: any LatchStore) { self.inner = inner }
+    var reads: Int { lock.withLock { count } }
+    var readAuditJournal: (any ReadAuditJournal)? { inner.readAuditJournal }
+    func flushReadAudit() async throws { try await inner.flushReadAudit() }
+    func commitVersion() -> UInt64? { inner.commitVersion() }
+    func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        lock.withLock { count += 1 }
+        return try await inner.read(body)
+    }
+    func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T { try await inner.write(body) }
+    func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        try await inner.write(durability: durability, body)
+    }
+    func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
+        try await inner.appendAuditBatch(drafts, durability: durability)
     }
 }

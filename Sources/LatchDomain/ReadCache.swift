@@ -1,0 +1,44 @@
+import Foundation
+
+/// Results of read use cases, each kept with the store's `commitVersion()` it is valid for.
+///
+/// An entry is put only when the store's commit version was the same before and after the read
+/// transaction that made it, and it is served only while the version is still that one: nothing
+/// was committed since, by this process or another, so a read transaction now would return the
+/// same. A write of any kind (data, grants, keys, or the audit chain itself) changes the
+/// version, so every entry then goes stale at once. Entries are keyed by the API key and the
+/// use case's arguments; the caller still checks the key's permissions and audits every read,
+/// hit or not. It holds what the store holds (envelopes, checkpoints), never a plaintext.
+final class ReadCache: @unchecked Sendable {
+    private struct Entry {
+        var version: UInt64
+        var value: any Sendable
+    }
+
+    /// Entries kept at most; when full, the stale ones are dropped, then all if none is stale.
+    let capacity: Int
+    private let lock = NSLock()
+    private var entries: [String: Entry] = [:]
+
+    init(capacity: Int = 1024) { self.capacity = max(1, capacity) }
+
+    /// The value stored under `key` for `version`, if any.
+    func value<T>(_ key: String, version: UInt64, as _: T.Type) -> T? {
+        lock.withLock {
+            guard let e = entries[key], e.version == version else { return nil }
+            return e.value as? T
+        }
+    }
+
+    func put(_ key: String, version: UInt64, _ value: any Sendable) {
+        lock.withLock {
+            if entries[key] == nil, entries.count >= capacity {
+                entries = entries.filter { $0.value.version == version }
+                if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            }
+            entries[key] = Entry(version: version, value: value)
+        }
+    }
+
+    var count: Int { lock.withLock { entries.count } }
+}
