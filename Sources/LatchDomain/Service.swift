@@ -103,14 +103,15 @@ public struct LatchService: Sendable {
                 // response leaves, where it survives a crash of the server at once and a power
                 // loss within a fraction of a second: the store's read-audit journal (it joins
                 // the chain shortly after), or else the next group commit, with deferred durability.
-                let key = cacheKey.map { "\(action) \(ctx?.apiKey.accessKey ?? "-") \($0)" }
-                let version = key == nil ? nil : store.commitVersion()
+                let reuse = cacheKey.flatMap { k in
+                    store.commitVersion().map { (key: "\(action) \(ctx?.apiKey.accessKey ?? "-") \(k)", version: $0) }
+                }
                 let (result, detail): (T, String?)
-                if let key, let version, let hit = readCache.value(key, version: version, as: (T, String?).self) {
+                if let reuse, let hit = readCache.value(reuse.key, version: reuse.version, as: (T, String?).self) {
                     (result, detail) = hit
                 } else {
                     (result, detail) = try await store.read { tx in try await body(tx) }
-                    if let key, let version, store.commitVersion() == version { readCache.put(key, version: version, (result, detail)) }
+                    if let reuse, store.commitVersion() == reuse.version { readCache.put(reuse.key, version: reuse.version, (result, detail)) }
                 }
                 try await auditRead(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
                                                principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,

@@ -12,6 +12,8 @@ final class PooledConnection: @unchecked Sendable {
     /// was lost, the server ended the session, a statement outlived its deadline): it is closed
     /// when it comes back instead of being lent again.
     let broken = Once()
+    /// When it last went back to the pool's idle list (read and written under the pool's lock).
+    var idleSince = ContinuousClock.now
     private let lock = NSLock()
     private var closed = false
     private var onClose: (@Sendable () -> Void)?
@@ -53,12 +55,15 @@ final class PooledConnection: @unchecked Sendable {
 /// `broken` (the database went away or ended the session, a statement outlived its deadline)
 /// is dropped when it comes back or is found idle, and the next lease connects afresh: the pool recovers by itself when the
 /// database returns, and while it is gone a lease fails as soon as the connection attempt does.
+/// A connection left idle for `idleTimeout` is closed (checked every half of it), so a burst
+/// does not hold its connections, and their server processes, for good.
 final class ConnectionPool: @unchecked Sendable {
     /// What a waiting lease is given: a connection, or the right to make one.
     private enum Grant { case connection(PooledConnection), slot }
 
     let size: Int
     let acquireTimeout: Duration
+    let idleTimeout: Duration
     private let configuration: PostgresConnection.Configuration
     private let logger: Logger
     private let lock = NSLock()
@@ -71,35 +76,65 @@ final class ConnectionPool: @unchecked Sendable {
     private var deadlines: [UInt64: UInt64] = [:]
     private var nextWaiter: UInt64 = 0
     private var closed = false
+    private var reaper: Task<Void, Never>?
 
-    init(configuration: PostgresConnection.Configuration, size: Int, acquireTimeout: Duration, logger: Logger) {
+    init(configuration: PostgresConnection.Configuration, size: Int, acquireTimeout: Duration,
+         idleTimeout: Duration = .seconds(60), logger: Logger) {
         self.configuration = configuration; self.size = max(1, size); self.acquireTimeout = acquireTimeout
-        self.logger = logger
+        self.idleTimeout = idleTimeout; self.logger = logger
+        let every = max(idleTimeout / 2, .milliseconds(100))
+        reaper = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: every)
+                guard let self else { return }
+                self.closeIdle()
+            }
+        }
     }
 
     deinit {
         // A store dropped without `close()` (a server that failed to start): its idle
         // connections are closed, each kept alive until it is.
+        reaper?.cancel()
         for c in idle { c.close() }
     }
+
+    /// Closes the connections idle for `idleTimeout` or longer.
+    func closeIdle() {
+        let stale = lock.withLock { () -> [PooledConnection] in
+            let cutoff = ContinuousClock.now - idleTimeout
+            let stale = idle.filter { $0.idleSince <= cutoff }
+            guard !stale.isEmpty else { return [] }
+            idle.removeAll { $0.idleSince <= cutoff }
+            open -= stale.count
+            return stale
+        }
+        for c in stale { c.close() }
+    }
+
+    /// Connections made or being made, lent or idle.
+    var connectionCount: Int { lock.withLock { open } }
 
     private var closedError: StoreError { StoreError(.unavailable, "the PostgreSQL store is closed") }
 
     /// A connection for one transaction; give it back with `release`.
     func lease() async throws -> PooledConnection {
+        let start = ContinuousClock.now
         let now: Grant? = try lock.withLock {
             if closed { throw closedError }
             return takeLocked()
         }
         switch now {
         case .connection(let c): return c
-        case .slot: return try await connect()
+        case .slot: return try await connect(within: acquireTimeout)
         case nil: break
         }
         let grant = try await wait()
         switch grant {
         case .connection(let c): return c
-        case .slot: return try await connect()
+        // A slot freed by a failed attempt: this lease has waited already, and connects in
+        // what is left of its `acquireTimeout` (at least 0.1 s), not in a whole one more.
+        case .slot: return try await connect(within: max(acquireTimeout - (ContinuousClock.now - start), .milliseconds(100)))
         }
     }
 
@@ -144,9 +179,12 @@ final class ConnectionPool: @unchecked Sendable {
         }
     }
 
-    /// Makes a connection in a slot this caller holds; the slot is given back when it fails.
-    private func connect() async throws -> PooledConnection {
+    /// Makes a connection in a slot this caller holds, giving up after `timeout`; the slot is
+    /// given back when it fails.
+    private func connect(within timeout: Duration) async throws -> PooledConnection {
         let id = lock.withLock { () -> Int in nextID += 1; return nextID }
+        var configuration = self.configuration
+        configuration.options.connectTimeout = TimeAmount(timeout)
         do {
             let c = try await PostgresConnection.connect(on: MultiThreadedEventLoopGroup.singleton.any(),
                                                          configuration: configuration, id: id, logger: logger).get()
@@ -175,7 +213,12 @@ final class ConnectionPool: @unchecked Sendable {
                 return (nil, nil, c)
             }
             guard !waiters.isEmpty else {
-                if let c { idle.append(c) } else { open -= 1 }
+                if let c {
+                    c.idleSince = .now
+                    idle.append(c)
+                } else {
+                    open -= 1
+                }
                 return (nil, nil, nil)
             }
             let w = waiters.removeFirst()
@@ -189,6 +232,7 @@ final class ConnectionPool: @unchecked Sendable {
     /// Refuses further leases, fails the waiting ones and closes the idle connections,
     /// waiting at most `limit` for them; lent ones are closed when they come back.
     func close(limit: Duration = .seconds(5)) async {
+        reaper?.cancel()
         let (idle, waiters, deadlines) = lock.withLock { () -> ([PooledConnection], [CheckedContinuation<Grant, any Error>], [UInt64]) in
             closed = true
             let taken = (self.idle, self.waiters.map(\.k), Array(self.deadlines.values))
@@ -211,5 +255,13 @@ final class ConnectionPool: @unchecked Sendable {
             EventLoopFuture<Void>.whenAllComplete(closing, on: closing[0].eventLoop).whenComplete { _ in _ = idle; finish(false) }
             _ = Deadlines.shared.add(after: limit) { finish(true) }
         }
+    }
+}
+
+extension TimeAmount {
+    /// `d` to the nanosecond.
+    init(_ d: Duration) {
+        let c = d.components
+        self = .nanoseconds(c.seconds * 1_000_000_000 + c.attoseconds / 1_000_000_000)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import LatchDomain
+import NIOCore
 import PostgresNIO
 
 /// How to reach the PostgreSQL database and how to use it.
@@ -31,6 +32,8 @@ public struct PostgresStoreConfiguration: Sendable {
     /// How long one statement may take; past it the connection is closed and the request fails
     /// with `.unavailable` rather than waiting on a database that dropped it.
     public var queryTimeout: Duration = .seconds(15)
+    /// How long a pooled connection may stay unused before it is closed (within half that again).
+    public var idleTimeout: Duration = .seconds(60)
     /// A schema to keep Latchkey's tables in (created when missing; `search_path` is set to
     /// it); nil uses the database's default (`public`). Lowercase letters, digits and `_`.
     public var schema: String?
@@ -121,8 +124,7 @@ public struct PostgresStoreConfiguration: Sendable {
             config = .init(host: host, port: port, username: username, password: password, database: database, tls: t)
         }
         // A connection attempt never outlasts the wait a transaction allows for a connection.
-        let wait = acquireTimeout.components
-        config.options.connectTimeout = .nanoseconds(wait.seconds * 1_000_000_000 + wait.attoseconds / 1_000_000_000)
+        config.options.connectTimeout = TimeAmount(acquireTimeout)
         let ms = lockTimeout.components.seconds * 1000 + lockTimeout.components.attoseconds / 1_000_000_000_000_000
         var params = [("lock_timeout", "\(ms)ms"), ("application_name", "latch")]
         if let schema, Self.validSchema(schema) { params.append(("search_path", schema)) }

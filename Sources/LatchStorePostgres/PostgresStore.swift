@@ -52,7 +52,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     public static func open(_ configuration: PostgresStoreConfiguration,
                             logger: Logger = Logger(label: "latch.store.postgres")) async throws -> PostgresLatchStore {
         let pool = ConnectionPool(configuration: try configuration.connectionConfiguration(), size: configuration.poolSize,
-                                  acquireTimeout: configuration.acquireTimeout, logger: logger)
+                                  acquireTimeout: configuration.acquireTimeout, idleTimeout: configuration.idleTimeout, logger: logger)
         let store = PostgresLatchStore(configuration: configuration, pool: pool, logger: logger)
         do {
             try await store.migrate()

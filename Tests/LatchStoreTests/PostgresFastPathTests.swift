@@ -147,6 +147,24 @@ struct PostgresFastPathTests {
         await store.close()
     }
 
+    /// A connection left idle for `idleTimeout` is closed; the next transaction makes a new one.
+    @Test func idleConnectionsAreClosed() async throws {
+        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        config.idleTimeout = .milliseconds(600)
+        let store = try await PostgresLatchStore.open(config)
+        do {
+            #expect(store.pool.connectionCount == 1, "the connection that ran the migrations")
+            try await Task.sleep(for: .milliseconds(1_500))   // idle past 0.6 s, checked every 0.3 s
+            #expect(store.pool.connectionCount == 0)
+            #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
+            #expect(store.pool.connectionCount == 1)
+        } catch {
+            Issue.record(error)
+        }
+        try? await store.dropSchemaForTesting()
+        await store.close()
+    }
+
     /// A database a newer release migrated further still opens (replicas of two releases share
     /// it while an upgrade rolls; the store logs a warning), and this replica keeps working.
     @Test func newerSchemaStillOpens() async throws {
