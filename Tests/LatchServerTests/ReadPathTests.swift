@@ -196,6 +196,35 @@ struct ReadPathTests {
         }
     }
 
+    @Test("a commit landing between a read and its reuse check: that read's result is never reused")
+    func commitDuringAReadIsNotReused() async throws {
+        try await withSQLiteStore(readAuditDelay: .seconds(60)) { sqlite in
+            let store = ReadCountingStore(sqlite)
+            try await withHarness(store: store) { h in
+                let (admin, v, fieldId) = try await seed(h)
+                let path = LatchRoutes.field(v.id, fieldId)
+                func served() async throws -> String {
+                    let r = try await h.call(.get, path, key: admin.apiKey)
+                    #expect(r.status == .ok)
+                    return try r.decode(FieldResponse.self).field.value
+                }
+                let original = try await served()
+                // The next read transaction, once it has read, lets a write commit a new envelope
+                // before `perform` checks the commit version again.
+                store.afterNextRead = {
+                    try await sqlite.write { tx in
+                        guard var f = try await tx.field(fieldId) else { throw StoreError(.corrupt, "no field \(fieldId)") }
+                        f.envelope = "replaced"
+                        try await tx.putField(f)
+                    }
+                }
+                _ = try await sqlite.write { try await $0.setSetting("unrelated", "1") }   // ends the first read's reuse
+                #expect(try await served() == original, "the interleaved read returns its own snapshot")
+                #expect(try await served() == "replaced", "the read that raced the commit was reused")
+            }
+        }
+    }
+
     @Test("removing an agent stops its (cached) API key on the next request")
     func removedAgentStopsAtOnce() async throws {
         try await withHarness { h in
@@ -263,12 +292,24 @@ final class ReadCountingStore: LatchStore, @unchecked Sendable {
     private var count = 0
     init(_ inner: any LatchStore) { self.inner = inner }
     var reads: Int { lock.withLock { count } }
+    /// Runs once, after the next read transaction has returned and before its caller goes on.
+    var afterNextRead: (@Sendable () async throws -> Void)? {
+        get { lock.withLock { hook } }
+        set { lock.withLock { hook = newValue } }
+    }
+    private var hook: (@Sendable () async throws -> Void)?
     var readAuditJournal: (any ReadAuditJournal)? { inner.readAuditJournal }
     func flushReadAudit() async throws { try await inner.flushReadAudit() }
     func commitVersion() -> UInt64? { inner.commitVersion() }
     func read<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        lock.withLock { count += 1 }
-        return try await inner.read(body)
+        let then = lock.withLock { () -> (@Sendable () async throws -> Void)? in
+            count += 1
+            defer { hook = nil }
+            return hook
+        }
+        let result = try await inner.read(body)
+        try await then?()
+        return result
     }
     func write<T: Sendable>(_ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T { try await inner.write(body) }
     func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
@@ -278,3 +319,4 @@ final class ReadCountingStore: LatchStore, @unchecked Sendable {
         try await inner.appendAuditBatch(drafts, durability: durability)
     }
 }
+
