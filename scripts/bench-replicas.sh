@@ -192,11 +192,14 @@ seed P2 "http://127.0.0.1:$((PORT0 + 2))" "$(bootstrap_token pgA)" "http://127.0
 start pgB "$((PORT0 + 3))" "$U2" "$WORK/pgA/data/log-key"
 for k in S P1 P2; do check $k; done
 
+. scripts/steal.sh
+STAT0=$(steal_mark)
 for round in $(seq 1 "$ROUNDS"); do
   for k in S P1 P2; do reads $k; done
   for k in S P1 P2; do writes $k; done
   echo "  round $round/$ROUNDS: reads/s S $(echo $RD_S | awk '{print $NF}'), P1 $(echo $RD_P1 | awk '{print $NF}'), P2 $(echo $RD_P2 | awk '{print $NF}'); writes/s S $(echo $WR_S | awk '{print $NF}'), P1 $(echo $WR_P1 | awk '{print $NF}'), P2 $(echo $WR_P2 | awk '{print $NF}')"
 done
+STEAL=$(steal_percent "$STAT0")
 stop_all
 
 row() { # label key
@@ -216,4 +219,5 @@ echo "reads:  PostgreSQL 1 replica / SQLite = $R1   (goal >= 0.5: $(awk -v r="$R
 echo "reads:  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2" 'BEGIN { print (r > 1.0 ? "met" : "NOT MET") }'))"
 echo "writes: PostgreSQL 1 replica / SQLite = $W1"
 echo "writes: 2 replicas / 1 replica        = $W2   (writes from all replicas are serialised by one database lock)"
-echo "load at end: $(uptime | sed "s/.*load average: //")"
+echo "load at end: $(uptime | sed "s/.*load average: //"); ${STEAL}% of CPU time stolen by the hypervisor during the rounds"
+[ "$STEAL" -le 10 ] || echo "WARNING: over 10% of CPU time was stolen by the hypervisor; these figures are not comparable, run again" >&2

@@ -54,6 +54,8 @@ run() { # url header(or empty) -> "rps p50 p99 non2xx"
 # run to the next); each round's ratio is printed, and the medians decide.
 echo "latch serve load benchmark: ${DURATION}s each, $CONNS connections, $THREADS wrk threads, $ROUNDS alternating rounds, SQLite (WAL, synchronous=FULL; reads audited through the read-audit journal)"
 : > "$WORK/rounds"
+. scripts/steal.sh
+STAT0=$(steal_mark)
 for r in $(seq 1 "$ROUNDS"); do
   read -r HR HP50 HP99 HN <<< "$(run "http://127.0.0.1:$PORT/healthz" "")"
   read -r FR FP50 FP99 FN <<< "$(run "$FIELD_URL" "X-API-Key: $API_KEY")"
@@ -70,6 +72,14 @@ RATIO=$(awk '{print $3}' "$WORK/rounds" | median)
 P99_F="$(awk '{print $4}' "$WORK/rounds" | ms | sort -g | tail -1) ms"
 printf '%-22s %12s req/s   (median of %d)\n' "GET /healthz" "$RPS_H" "$ROUNDS"
 printf '%-22s %12s req/s   (median of %d)\n' "GET field (auth)" "$RPS_F" "$ROUNDS"
+# On a shared VM the hypervisor can take a large share of the cores for minutes ("steal"), or
+# the whole machine can slow several-fold between rounds; the figures then mean little. Say so.
+STEAL=$(steal_percent "$STAT0")
+SWING=$(awk '{ if (min == "" || $1 < min) min = $1; if ($1 > max) max = $1 } END { if (min > 0) printf "%.2f", max / min; else print "inf" }' "$WORK/rounds")
+echo "machine: ${STEAL}% of CPU time stolen by the hypervisor during the rounds; /healthz varied ${SWING}x between rounds"
+if [ "$STEAL" -gt 10 ] || awk -v s="$SWING" 'BEGIN { exit !(s == "inf" || s > 1.5) }'; then
+  echo "WARNING: the machine was not steady (over 10% stolen, or /healthz moved over 1.5x); these figures are not comparable, run again" >&2
+fi
 RSS=$(awk '/VmHWM/ {printf "%.1f MB", $2/1024}' "/proc/$SERVER/status")
 echo "field/healthz throughput ratio: $RATIO   (median of the rounds' ratios; goal >= 0.5)"
 echo "field read p99: $P99_F   (the worst round's; goal <= 5 ms)"
