@@ -238,10 +238,6 @@ public final class SQLiteHandle {
         try forEach(sql, binds, purpose: purpose) { _ in }
     }
 
-    /// Replaces the busy timeout with a short busy wait: tries every 50 µs, for about 2 ms, then
-    /// SQLITE_BUSY. SQLite's own timeout sleeps 1, 2, 5, 10… ms between tries: right for waiting
-    /// on a writer, but a checkpoint that waits for readers (which mostly finish in
-    /// microseconds) would sleep 8 ms, and one that waits for a long read would wait as long.
     /// SQLite's own mapping of the first 32 KiB region of the database's WAL index (the
     /// `-shm` file), which starts with the WAL-index header; nil when the database is not in WAL
     /// mode or its VFS has no shared memory. It stays valid while this connection is open. (The
@@ -258,6 +254,10 @@ public final class SQLiteHandle {
         return UnsafeRawPointer(region)
     }
 
+    /// Replaces the busy timeout with a short busy wait: tries every 50 µs, for about 2 ms, then
+    /// SQLITE_BUSY. SQLite's own timeout sleeps 1, 2, 5, 10… ms between tries: right for waiting
+    /// on a writer, but a checkpoint that waits for readers (which mostly finish in
+    /// microseconds) would sleep 8 ms, and one that waits for a long read would wait as long.
     public func pollWhenBusy() {
         guard let db else { return }
         sqlite3_busy_handler(db, { _, tries in

@@ -34,6 +34,8 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     public let path: String
     let writer: SQLiteConnection
     let readers: [SQLiteConnection]
+    /// Reads the WAL-index header for `commitVersion()`, through the maintenance connection's
+    /// mapping of it.
     let walIndex: WALIndexWatch
     /// Runs the durability flush and the checkpoints (see above).
     let maintenance: SQLiteConnection
