@@ -152,76 +152,78 @@ struct ReadPathTests {
         }
     }
 
-    @Test("a field or item read is reused until anything commits; each is audited, and a lost grant applies at once")
-    func readCacheUntilNextCommit() async throws {
-        // Rounds of the read-audit journal commit too (and so end every reuse); here they wait.
+    /// A harness on a fresh SQLite store seen through `ReadCountingStore`. The read-audit
+    /// journal's rounds commit too (and so end every reuse); here they wait a minute.
+    func withCountingHarness(_ body: @Sendable (Harness, ReadCountingStore, SQLiteLatchStore) async throws -> Void) async throws {
         try await withSQLiteStore(readAuditDelay: .seconds(60)) { sqlite in
             let store = ReadCountingStore(sqlite)
-            try await withHarness(store: store) { h in
-                let (admin, seeded, fieldId) = try await seed(h)
-                var v = seeded
-                let itemId = try #require(v.details.keys.first)
-                let agent = try await h.createAgent(admin, name: "reader", key: Keys.pool[1])
-                let both = [PermissionEntry(granteeType: "USER", granteeId: admin.id, level: "ADMIN"),
-                            PermissionEntry(granteeType: "AGENT", granteeId: agent.id, level: "READ")]
-                #expect(try await h.grant(admin, vault: v.id, both).status == .ok)
-                let field = LatchRoutes.field(v.id, fieldId), item = LatchRoutes.vaultItem(v.id, itemId)
-                let first = try await h.call(.get, field, key: agent.apiKey)
-                #expect(first.status == .ok)
+            try await withHarness(store: store) { h in try await body(h, store, sqlite) }
+        }
+    }
+
+    @Test("a field or item read is reused until anything commits; each is audited, and a lost grant applies at once")
+    func readCacheUntilNextCommit() async throws {
+        try await withCountingHarness { h, store, sqlite in
+            let (admin, seeded, fieldId) = try await seed(h)
+            var v = seeded
+            let itemId = try #require(v.details.keys.first)
+            let agent = try await h.createAgent(admin, name: "reader", key: Keys.pool[1])
+            let both = [PermissionEntry(granteeType: "USER", granteeId: admin.id, level: "ADMIN"),
+                        PermissionEntry(granteeType: "AGENT", granteeId: agent.id, level: "READ")]
+            #expect(try await h.grant(admin, vault: v.id, both).status == .ok)
+            let field = LatchRoutes.field(v.id, fieldId), item = LatchRoutes.vaultItem(v.id, itemId)
+            let first = try await h.call(.get, field, key: agent.apiKey)
+            #expect(first.status == .ok)
+            #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
+            let before = store.reads
+            for _ in 0..<5 {
+                let again = try await h.call(.get, field, key: agent.apiKey)
+                #expect(again.status == .ok && again.data == first.data)
                 #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
-                let before = store.reads
-                for _ in 0..<5 {
-                    let again = try await h.call(.get, field, key: agent.apiKey)
-                    #expect(again.status == .ok && again.data == first.data)
-                    #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
-                }
-                #expect(store.reads == before, "ten repeated reads with nothing committed ran \(store.reads - before) read transactions")
-
-                // A new value: the next read is a fresh one.
-                #expect(try await h.putItem(admin, &v, itemId: itemId, name: "db", fields: [("password", "n3w", true)]).status == .ok)
-                let changed = try await h.call(.get, field, key: agent.apiKey)
-                #expect(changed.status == .ok && changed.data != first.data)
-                #expect(store.reads == before + 1)
-
-                // The agent's grant removed: refused at once, though its read was just reused.
-                #expect(try await h.call(.get, field, key: agent.apiKey).status == .ok)
-                #expect(try await h.grant(admin, vault: v.id, [both[0]]).status == .ok)
-                #expect(try await h.call(.get, field, key: agent.apiKey).status == .notFound)
-                #expect(try await h.call(.get, item, key: agent.apiKey).status == .notFound)
-
-                let events = try await sqlite.auditEvents(AuditFilter(principalId: agent.id, limit: 1_000))
-                #expect(events.filter { $0.action == "field.read" }.map(\.outcome) == Array(repeating: "success", count: 8) + ["not_found"])
-                #expect(events.filter { $0.action == "item.read" }.map(\.outcome) == Array(repeating: "success", count: 6) + ["not_found"])
             }
+            #expect(store.reads == before, "ten repeated reads with nothing committed ran \(store.reads - before) read transactions")
+
+            // A new value: the next read is a fresh one.
+            #expect(try await h.putItem(admin, &v, itemId: itemId, name: "db", fields: [("password", "n3w", true)]).status == .ok)
+            let changed = try await h.call(.get, field, key: agent.apiKey)
+            #expect(changed.status == .ok && changed.data != first.data)
+            #expect(store.reads == before + 1)
+
+            // The agent's grant removed: refused at once, though its read was just reused.
+            #expect(try await h.call(.get, field, key: agent.apiKey).status == .ok)
+            #expect(try await h.grant(admin, vault: v.id, [both[0]]).status == .ok)
+            #expect(try await h.call(.get, field, key: agent.apiKey).status == .notFound)
+            #expect(try await h.call(.get, item, key: agent.apiKey).status == .notFound)
+
+            let events = try await sqlite.auditEvents(AuditFilter(principalId: agent.id, limit: 1_000))
+            #expect(events.filter { $0.action == "field.read" }.map(\.outcome) == Array(repeating: "success", count: 8) + ["not_found"])
+            #expect(events.filter { $0.action == "item.read" }.map(\.outcome) == Array(repeating: "success", count: 6) + ["not_found"])
         }
     }
 
     @Test("a commit landing between a read and its reuse check: that read's result is never reused")
     func commitDuringAReadIsNotReused() async throws {
-        try await withSQLiteStore(readAuditDelay: .seconds(60)) { sqlite in
-            let store = ReadCountingStore(sqlite)
-            try await withHarness(store: store) { h in
-                let (admin, v, fieldId) = try await seed(h)
-                let path = LatchRoutes.field(v.id, fieldId)
-                func served() async throws -> String {
-                    let r = try await h.call(.get, path, key: admin.apiKey)
-                    #expect(r.status == .ok)
-                    return try r.decode(FieldResponse.self).field.value
-                }
-                let original = try await served()
-                // The next read transaction, once it has read, lets a write commit a new envelope
-                // before `perform` checks the commit version again.
-                store.afterNextRead = {
-                    try await sqlite.write { tx in
-                        guard var f = try await tx.field(fieldId) else { throw StoreError(.corrupt, "no field \(fieldId)") }
-                        f.envelope = "replaced"
-                        try await tx.putField(f)
-                    }
-                }
-                _ = try await sqlite.write { try await $0.setSetting("unrelated", "1") }   // ends the first read's reuse
-                #expect(try await served() == original, "the interleaved read returns its own snapshot")
-                #expect(try await served() == "replaced", "the read that raced the commit was reused")
+        try await withCountingHarness { h, store, sqlite in
+            let (admin, v, fieldId) = try await seed(h)
+            let path = LatchRoutes.field(v.id, fieldId)
+            func served() async throws -> String {
+                let r = try await h.call(.get, path, key: admin.apiKey)
+                #expect(r.status == .ok)
+                return try r.decode(FieldResponse.self).field.value
             }
+            let original = try await served()
+            // The next read transaction, once it has read, lets a write commit a new envelope
+            // before `perform` checks the commit version again.
+            store.afterNextRead = {
+                try await sqlite.write { tx in
+                    guard var f = try await tx.field(fieldId) else { throw StoreError(.corrupt, "no field \(fieldId)") }
+                    f.envelope = "replaced"
+                    try await tx.putField(f)
+                }
+            }
+            _ = try await sqlite.write { try await $0.setSetting("unrelated", "1") }   // ends the first read's reuse
+            #expect(try await served() == original, "the interleaved read returns its own snapshot")
+            #expect(try await served() == "replaced", "the read that raced the commit was reused")
         }
     }
 

@@ -14,6 +14,18 @@ struct PostgresFastPathTests {
                                  accessKey: "lk", assetType: "FIELD", assetId: "\(tag)\($0)", source: nil, detail: nil) }
     }
 
+    /// Runs `body` with a store on a fresh schema (its configuration changed by `adjust`),
+    /// recording any error it throws; then drops the schema and closes the store.
+    func withFreshStore(_ adjust: (inout PostgresStoreConfiguration) -> Void = { _ in },
+                        _ body: (PostgresLatchStore) async throws -> Void) async throws {
+        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
+        adjust(&config)
+        let store = try await PostgresLatchStore.open(config)
+        do { try await body(store) } catch { Issue.record(error) }
+        try? await store.dropSchemaForTesting()
+        await store.close()
+    }
+
     @Test func auditAppendIsOneStatementAndChainsAcrossReplicas() async throws {
         let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
         let a = try await PostgresLatchStore.open(config)
@@ -50,10 +62,7 @@ struct PostgresFastPathTests {
     /// at the deadline (not when the database finally answers), its connection is closed, and
     /// the store goes on with the others.
     @Test func statementPastItsTimeoutIsCutOff() async throws {
-        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        config.queryTimeout = .seconds(1)
-        let store = try await PostgresLatchStore.open(config)
-        do {
+        try await withFreshStore({ $0.queryTimeout = .seconds(1) }) { store in
             let start = Date()
             do {
                 try await store.read { tx in _ = try await (tx as! PostgresTransaction).raw("SELECT pg_sleep(6)") }
@@ -64,11 +73,7 @@ struct PostgresFastPathTests {
             let waited = Date().timeIntervalSince(start)
             #expect(waited >= 0.9 && waited < 5, "waited \(waited) s")
             #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)   // the store still answers
-        } catch {
-            Issue.record(error)
         }
-        try? await store.dropSchemaForTesting()
-        await store.close()
     }
 
     /// The server ends a session between two statements of a transaction (what PostgreSQL
@@ -110,14 +115,10 @@ struct PostgresFastPathTests {
     /// With every connection lent, a transaction waits its turn: it gets the connection the
     /// moment one comes back, and fails with `.unavailable` at `acquireTimeout` if none does.
     @Test func leaseWaitsItsTurnThenTimesOut() async throws {
-        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        config.poolSize = 1
-        config.acquireTimeout = .seconds(1)
-        let store = try await PostgresLatchStore.open(config)
-        func hold(_ seconds: Double) -> Task<Void, any Error> {
-            Task { try await store.read { tx in _ = try await (tx as! PostgresTransaction).raw("SELECT pg_sleep(\(seconds))") } }
-        }
-        do {
+        try await withFreshStore({ $0.poolSize = 1; $0.acquireTimeout = .seconds(1) }) { store in
+            func hold(_ seconds: Double) -> Task<Void, any Error> {
+                Task { try await store.read { tx in _ = try await (tx as! PostgresTransaction).raw("SELECT pg_sleep(\(seconds))") } }
+            }
             // Held for 0.5 s: a waiter gets the connection when it comes back.
             let short = hold(0.5)
             try await Task.sleep(for: .milliseconds(150))
@@ -140,29 +141,18 @@ struct PostgresFastPathTests {
             #expect(waited2 >= 0.9 && waited2 < 2, "gave up after \(waited2) s")
             try await long.value
             #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
-        } catch {
-            Issue.record(error)
         }
-        try? await store.dropSchemaForTesting()
-        await store.close()
     }
 
     /// A connection left idle for `idleTimeout` is closed; the next transaction makes a new one.
     @Test func idleConnectionsAreClosed() async throws {
-        var config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        config.idleTimeout = .milliseconds(600)
-        let store = try await PostgresLatchStore.open(config)
-        do {
+        try await withFreshStore({ $0.idleTimeout = .milliseconds(600) }) { store in
             #expect(store.pool.connectionCount == 1, "the connection that ran the migrations")
             try await Task.sleep(for: .milliseconds(1_500))   // idle past 0.6 s, checked every 0.3 s
             #expect(store.pool.connectionCount == 0)
             #expect(try await store.read { try await $0.setting("no-such-setting") } == nil)
             #expect(store.pool.connectionCount == 1)
-        } catch {
-            Issue.record(error)
         }
-        try? await store.dropSchemaForTesting()
-        await store.close()
     }
 
     /// A database a newer release migrated further still opens (replicas of two releases share
@@ -194,9 +184,7 @@ struct PostgresFastPathTests {
     /// document), and columns only (as SQLite stores them, and a later release may here). Each
     /// reads back as the event that was hashed.
     @Test func everyKindOfAuditRowChainsTogether() async throws {
-        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        let a = try await PostgresLatchStore.open(config)
-        do {
+        try await withFreshStore { a in
             let drafts: [AuditDraft] = (0..<8).map { (i: Int) -> AuditDraft in
                 let key: String? = i % 3 == 0 ? nil : "lk_\(i)"
                 let detail: String? = i == 1 ? "" : nil
@@ -241,19 +229,13 @@ struct PostgresFastPathTests {
             #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) } == all)
             #expect(try await a.read { tx in try await tx.auditEvents(AuditFilter(tenantId: "t1")) } == all.filter { $0.tenantId == "t1" })
             #expect(try await a.read { tx in try await tx.lastAuditEvent() } == columnsOnly.last)
-        } catch {
-            Issue.record(error)
         }
-        try? await a.dropSchemaForTesting()
-        await a.close()
     }
 
     /// The database chains a batch exactly as `AuditChain` does in Swift, for awkward strings
     /// (escapes, non-ASCII, absent members; not NUL, which PostgreSQL text cannot hold).
     @Test func databaseChainsAsSwiftDoes() async throws {
-        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        let a = try await PostgresLatchStore.open(config)
-        do {
+        try await withFreshStore { a in
             let awkward = ["plain", "quote \" and \\ backslash", "slash / tab \t nl \n cr \r bell \u{07} del \u{7f}",
                            "unicode é ü 中文 🙂 \u{2028}", "", "{\"json\":[1,2]}"]
             let drafts = awkward.enumerated().map { i, s in
@@ -287,17 +269,11 @@ struct PostgresFastPathTests {
                         "the other columns of event \(e.seq), and the document an older replica reads")
             }
             #expect(try await verifyAuditChain(a) == swift.count)
-        } catch {
-            Issue.record(error)
         }
-        try? await a.dropSchemaForTesting()
-        await a.close()
     }
 
     @Test func readsRunAloneOrInOneSnapshotAndRefuseWrites() async throws {
-        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        let a = try await PostgresLatchStore.open(config)
-        do {
+        try await withFreshStore { a in
             try await a.write { tx in _ = try await tx.insert(.vaults, StoreRow(id: "v1", tenantId: "t", parentId: nil, lookup: nil, doc: "{}")) }
             let before = a.pathCounts.snapshot.loneReads
             #expect(try await a.read { tx in try await tx.get(.vaults, id: "v1") }?.id == "v1")
@@ -316,10 +292,6 @@ struct PostgresFastPathTests {
             }
             #expect(try await a.read { tx in try await tx.get(.vaults, id: "v2") } == nil)
             #expect(try await a.read { tx in try await tx.get(.vaults, id: "v3") } == nil)
-        } catch {
-            Issue.record(error)
         }
-        try? await a.dropSchemaForTesting()
-        await a.close()
     }
 }
