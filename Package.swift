@@ -108,7 +108,7 @@ targets += [
     .testTarget(
         name: "LatchServerTests",
         dependencies: [
-            "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchCrypto", "LatchLog",
+            "LatchDomain", "LatchWire", "LatchServer", "LatchStoreSQLite", "LatchStorePostgres", "LatchCrypto", "LatchLog",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ],
         swiftSettings: swiftSettings),

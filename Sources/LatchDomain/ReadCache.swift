@@ -1,11 +1,12 @@
 import Foundation
 
-/// Results of read use cases, each kept with the store's `commitVersion()` it is valid for.
+/// Results of read use cases, each kept with the store version it is valid for: the store's
+/// `commitVersion()`, or its data version as the audit group commit reports it
+/// (`AuditBatchResult`); `LatchService.answerRead` says when an entry is put and served.
 ///
-/// An entry is put only when the store's commit version was the same before and after the read
-/// transaction that made it, and it is served only while the version is still that one: nothing
-/// was committed since, by this process or another, so a read transaction now would return the
-/// same. A write of any kind (data, grants, keys, or the audit chain itself) changes the
+/// An entry is served only while that version is unchanged: nothing was committed since, by
+/// this process or another, so a read transaction now would return the same. A write of any
+/// kind (data, grants, keys, and for the commit version the audit chain itself) changes the
 /// version, so every entry then goes stale at once. Entries are keyed by the API key and the
 /// use case's arguments; the caller still checks the key's permissions and audits every read,
 /// hit or not. It holds what the store holds (envelopes, checkpoints), never a plaintext.
@@ -27,6 +28,14 @@ final class ReadCache: @unchecked Sendable {
         lock.withLock {
             guard let e = entries[key], e.version == version else { return nil }
             return e.value as? T
+        }
+    }
+
+    /// The value stored under `key` and the version it was stored for, if any.
+    func entry<T>(_ key: String, as _: T.Type) -> (version: UInt64, value: T)? {
+        lock.withLock {
+            guard let e = entries[key], let v = e.value as? T else { return nil }
+            return (e.version, v)
         }
     }
 

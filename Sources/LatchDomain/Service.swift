@@ -85,52 +85,78 @@ public struct LatchService: Sendable {
     }
 
     /// Runs `body` in one write transaction with an audit event appended on success; on a
-    /// domain error, records a failed event (in its own transaction) and rethrows.
-    ///
-    /// A read with a `cacheKey` (the use case's arguments) may be answered from `readCache`
-    /// while the store's commit version has not moved since the read it repeats; the
-    /// permission check and the audit event happen either way.
+    /// domain error, records a failed event (in its own transaction) and rethrows. With `read`,
+    /// runs it in a read transaction instead (`answerRead`).
     func perform<T: Sendable>(
         _ ctx: AuthContext?, require permission: String? = nil, _ action: String, assetType: String? = nil, assetId: String? = nil,
         read: Bool = false, cacheKey: String? = nil,
         _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)
     ) async throws -> T {
         let now = clock.now()
+        @Sendable func draft(_ outcome: String, _ detail: String?) -> AuditDraft {
+            AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: outcome, principalId: ctx?.principal.id,
+                       accessKey: ctx?.apiKey.accessKey, assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail)
+        }
         do {
             if let permission, let ctx { try ctx.require(permission) }
             if read {
-                // Reads run in a read transaction; their audit event is recorded before the
-                // response leaves, where it survives a crash of the server at once and a power
-                // loss within a fraction of a second: the store's read-audit journal (it joins
-                // the chain shortly after), or else the next group commit, with deferred durability.
-                let reuse = cacheKey.flatMap { k in
-                    store.commitVersion().map { (key: "\(action) \(ctx?.apiKey.accessKey ?? "-") \(k)", version: $0) }
-                }
-                let (result, detail): (T, String?)
-                if let reuse, let hit = readCache.value(reuse.key, version: reuse.version, as: (T, String?).self) {
-                    (result, detail) = hit
-                } else {
-                    (result, detail) = try await store.read { tx in try await body(tx) }
-                    if let reuse, store.commitVersion() == reuse.version { readCache.put(reuse.key, version: reuse.version, (result, detail)) }
-                }
-                try await auditRead(AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
-                                               principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                               assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail))
-                return result
+                let key = cacheKey.map { "\(action) \(ctx?.apiKey.accessKey ?? "-") \($0)" }
+                return try await answerRead(reuse: key, audit: { draft("success", $0) }, body)
             }
             return try await store.write { tx in
                 let (result, detail) = try await body(tx)
-                try await tx.appendAudit(time: now, tenantId: ctx?.tenant.id, action: action, outcome: "success",
-                                         principalId: ctx?.principal.id, accessKey: ctx?.apiKey.accessKey,
-                                         assetType: assetType, assetId: assetId, source: ctx?.source, detail: detail)
+                try await tx.appendAudit([draft("success", detail)])
                 return result
             }
         } catch let e as DomainError {
-            let d = AuditDraft(time: now, tenantId: ctx?.tenant.id, action: action, outcome: e.code, principalId: ctx?.principal.id,
-                               accessKey: ctx?.apiKey.accessKey, assetType: assetType, assetId: assetId, source: ctx?.source, detail: nil)
-            if read { try? await auditRead(d) } else { try? await audit.append(d) }
+            if read { try? await auditRead(draft(e.code, nil)) } else { try? await audit.append(draft(e.code, nil)) }
             throw e
         }
+    }
+
+    /// A read use case's answer, its audit event recorded before it is returned: in the store's
+    /// read-audit journal, where it survives a crash of the server at once and a power loss
+    /// within a fraction of a second (it joins the chain shortly after), or else in the next
+    /// group commit, with deferred durability.
+    ///
+    /// A read with a `reuse` key (the use case and its arguments, the API key among them) may be
+    /// answered from `readCache` instead of a read transaction, in one of two ways:
+    /// - the store has a local `commitVersion()` (SQLite's WAL index, the memory store): a
+    ///   result is kept when the version was the same before and after its read transaction,
+    ///   and given again while the version has not moved;
+    /// - otherwise, on a store whose audit group commit checks a data version (PostgreSQL,
+    ///   `AuditBatchResult`): a result is kept when the batch that recorded its read saw the
+    ///   same data version as the last batch before the read, and given again when the
+    ///   request's audit event, appended on the condition that the version is still that one,
+    ///   is appended; if it is not, the request reads afresh.
+    /// The caller checks permissions before either; every answer, reused or not, is audited.
+    func answerRead<T: Sendable>(reuse key: String?, audit event: (String?) -> AuditDraft,
+                                 _ body: @Sendable @escaping (any StoreTransaction) async throws -> (T, String?)) async throws -> T {
+        if let key, let version = store.commitVersion() {
+            let (result, detail): (T, String?)
+            if let hit = readCache.value(key, version: version, as: (T, String?).self) {
+                (result, detail) = hit
+            } else {
+                (result, detail) = try await store.read(body)
+                if store.commitVersion() == version { readCache.put(key, version: version, (result, detail)) }
+            }
+            try await auditRead(event(detail))
+            return result
+        }
+        guard let key, store.readAuditJournal == nil else {
+            let (result, detail) = try await store.read(body)
+            try await auditRead(event(detail))
+            return result
+        }
+        if let hit = readCache.entry(key, as: (T, String?).self),
+           try await audit.append(event(hit.value.1), read: true, expecting: hit.version).appended {
+            return hit.value.0
+        }
+        let before = audit.dataVersion
+        let (result, detail) = try await store.read(body)
+        let seen = try await audit.append(event(detail), read: true).dataVersion
+        if let before, seen == before { readCache.put(key, version: before, (result, detail)) }
+        return result
     }
 
     /// Records a read's audit event: in the store's read-audit journal when it has one, else in
@@ -339,57 +365,75 @@ extension LatchService {
 /// No task or actor of its own: the caller that finds no commit running commits the batch
 /// itself (its own event and any queued), and when others queued meanwhile it hands the next
 /// batch to the first of them.
+///
+/// An event may expect a data version (`AuditBatchResult`): it is then appended only if the
+/// store's data version is still that one, and its caller learns which.
 final class AuditBatcher: @unchecked Sendable {
-    typealias Waiter = (draft: AuditDraft, read: Bool, resume: CheckedContinuation<Bool, any Error>)
+    struct Draft { var event: AuditDraft; var read: Bool; var expecting: UInt64? }
+    /// What a caller gets back: whether its event was appended, and the batch's data version.
+    typealias Outcome = (appended: Bool, dataVersion: UInt64?)
+    /// A queued caller is resumed with its outcome once its batch is committed, or with nil
+    /// when it is to lead the next one.
+    typealias Waiter = (draft: Draft, resume: CheckedContinuation<Outcome?, any Error>)
     let store: any LatchStore
     private let lock = NSLock()
     private var queue: [Waiter] = []
     private var committing = false
+    private var lastDataVersion: UInt64?
 
     init(store: any LatchStore) { self.store = store }
 
-    func append(_ d: AuditDraft, read: Bool = false) async throws {
+    /// The data version the last committed batch saw (nil before the first, or when the store
+    /// keeps none).
+    var dataVersion: UInt64? { lock.withLock { lastDataVersion } }
+
+    @discardableResult
+    func append(_ d: AuditDraft, read: Bool = false, expecting: UInt64? = nil) async throws -> Outcome {
+        let draft = Draft(event: d, read: read, expecting: expecting)
         let lead = lock.withLock { () -> Bool in
             if committing { return false }
             committing = true
             return true
         }
-        // A waiter is resumed with true when its event is committed, false when it is to lead.
         if !lead {
-            let committed = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Bool, any Error>) in
+            let outcome = try await withCheckedThrowingContinuation { (c: CheckedContinuation<Outcome?, any Error>) in
                 let leadNow = lock.withLock { () -> Bool in
-                    if committing { queue.append((d, read, c)); return false }
+                    if committing { queue.append((draft, c)); return false }
                     committing = true
                     return true
                 }
-                if leadNow { c.resume(returning: false) }
+                if leadNow { c.resume(returning: nil) }
             }
-            if committed { return }
+            if let outcome { return outcome }
         }
-        try await commit(own: d, read: read)
+        return try await commit(own: draft)
     }
 
     /// Commits `own` with everything queued, resumes those waiters, and passes the lead on.
-    private func commit(own: AuditDraft, read: Bool) async throws {
+    private func commit(own: Draft) async throws -> Outcome {
         let batch = lock.withLock { () -> [Waiter] in let b = queue; queue = []; return b }
-        let durability: CommitDurability = read && batch.allSatisfy(\.read) ? .deferred : .full
-        let result: Result<Void, any Error>
+        let drafts = [own] + batch.map(\.draft)
+        let durability: CommitDurability = drafts.allSatisfy(\.read) ? .deferred : .full
+        let result: Result<AuditBatchResult, any Error>
         do {
-            _ = try await store.appendAuditBatch([own] + batch.map(\.draft), durability: durability)
-            result = .success(())
+            let r = try await store.appendAuditBatch(drafts.map(\.event), expecting: drafts.map(\.expecting), durability: durability)
+            guard r.appended.count == drafts.count else { throw StoreError(.corrupt, "the audit group commit answered for \(r.appended.count) of \(drafts.count) events") }
+            result = .success(r)
         } catch { result = .failure(error) }
-        for w in batch {
-            switch result {
-            case .success: w.resume.resume(returning: true)
-            case .failure(let e): w.resume.resume(throwing: e)
-            }
-        }
         let next = lock.withLock { () -> Waiter? in
+            if case .success(let r) = result { lastDataVersion = r.dataVersion }
             if queue.isEmpty { committing = false; return nil }
             return queue.removeFirst()
         }
-        next?.resume.resume(returning: false)
-        try result.get()
+        for (i, w) in batch.enumerated() {
+            switch result {
+            case .success(let r): w.resume.resume(returning: (r.appended[i + 1], r.dataVersion))
+            case .failure(let e): w.resume.resume(throwing: e)
+            }
+        }
+        next?.resume.resume(returning: nil)
+        let r = try result.get()
+        return (r.appended[0], r.dataVersion)
     }
 }
 

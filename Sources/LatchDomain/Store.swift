@@ -133,10 +133,12 @@ public protocol LatchStore: Sendable {
     func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T
     /// The audit group commit: appends one event per draft, in order, to the audit chain, chained
     /// on the chain's tail as it is when they are appended, all or nothing, committed with
-    /// `durability`; returns the events. The default is one `write(durability:)` transaction
-    /// running `appendAudit`; a store may append them in fewer round trips (the PostgreSQL
-    /// store: one statement) with the same result.
-    func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent]
+    /// `durability`, except the drafts whose `expecting` entry is not nil and differs from the
+    /// store's data version at that moment (`AuditBatchResult`). The default keeps no data
+    /// version, so it leaves out every draft that expects one, and appends the others in one
+    /// `write(durability:)` transaction running `appendAudit`; a store may append them in fewer
+    /// round trips (the PostgreSQL store: one statement) with the same result.
+    func appendAuditBatch(_ drafts: [AuditDraft], expecting: [UInt64?], durability: CommitDurability) async throws -> AuditBatchResult
     /// Where the audit events of reads go instead of the group commit, when the store has such a
     /// path (the SQLite store: a journal file beside the database). nil (the default): they join
     /// the group commit (`appendAuditBatch` with `.deferred`).
@@ -151,6 +153,26 @@ public protocol LatchStore: Sendable {
     /// between them saw the state as it still is: `LatchService` reuses such a read's result
     /// while the number stays the same (`ReadCache`).
     func commitVersion() -> UInt64?
+}
+
+/// What an audit group commit did (`LatchStore.appendAuditBatch(_:expecting:durability:)`).
+///
+/// A store with a *data version* keeps it in the database itself: a number that every committed
+/// change moves, from any process, except appends to the audit chain. A read that ran between
+/// two batches that both saw version V read the state as it still is while the version stays V,
+/// so its answer can be given again to a later request whose audit event is appended on the
+/// condition that the version is still V: the check and the event are one step (the PostgreSQL
+/// store's replicas reuse reads this way, `LatchService`).
+public struct AuditBatchResult: Sendable {
+    /// The events appended, in the order of their drafts.
+    public var events: [AuditEvent]
+    /// For each draft, whether it was appended (false: it expected a data version that had moved).
+    public var appended: [Bool]
+    /// The data version when the batch was appended; nil when the store keeps none.
+    public var dataVersion: UInt64?
+    public init(events: [AuditEvent], appended: [Bool], dataVersion: UInt64?) {
+        self.events = events; self.appended = appended; self.dataVersion = dataVersion
+    }
 }
 
 /// A store's path for the audit events of reads that does not wait for a commit.
@@ -169,9 +191,16 @@ extension LatchStore {
     public func write<T: Sendable>(durability: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         try await write(body)
     }
+    public func appendAuditBatch(_ drafts: [AuditDraft], expecting: [UInt64?], durability: CommitDurability) async throws -> AuditBatchResult {
+        precondition(expecting.count == drafts.count, "one expectation per draft")
+        let appended = expecting.map { $0 == nil }
+        let kept = zip(drafts, appended).filter(\.1).map(\.0)
+        let events = kept.isEmpty ? [] : try await write(durability: durability) { tx in try await tx.appendAudit(kept) }
+        return AuditBatchResult(events: events, appended: appended, dataVersion: nil)
+    }
+    /// The audit group commit of drafts that expect nothing: all of them are appended.
     public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
-        guard !drafts.isEmpty else { return [] }
-        return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
+        try await appendAuditBatch(drafts, expecting: Array(repeating: nil, count: drafts.count), durability: durability).events
     }
     public var readAuditJournal: (any ReadAuditJournal)? { nil }
     public func flushReadAudit() async throws {}

@@ -110,7 +110,35 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             ALTER TABLE audit_events ADD COLUMN access_key TEXT COLLATE "C", ADD COLUMN asset_type TEXT COLLATE "C", \
             ADD COLUMN source TEXT, ADD COLUMN detail TEXT
             """, columnsAuditAppendFunction]),
+        // The data version (`AuditBatchResult`): one row, moved by a trigger on every table but
+        // the audit chain's, and the audit group commit that checks it.
+        (6, [
+            "CREATE TABLE latch_data_version (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one), counter BIGINT NOT NULL, xact BIGINT)",
+            "INSERT INTO latch_data_version (counter) VALUES (1)",
+            dataVersionBumpFunction,
+        ] + dataVersionTables.map {
+            "CREATE TRIGGER \($0)_data_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON \($0) FOR EACH STATEMENT EXECUTE FUNCTION latch_data_version_bump()"
+        } + [checkedAuditAppendFunction]),
     ]
+
+    /// The tables whose changes move the data version: every table but `audit_events`,
+    /// `schema_migrations` and `latch_data_version` itself. A table added later needs the
+    /// trigger too (`PostgresDataVersionTests` fails otherwise).
+    static let dataVersionTables = StoreTable.allCases.map(\.rawValue) + ["settings", "changes"]
+
+    /// Moves the data version once per transaction, whatever the statement: a statement-level
+    /// trigger (it fires even when no row changed, which only ends reuse early) that leaves the
+    /// row alone once this transaction has moved it. Writes already queue on the write lock, so
+    /// the row adds no waiting; a replica of an older release that knows nothing of the version
+    /// still moves it with each of its writes.
+    static let dataVersionBumpFunction = """
+        CREATE FUNCTION latch_data_version_bump() RETURNS trigger LANGUAGE plpgsql AS $fn$
+        BEGIN
+            UPDATE latch_data_version SET counter = counter + 1, xact = txid_current() WHERE xact IS DISTINCT FROM txid_current();
+            RETURN NULL;
+        END
+        $fn$
+        """
 
     /// Migration 3's optimistic audit append (a batch chained in Swift on the tail the replica
     /// last saw, inserted only if that is still the tail). Replaced by migration 4's
@@ -204,7 +232,10 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         $fn$
         """
 
-    /// Migration 5's audit group commit: migration 4's, except that the columns come as arrays
+    /// Migration 5's audit group commit, replaced by migration 6's `latch_audit_append_checked`
+    /// and no longer called; kept for a replica of the previous release during an upgrade.
+    ///
+    /// Migration 4's, except that the columns come as arrays
     /// from the replica instead of being parsed back out of each finished document as JSONB.
     /// Rows keep their document, so a replica of the previous release (which reads the
     /// document, and chains its own writes on the last one) keeps working during an upgrade;
@@ -260,6 +291,78 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                    asset_types[k], asset_ids[k], sources[k], details[k], hs[k], docs[k]
             FROM generate_subscripts(hs, 1) AS k;
             hashes := hs;
+            RETURN NEXT;
+        END
+        $fn$
+        """
+
+    /// Migration 6's audit group commit: migration 5's, except that each event may expect a
+    /// data version (`expected`, -1 for none). Under the write lock it reads the data version,
+    /// leaves out every event that expects another, and chains and inserts the rest; it returns
+    /// the version and, per event, whether it was appended. Migration 5's function stays for a
+    /// replica of the previous release.
+    static let checkedAuditAppendFunction = """
+        CREATE FUNCTION latch_audit_append_checked(lock_key BIGINT, hash_heads BYTEA[], hash_middles BYTEA[], hash_tails BYTEA[],
+                                                   doc_head TEXT, doc_middles TEXT[], doc_join TEXT, doc_tail TEXT,
+                                                   times_ms BIGINT[], tenant_ids TEXT[], actions TEXT[], outcomes TEXT[],
+                                                   principal_ids TEXT[], access_keys TEXT[], asset_types TEXT[], asset_ids TEXT[],
+                                                   sources TEXT[], details TEXT[], expected BIGINT[], durable BOOLEAN)
+        RETURNS TABLE (first_seq BIGINT, first_prev TEXT, hashes TEXT[], data_version BIGINT, appended BOOLEAN[])
+        LANGUAGE plpgsql VOLATILE AS $fn$
+        DECLARE
+            n INT := COALESCE(array_length(hash_heads, 1), 0);
+            t_seq BIGINT;
+            prev TEXT;
+            h TEXT;
+            j INT := 0;
+            hs TEXT[] := '{}';
+            docs TEXT[] := '{}';
+            src INT[] := '{}';
+            ok BOOLEAN[] := '{}';
+        BEGIN
+            IF n = 0 OR EXISTS (SELECT 1 FROM unnest(ARRAY[array_length(hash_middles, 1), array_length(hash_tails, 1),
+                    array_length(doc_middles, 1), array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1),
+                    array_length(outcomes, 1), array_length(principal_ids, 1), array_length(access_keys, 1),
+                    array_length(asset_types, 1), array_length(asset_ids, 1), array_length(sources, 1),
+                    array_length(details, 1), array_length(expected, 1)]) AS l WHERE l IS DISTINCT FROM n) THEN
+                RAISE EXCEPTION 'latch_audit_append_checked: the batch''s arrays differ in length' USING ERRCODE = '22023';
+            END IF;
+            IF NOT durable THEN
+                PERFORM set_config('synchronous_commit', 'off', true);
+            END IF;
+            PERFORM pg_advisory_xact_lock(lock_key);
+            SELECT d.counter INTO data_version FROM latch_data_version d;
+            SELECT a.seq, a.hash INTO t_seq, prev FROM audit_events a ORDER BY a.seq DESC LIMIT 1;
+            t_seq := COALESCE(t_seq, 0);
+            prev := COALESCE(prev, repeat('0', 64));
+            IF prev !~ '^[0-9a-f]{64}$' THEN
+                RAISE EXCEPTION 'latch_audit_append_checked: the last audit event''s hash is not 64 lowercase hex digits' USING ERRCODE = '22023';
+            END IF;
+            IF t_seq + n > 9007199254740992 THEN
+                RAISE EXCEPTION 'latch_audit_append_checked: sequence numbers past 2^53' USING ERRCODE = '22003';
+            END IF;
+            first_seq := t_seq + 1;
+            first_prev := prev;
+            FOR i IN 1..n LOOP
+                ok[i] := expected[i] < 0 OR expected[i] = data_version;
+                CONTINUE WHEN NOT ok[i];
+                j := j + 1;
+                h := encode(sha256(convert_to(prev, 'UTF8') || hash_heads[i] || convert_to(prev, 'UTF8') || hash_middles[i]
+                                   || convert_to((t_seq + j)::TEXT, 'UTF8') || hash_tails[i]), 'hex');
+                docs[j] := doc_head || (t_seq + j)::TEXT || doc_middles[i] || prev || doc_join || h || doc_tail;
+                hs[j] := h;
+                src[j] := i;
+                prev := h;
+            END LOOP;
+            IF j > 0 THEN
+                INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id,
+                                          source, detail, hash, doc)
+                SELECT t_seq + k, tenant_ids[src[k]], times_ms[src[k]], actions[src[k]], outcomes[src[k]], principal_ids[src[k]],
+                       access_keys[src[k]], asset_types[src[k]], asset_ids[src[k]], sources[src[k]], details[src[k]], hs[k], docs[k]
+                FROM generate_subscripts(hs, 1) AS k;
+            END IF;
+            hashes := hs;
+            appended := ok;
             RETURN NEXT;
         END
         $fn$
@@ -356,26 +459,33 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         try await run(write: true, durable: durability != .deferred, body)
     }
 
-    /// The most events one `latch_audit_append_columns` call carries (a larger batch goes through
-    /// the default implementation).
+    /// The most events one `latch_audit_append_checked` call carries (a larger batch goes
+    /// through one transaction instead).
     static let maxChainedBatch = 1000
 
     /// The audit group commit in one round trip per `maxChainedBatch` events, ordered by the
-    /// database: each draft goes as its `AuditChainTemplate` and its columns to
-    /// `latch_audit_append_columns` (migration 5), which takes the write lock, chains the batch
-    /// on the tail it finds and inserts it. Replicas never retry on each other's appends: they
-    /// queue on the lock. The events, the chain and the durability are those of the default
-    /// implementation (a draft outside the template's range, and a batch split in several
-    /// calls, use it instead: one transaction).
-    public func appendAuditBatch(_ drafts: [AuditDraft], durability: CommitDurability) async throws -> [AuditEvent] {
-        guard !drafts.isEmpty else { return [] }
+    /// database: each draft goes as its `AuditChainTemplate`, its columns and the data version
+    /// it expects to `latch_audit_append_checked` (migration 6), which takes the write lock,
+    /// checks the data version, chains the batch on the tail it finds and inserts it. Replicas
+    /// never retry on each other's appends: they queue on the lock. A draft outside the
+    /// template's range, or a batch too large for one call, goes through one write transaction
+    /// (`appendAudit`) that checks the data version under the same lock.
+    public func appendAuditBatch(_ drafts: [AuditDraft], expecting: [UInt64?], durability: CommitDurability) async throws -> AuditBatchResult {
+        precondition(expecting.count == drafts.count, "one expectation per draft")
+        guard !drafts.isEmpty else { return AuditBatchResult(events: [], appended: [], dataVersion: nil) }
         let templates = drafts.compactMap(AuditChainTemplate.init)
         guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch, let first = templates.first,
               templates.allSatisfy({ $0.docHead == first.docHead && $0.docJoin == first.docJoin && $0.docTail == first.docTail })
         else {
-            return try await write(durability: durability) { tx in try await tx.appendAudit(drafts) }
+            return try await write(durability: durability) { tx in
+                guard let t = tx as? PostgresTransaction else { throw StoreError(.corrupt, "not a PostgreSQL transaction") }
+                let version = try await t.dataVersion()
+                let appended = expecting.map { $0 == nil || $0 == version }
+                let events = try await tx.appendAudit(zip(drafts, appended).filter(\.1).map(\.0))
+                return AuditBatchResult(events: events, appended: appended, dataVersion: version)
+            }
         }
-        var binds = PostgresBindings(capacity: 19)
+        var binds = PostgresBindings(capacity: 20)
         binds.append(writeLockKey)
         binds.append(templates.map { ByteBuffer(bytes: $0.hashHead) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashMiddle) })
@@ -390,35 +500,37 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                        drafts.map(\.detail)] {
             binds.append(NullableTextArray(column))
         }
+        binds.append(expecting.map { $0.map { Int64(clamping: $0) } ?? -1 })
         binds.append(durability != .deferred)
         let statement = AuditAppend(bindings: binds)
         let rows = try await withLease { c in
             try await PostgresTransaction(c, self.logger, queryTimeout: self.configuration.queryTimeout).prepared(statement)
         }
-        guard let (seq, prev, hashes) = rows.first.flatMap({ $0 }), hashes.count == drafts.count else {
-            throw StoreError(.corrupt, "latch_audit_append_columns returned no answer")
-        }
+        guard let (seq, prev, hashes, version, appended) = rows.first.flatMap({ $0 }), appended.count == drafts.count,
+              hashes.count == appended.filter({ $0 }).count, version > 0
+        else { throw StoreError(.corrupt, "latch_audit_append_checked returned no answer") }
         pathCounts.count(\.oneStatementAppends)
         var prevHash = prev
-        return drafts.enumerated().map { i, d in
-            let e = d.event(seq: seq + Int64(i), prevHash: prevHash, hash: hashes[i])
+        let events = zip(drafts, appended).filter(\.1).enumerated().map { i, kept in
+            let e = kept.0.event(seq: seq + Int64(i), prevHash: prevHash, hash: hashes[i])
             prevHash = hashes[i]
             return e
         }
+        return AuditBatchResult(events: events, appended: appended, dataVersion: UInt64(version))
     }
 
     /// The audit group commit's one statement, prepared once per connection (PostgreSQL would
     /// otherwise parse and plan it on every batch). A row that does not decode is nil.
     struct AuditAppend: PostgresPreparedStatement {
-        static let name = "latch_audit_append"
+        static let name = "latch_audit_append_checked"
         static let sql = """
-            SELECT first_seq, first_prev, hashes FROM latch_audit_append_columns($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-            $13, $14, $15, $16, $17, $18, $19)
+            SELECT first_seq, first_prev, hashes, data_version, appended FROM latch_audit_append_checked($1, $2, $3, $4, $5, $6, $7, \
+            $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
             """
-        typealias Row = (Int64, String, [String])?
+        typealias Row = (Int64, String, [String], Int64, [Bool])?
         let bindings: PostgresBindings
         func makeBindings() -> PostgresBindings { bindings }
-        func decodeRow(_ row: PostgresRow) throws -> Row { try? row.decode((Int64, String, [String]).self) }
+        func decodeRow(_ row: PostgresRow) throws -> Row { try? row.decode((Int64, String, [String], Int64, [Bool]).self) }
     }
 
     /// A BEGIN (or a lone read statement) that failed on a connection the pool still thought
@@ -952,6 +1064,14 @@ final class PostgresTransaction: StoreTransaction, @unchecked Sendable {
 
     func lastAuditEvent() async throws -> AuditEvent? {
         try await q(PostgresQuery(unsafeSQL: Self.auditColumns + " ORDER BY a.seq DESC LIMIT 1")).first.map(audit)
+    }
+
+    /// The data version (migration 6) as this transaction sees it.
+    func dataVersion() async throws -> UInt64 {
+        guard let n = try await q("SELECT counter FROM latch_data_version").first.map({ try $0.decode(Int64.self) }), n > 0 else {
+            throw StoreError(.corrupt, "latch_data_version holds no row")
+        }
+        return UInt64(n)
     }
 
     func appendAuditEvent(_ e: AuditEvent) async throws {

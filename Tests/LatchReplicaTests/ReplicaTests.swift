@@ -161,8 +161,30 @@ struct ReplicaTests {
         #expect(readerSaw1)
         let before = try #require(reader.lastLogReport)
         let vaultId = try #require(reader.verifiedVaults.first { $0.name == "prod" }?.id)
+        // B reuses repeated field and item reads; a write through A ends that at once.
+        let agentKey = "\(runtime["accessKey"] as? String ?? "").\(runtime["accessSecret"] as? String ?? "")"
+        func get(_ server: ServeProcess, _ path: String) async throws -> HTTPResult {
+            let r = try await HTTP.call("GET", server.base + path, apiKey: agentKey)
+            #expect(r.status == 200, "GET \(path): \(r.status) \(r.code ?? "")")
+            return r
+        }
+        let items = try await get(b, LatchRoutes.vaultItems(vaultId)).decode(VaultItemsResponse.self)
+        let itemPath = LatchRoutes.vaultItem(vaultId, try #require(items.items.first { $0.name == "db" }?.id))
+        let fieldId = try #require(try await get(b, itemPath).decode(ItemDetailResponse.self).fields.first?.id)
+        let fieldPath = LatchRoutes.field(vaultId, fieldId)
+        let fieldBefore = try await get(b, fieldPath).body, itemBefore = try await get(b, itemPath).body
+        for _ in 0..<3 {
+            #expect(try await get(b, fieldPath).body == fieldBefore)
+            #expect(try await get(b, itemPath).body == itemBefore)
+        }
         let v2 = secret(), v3 = secret()
         try await must(homeA, "secret", "set", "prod", "db", "--field", "password", stdin: v2)
+        for path in [fieldPath, itemPath] {
+            let (onB, onA) = (try await get(b, path).body, try await get(a, path).body)
+            #expect(onB == onA, "B answers \(path) as A does after A's write")
+        }
+        let (fieldAfter, itemAfter) = (try await get(b, fieldPath).body, try await get(b, itemPath).body)
+        #expect(fieldAfter != fieldBefore && itemAfter != itemBefore, "B answered a read it had reused from before A's write")
         try await must(homeA, "secret", "set", "prod", "api", "--field", "key", stdin: v3)
         try await reader.refresh()
         let readerSaw23 = reader.env["DB"] == v2 && reader.env["API"] == v3
