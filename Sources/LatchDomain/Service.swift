@@ -109,7 +109,7 @@ public struct LatchService: Sendable {
                 return result
             }
         } catch let e as DomainError {
-            if read { try? await auditRead(draft(e.code, nil)) } else { try? await audit.append(draft(e.code, nil)) }
+            if read { try? await auditRead(draft(e.code, nil)) } else { _ = try? await audit.append(draft(e.code, nil)) }
             throw e
         }
     }

@@ -303,7 +303,6 @@ public final class PostgresLatchStore: LatchStore, Sendable {
     /// replica of the previous release.
     static let checkedAuditAppendFunction = """
         CREATE FUNCTION latch_audit_append_checked(lock_key BIGINT, hash_heads BYTEA[], hash_middles BYTEA[], hash_tails BYTEA[],
-                                                   doc_head TEXT, doc_middles TEXT[], doc_join TEXT, doc_tail TEXT,
                                                    times_ms BIGINT[], tenant_ids TEXT[], actions TEXT[], outcomes TEXT[],
                                                    principal_ids TEXT[], access_keys TEXT[], asset_types TEXT[], asset_ids TEXT[],
                                                    sources TEXT[], details TEXT[], expected BIGINT[], durable BOOLEAN)
@@ -316,12 +315,11 @@ public final class PostgresLatchStore: LatchStore, Sendable {
             h TEXT;
             j INT := 0;
             hs TEXT[] := '{}';
-            docs TEXT[] := '{}';
             src INT[] := '{}';
             ok BOOLEAN[] := '{}';
         BEGIN
             IF n = 0 OR EXISTS (SELECT 1 FROM unnest(ARRAY[array_length(hash_middles, 1), array_length(hash_tails, 1),
-                    array_length(doc_middles, 1), array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1),
+                    array_length(times_ms, 1), array_length(tenant_ids, 1), array_length(actions, 1),
                     array_length(outcomes, 1), array_length(principal_ids, 1), array_length(access_keys, 1),
                     array_length(asset_types, 1), array_length(asset_ids, 1), array_length(sources, 1),
                     array_length(details, 1), array_length(expected, 1)]) AS l WHERE l IS DISTINCT FROM n) THEN
@@ -349,7 +347,6 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 j := j + 1;
                 h := encode(sha256(convert_to(prev, 'UTF8') || hash_heads[i] || convert_to(prev, 'UTF8') || hash_middles[i]
                                    || convert_to((t_seq + j)::TEXT, 'UTF8') || hash_tails[i]), 'hex');
-                docs[j] := doc_head || (t_seq + j)::TEXT || doc_middles[i] || prev || doc_join || h || doc_tail;
                 hs[j] := h;
                 src[j] := i;
                 prev := h;
@@ -358,7 +355,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 INSERT INTO audit_events (seq, tenant_id, time_ms, action, outcome, principal_id, access_key, asset_type, asset_id,
                                           source, detail, hash, doc)
                 SELECT t_seq + k, tenant_ids[src[k]], times_ms[src[k]], actions[src[k]], outcomes[src[k]], principal_ids[src[k]],
-                       access_keys[src[k]], asset_types[src[k]], asset_ids[src[k]], sources[src[k]], details[src[k]], hs[k], docs[k]
+                       access_keys[src[k]], asset_types[src[k]], asset_ids[src[k]], sources[src[k]], details[src[k]], hs[k], ''
                 FROM generate_subscripts(hs, 1) AS k;
             END IF;
             hashes := hs;
@@ -474,9 +471,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         precondition(expecting.count == drafts.count, "one expectation per draft")
         guard !drafts.isEmpty else { return AuditBatchResult(events: [], appended: [], dataVersion: nil) }
         let templates = drafts.compactMap(AuditChainTemplate.init)
-        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch, let first = templates.first,
-              templates.allSatisfy({ $0.docHead == first.docHead && $0.docJoin == first.docJoin && $0.docTail == first.docTail })
-        else {
+        guard templates.count == drafts.count, drafts.count <= Self.maxChainedBatch else {
             return try await write(durability: durability) { tx in
                 guard let t = tx as? PostgresTransaction else { throw StoreError(.corrupt, "not a PostgreSQL transaction") }
                 let version = try await t.dataVersion()
@@ -485,15 +480,11 @@ public final class PostgresLatchStore: LatchStore, Sendable {
                 return AuditBatchResult(events: events, appended: appended, dataVersion: version)
             }
         }
-        var binds = PostgresBindings(capacity: 20)
+        var binds = PostgresBindings(capacity: 16)
         binds.append(writeLockKey)
         binds.append(templates.map { ByteBuffer(bytes: $0.hashHead) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashMiddle) })
         binds.append(templates.map { ByteBuffer(bytes: $0.hashTail) })
-        binds.append(first.docHead)
-        binds.append(templates.map(\.docMiddle))
-        binds.append(first.docJoin)
-        binds.append(first.docTail)
         binds.append(drafts.map { AuditChain.millis($0.time) })
         for column in [drafts.map(\.tenantId), drafts.map(\.action), drafts.map(\.outcome), drafts.map(\.principalId),
                        drafts.map(\.accessKey), drafts.map(\.assetType), drafts.map(\.assetId), drafts.map(\.source),
@@ -525,7 +516,7 @@ public final class PostgresLatchStore: LatchStore, Sendable {
         static let name = "latch_audit_append_checked"
         static let sql = """
             SELECT first_seq, first_prev, hashes, data_version, appended FROM latch_audit_append_checked($1, $2, $3, $4, $5, $6, $7, \
-            $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+            $8, $9, $10, $11, $12, $13, $14, $15, $16)
             """
         typealias Row = (Int64, String, [String], Int64, [Bool])?
         let bindings: PostgresBindings
