@@ -8,7 +8,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true' EXIT
 
 # --- quickstart ---
 latch serve --data-dir "$LATCH_HOME/server" --port "$PORT" &      # prints a one-time bootstrap token
-until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 0.2; done         # wait for the port
+until (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null || ! kill -0 $! 2>/dev/null; do sleep 0.2; done   # wait for the port (or the server's exit)
 latch init --server "http://127.0.0.1:$PORT" --token "$(cat "$LATCH_HOME/server/bootstrap-token")"
 latch vault create prod
 printf '%s' 'postgres://app:s3cret@db/prod' | latch secret set prod database --field url

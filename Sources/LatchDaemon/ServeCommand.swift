@@ -36,17 +36,25 @@ struct ServeCommand: AsyncParsableCommand {
         let env = ProcessInfo.processInfo.environment
         let home = env["LATCH_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.latch")
         let dir = dataDir ?? env["LATCH_DATA_DIR"].flatMap { $0.isEmpty ? nil : $0 } ?? (home + "/server")
-        func int(_ flag: Int?, _ name: String, _ def: Int) throws -> Int {
-            if let flag { return flag }
-            guard let s = env[name], !s.isEmpty else { return def }
-            guard let v = Int(s), v >= 0 else { throw ValidationError("\(name) must be a non-negative integer, not '\(s)'") }
-            return v
+        /// The option's value, else the environment variable's, else `def`; from 0 to `limit`.
+        func int(_ flag: Int?, _ option: String, _ name: String, _ def: Int, upTo limit: Int = .max) throws -> Int {
+            let value: Int, source: String
+            if let flag {
+                (value, source) = (flag, "--\(option)")
+            } else if let s = env[name], !s.isEmpty {
+                guard let v = Int(s) else { throw ValidationError("\(name) must be a whole number from 0 to \(limit), not '\(s)'") }
+                (value, source) = (v, name)
+            } else {
+                return def
+            }
+            guard (0...limit).contains(value) else { throw ValidationError("\(source) must be from 0 to \(limit), not \(value)") }
+            return value
         }
         let config = ServerConfiguration(
             host: host ?? env["LATCH_HOST"].flatMap { $0.isEmpty ? nil : $0 } ?? "127.0.0.1",
-            port: try int(port, "LATCH_PORT", 8484),
-            rateLimitPerMinute: try int(rateLimit, "LATCH_RATE_LIMIT", ServerConfiguration.defaultRateLimit),
-            maxBodySize: try int(maxBodySize, "LATCH_MAX_BODY_SIZE", ServerConfiguration.defaultMaxBodySize))
+            port: try int(port, "port", "LATCH_PORT", 8484, upTo: 65535),
+            rateLimitPerMinute: try int(rateLimit, "rate-limit", "LATCH_RATE_LIMIT", ServerConfiguration.defaultRateLimit),
+            maxBodySize: try int(maxBodySize, "max-body-size", "LATCH_MAX_BODY_SIZE", ServerConfiguration.defaultMaxBodySize))
 
         var logger = Logger(label: "latch.serve", factory: ServerLogHandler.init)
         if let name = env["LATCH_LOG_LEVEL"].flatMap({ $0.isEmpty ? nil : $0 }) {

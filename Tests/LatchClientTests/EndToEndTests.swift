@@ -408,6 +408,36 @@ func expectOpenSSLLoads(_ pem: String, dir: String) throws {
 }
 
 extension EndToEndTests {
+    /// Out-of-range numbers for `latch serve` are refused before anything starts, naming where
+    /// they came from (a port past 65535 used to be taken modulo 65536: 99999 listened on 34463).
+    @Test func serveRefusesOutOfRangeNumbers() async throws {
+        let dir = NSTemporaryDirectory() + "latch-serve-args-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let base = ["PATH": "/usr/bin:/bin", "HOME": dir, "LATCH_DATA_DIR": dir + "/data"]
+        let cases: [([String], [String: String], String)] = [
+            (["--port", "99999"], [:], "--port must be from 0 to 65535, not 99999"),
+            ([], ["LATCH_PORT": "70000"], "LATCH_PORT must be from 0 to 65535, not 70000"),
+            ([], ["LATCH_PORT": "80a"], "LATCH_PORT must be a whole number from 0 to 65535, not '80a'"),
+            (["--rate-limit=-5"], [:], "--rate-limit must be from 0"),
+            ([], ["LATCH_MAX_BODY_SIZE": "-1"], "LATCH_MAX_BODY_SIZE must be from 0"),
+        ]
+        for (args, env, message) in cases {
+            // Under timeout(1): a server that accepted the number would run until killed (124).
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+            p.arguments = ["20", try LatchProcess.binary(), "serve"] + args
+            p.environment = base.merging(env) { $1 }
+            let err = Pipe()
+            p.standardError = err
+            p.standardOutput = FileHandle.nullDevice
+            try p.run()
+            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 64 && text.contains(message), "serve \(args) \(env): exit \(p.terminationStatus), \(text)")
+            #expect(!FileManager.default.fileExists(atPath: dir + "/data/latch.sqlite"), "a store was opened for \(args) \(env)")
+        }
+    }
+
     /// Runs scripts/quickstart.sh (the README quickstart) with the built `latch` on PATH.
     @Test func readmeQuickstartRunsAsWritten() async throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
