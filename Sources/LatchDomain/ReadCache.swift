@@ -24,11 +24,8 @@ final class ReadCache: @unchecked Sendable {
     init(capacity: Int = 1024) { self.capacity = max(1, capacity) }
 
     /// The value stored under `key` for `version`, if any.
-    func value<T>(_ key: String, version: UInt64, as _: T.Type) -> T? {
-        lock.withLock {
-            guard let e = entries[key], e.version == version else { return nil }
-            return e.value as? T
-        }
+    func value<T>(_ key: String, version: UInt64, as type: T.Type) -> T? {
+        entry(key, as: type).flatMap { $0.version == version ? $0.value : nil }
     }
 
     /// The value stored under `key` and the version it was stored for, if any.

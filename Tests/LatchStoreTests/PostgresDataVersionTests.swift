@@ -9,15 +9,11 @@ import Testing
 /// moved. Replicas reuse reads on the strength of these rules.
 @Suite(.enabled(if: PostgresTestDatabase.url != nil, PostgresTestDatabase.skipReason))
 struct PostgresDataVersionTests {
-    /// Two handles on one fresh schema (two replicas); the schema is dropped afterwards.
+    /// Two handles on one fresh schema (two replicas; `withStoreUnderTest` drops it afterwards).
     func withReplicas(_ body: (PostgresLatchStore, PostgresLatchStore) async throws -> Void) async throws {
-        let config = try PostgresTestDatabase.configuration(schema: PostgresTestDatabase.freshSchema())
-        let a = try await PostgresLatchStore.open(config)
-        let b = try await PostgresLatchStore.open(config)
-        do { try await body(a, b) } catch { Issue.record(error) }
-        try? await a.dropSchemaForTesting()
-        await a.close()
-        await b.close()
+        try await PostgresTestDatabase.withStoreUnderTest(replicas: 2) { t in
+            try await body(try #require(t.stores[0] as? PostgresLatchStore), try #require(t.stores[1] as? PostgresLatchStore))
+        }
     }
 
     /// The data version as one audit event appended now sees it.
