@@ -31,7 +31,7 @@ import Testing
         #expect(AuditJournalLine.decode(Array("not json".utf8)) == nil)
     }
 
-    @Test("recorded events are in the journal file at once, in the chain after a flush, and the file is then removed")
+    @Test("recorded events are in the journal file at once, in the chain after a flush, and the file is then emptied")
     func recordThenFlush() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("latch.sqlite").path
@@ -45,14 +45,62 @@ import Testing
             let text = try String(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1"), encoding: .utf8)
             #expect(text.split(separator: "\n").count == 5)
             #expect(try await store.read { try await $0.auditEvents(AuditFilter(action: "test.read")) }.isEmpty)
-            // A flush moves them into the chain, in order, and removes the file they were in.
+            // A flush moves them into the chain, in order, and empties the file they were in.
             let events = try await Self.reads(store)
             #expect(events.count == 5)
             for (e, d) in zip(events, drafts) { #expect(try e == d.chained(after: (e.seq - 1, e.prevHash))) }
             #expect(try await verifyAuditChain(store) == 5)
-            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-2"])
+            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-1"])
+            #expect(try Data(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1")).isEmpty)
+            // Written to again from the start.
+            try journal.record(drafts[0])
+            #expect(try String(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1"), encoding: .utf8)
+                .split(separator: "\n").count == 1)
             await store.close()
             #expect(try Self.files(dir).isEmpty)   // closing moves the rest and removes the journal
+        }
+    }
+
+    @Test("under steady load a file is not emptied while it holds unmoved entries, a round past the size limit starts a new one, and the old one goes once moved")
+    func rotation() async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("latch.sqlite").path
+            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let journal = store.journal
+            let drafts = SQLiteAuditRowsTests.drafts(9, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let name = { (n: Int) in "latch.sqlite-audit-\(journal.id)-\(n)" }
+            let lines = { (n: Int) throws -> Int in
+                try String(contentsOf: dir.appendingPathComponent(name(n)), encoding: .utf8).split(separator: "\n").count
+            }
+            let commit = { (round: [(number: Int64, draft: AuditDraft)]) async throws in   // as moveReadAudit does
+                try await store.write(durability: .deferred) { tx in
+                    try await SQLiteLatchStore.move(tx, round.map { ($0.number, $0.draft) }, mark: journal.movedSetting)
+                }
+                journal.moved(upTo: round.last?.number ?? 0)
+            }
+            for d in drafts[..<3] { try journal.record(d) }
+            let first = try #require(journal.take())              // below the limit: same file
+            for d in drafts[3..<5] { try journal.record(d) }      // more come while the round commits
+            try await commit(first)
+            #expect(try Self.files(dir) == [name(1)])
+            #expect(try lines(1) == 5)                             // not emptied: two are not moved yet
+            try await store.flushReadAudit()
+            #expect(try Self.files(dir) == [name(1)] && lines(1) == 0)
+            // Past the limit, the next round starts a new file; the old one goes when its round commits.
+            journal.rotateBytes = 1
+            for d in drafts[5..<7] { try journal.record(d) }
+            let round = try #require(journal.take())
+            #expect(try Self.files(dir) == [name(1), name(2)])
+            for d in drafts[7...] { try journal.record(d) }
+            #expect(try lines(1) == 2 && lines(2) == 2)
+            try await commit(round)
+            #expect(try Self.files(dir) == [name(2)])             // file 1 held only moved entries
+            try await store.flushReadAudit()
+            #expect(try Self.files(dir) == [name(3)])             // file 2 was past the limit too, and is moved
+            #expect(try await Self.reads(store).map(\.assetId) == drafts.map(\.assetId))
+            #expect(try await verifyAuditChain(store) == 9)
+            await store.close()
+            #expect(try Self.files(dir).isEmpty)
         }
     }
 
@@ -78,6 +126,7 @@ import Testing
             let path = dir.appendingPathComponent("latch.sqlite").path
             let drafts = SQLiteAuditRowsTests.drafts(4, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
             let crashed = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            crashed.journal.rotateBytes = 1                  // every round starts a new file
             for d in drafts[..<2] { try crashed.readAuditJournal?.record(d) }
             _ = crashed.journal.take()   // a round began (a second file) but never committed
             for d in drafts[2...] { try crashed.readAuditJournal?.record(d) }
