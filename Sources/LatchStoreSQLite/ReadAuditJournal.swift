@@ -1,31 +1,43 @@
 import Foundation
 import LatchDomain
+import Synchronization
 
 /// The SQLite store's read-audit journal (`ReadAuditJournal`): each read's audit event is one
-/// line (`AuditJournalLine`) appended with one write(2) to a file beside the database
-/// (mode 0600), then moved into the audit chain by one `.deferred` write transaction per round
-/// of at most `roundLimit` events, within `delay` of the first event waiting.
+/// line (`AuditJournalLine`) put in a file beside the database (mode 0600) before the answer
+/// leaves, then moved into the audit chain by one `.deferred` write transaction per round of at
+/// most `roundLimit` events, within `delay` of the first event waiting.
 ///
 /// Why: a read's event used to wait for a group commit (a write transaction on the writer's
 /// thread) before the response could leave; under load every read waited on the commit in
-/// flight, with both cores partly idle. A write(2) to a file survives a crash of the server
-/// process as soon as it returns, as that `.deferred` commit did; the round's commit and the
+/// flight, with both cores partly idle. A line in the page cache survives a crash of the server
+/// process as soon as it is there, as that `.deferred` commit did; the round's commit and the
 /// store's background fsync of the WAL 0.1 s later make it survive a power loss, as before (a
 /// power loss within about 0.2 s of a read can lose its event, docs/threat-model.md).
+///
+/// How a line gets into its file: a file is created with `mapBytes` reserved on disk
+/// (`posix_fallocate`) and mapped shared, and a line is copied into the mapping: no system call
+/// per read (a write(2) per read was about 5% of the server's CPU under read load). The line's
+/// first byte is stored last, so a process killed in the middle of a copy leaves a line that
+/// starts with a zero byte, which recovery skips as never recorded (its read was not answered);
+/// the unused rest of a file is zeros too. Where space cannot be reserved or the file cannot be
+/// mapped (a file system without `fallocate`), the file takes each line with one pwrite(2)
+/// instead, and a failed one is cut off again, so no partial line stays behind. A mapped file
+/// is never written past its reserved space, so a full disk refuses the next file (the read
+/// then fails with 503) instead of faulting in the middle of a copy.
 ///
 /// Files: each run of the store has a journal of its own, named by a random id
 /// (`<database>-audit-<id>-<n>`), so a second process opening the same database (an operator's
 /// tool beside a running server) never takes or renumbers a live run's entries. A run writes to
 /// one file at a time and holds an exclusive `flock` on each of its files until every entry in
-/// it is committed. The file written to is emptied (truncated in place) once a round has moved
-/// everything in it; under steady load it never empties, so a round that finds it past
-/// `rotateBytes` starts a new one first and removes the old one once its entries are committed.
-/// (A new file per round cost more than the write(2)s: on ext4, creating a file where many were
-/// recently removed searches the inode bitmap, about 5% of the server's CPU under read load.)
+/// it is committed; then it removes the file. A round that finds the file past `rotateBytes`
+/// starts a new one first (as does a line that no longer fits a mapped file), so files are not
+/// made and removed at every round: creating a file where many were just removed costs ext4 an
+/// inode-bitmap search, which at a file per round was itself about 5% of the server's CPU. A
+/// pwrite(2) file whose entries have all been moved is emptied in place instead.
 /// Entries are numbered per run; each round records the last number it moved in the setting
 /// `read_audit_journal_moved:<id>`, in the same transaction, so an entry is moved once even when
-/// it is still in a file after its round (always, until the file is emptied or removed, and after
-/// a crash between the commit and either). At open, `recoverReadAudit` moves what dead runs left
+/// it is still in a file after its round (until the file is removed or emptied, and after a
+/// crash between the commit and either). At open, `recoverReadAudit` moves what dead runs left
 /// (files no live process holds locked).
 final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     /// The setting holding the last entry number of run `id` moved into the chain.
@@ -36,27 +48,25 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
 
     let base: String
     let delay: Duration
-    /// A round starts a new file when the current one has reached this size (set before any
-    /// event is recorded; tests make it small).
-    var rotateBytes: off_t = 1 << 20
+    /// The space a mapped file reserves; 0 makes every file a pwrite(2) one.
+    let mapBytes: Int
+    /// A round starts a new file when the current one holds this many bytes (settable as above).
+    var rotateBytes = 384 << 10
     /// This run's id (16 hex digits).
     let id: String
     private let lock = NSLock()
-    private var fd: Int32 = -1
-    private var fileNumber: Int64 = 0
-    private var fileLast: Int64 = 0          // the last entry number written to the current file (0: none)
-    private var fileSize: off_t = 0
-    private var next: Int64 = 1              // the next entry's number
+    private var file: JournalFile?                    // the file written to (nil once closed and removed)
+    private var next: Int64 = 1                       // the next entry's number
     private var pending: [(number: Int64, draft: AuditDraft)] = []
-    private var sealed: [(path: String, last: Int64, fd: Int32)] = []   // files no longer written, not yet removable
+    private var sealed: [JournalFile] = []            // files no longer written, not yet removable
     private var scheduled = false
     private var closed = false
     /// Starts a round after `delay` (set by the store: it runs the transaction).
     var schedule: @Sendable () -> Void = {}
 
     /// A journal for the database at `base`; it takes events once `start`ed.
-    init(base: String, delay: Duration) {
-        self.base = base; self.delay = delay
+    init(base: String, delay: Duration, mapBytes: Int = 512 << 10) {
+        self.base = base; self.delay = delay; self.mapBytes = mapBytes
         id = String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
     }
 
@@ -64,36 +74,27 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
 
     /// Starts writing to this run's first file.
     func start() throws {
-        let fd = try Self.create(path(1))
-        lock.withLock { self.fd = fd; self.fileNumber = 1 }
+        let f = try JournalFile.create(path(1), number: 1, reserve: mapBytes)
+        lock.withLock { file = f }
     }
 
     func path(_ n: Int64) -> String { "\(base)-audit-\(id)-\(n)" }
 
-    /// A new file, created and locked (0600).
-    static func create(_ path: String) throws -> Int32 {
-        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            let reason = String(cString: strerror(errno))
-            if fd >= 0 { closeFile(fd) }
-            throw StoreError(.unavailable, "cannot create the read-audit journal \(path): \(reason)")
-        }
-        return fd
-    }
+    /// True when the file written to is mapped (for tests).
+    var isMapped: Bool { lock.withLock { file?.map != nil } }
 
-    /// Appends the event's line; throws (and leaves the file as it was) when it cannot.
+    /// Puts the event's line in the journal; throws (and leaves the journal as it was) when it
+    /// cannot.
     func record(_ draft: AuditDraft) throws {
         let start = try lock.withLock { () throws -> Bool in
-            guard !closed, fd >= 0 else { throw StoreError(.unavailable, "the store is closed") }
+            guard !closed, var f = file else { throw StoreError(.unavailable, "the store is closed") }
             let line = AuditJournalLine.encode(draft, number: next)
-            let written = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-            guard written == line.count else {
-                let reason = written < 0 ? String(cString: strerror(errno)) : "short write"
-                if written > 0 { _ = ftruncate(fd, fileSize) }   // no partial line left behind
-                throw StoreError(.unavailable, "cannot record a read's audit event in \(path(fileNumber)): \(reason)")
+            if f.map != nil, f.size + line.count > f.capacity {
+                f = try rotateLocked(reserve: max(mapBytes, line.count))
             }
-            fileSize += off_t(written)
-            fileLast = next
+            try f.put(line)
+            f.last = next
+            file = f
             pending.append((next, draft))
             next += 1
             if scheduled { return false }
@@ -103,16 +104,22 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
         if start { schedule() }
     }
 
+    /// Seals the current file (still locked until its entries are moved) and starts the next.
+    private func rotateLocked(reserve: Int) throws -> JournalFile {
+        guard let f = file else { throw StoreError(.unavailable, "the store is closed") }
+        let n = try JournalFile.create(path(f.number + 1), number: f.number + 1, reserve: reserve)
+        if f.last > 0 { sealed.append(f) } else { f.remove() }
+        file = n
+        return n
+    }
+
     /// The next round's entries (oldest first, at most `roundLimit`), nil when none wait. Starts
-    /// a new file first when the current one has reached `rotateBytes` (the entries in the ones
-    /// before it are then all in this round or earlier).
+    /// a new file first when the current one holds `rotateBytes` or more (the entries in the
+    /// ones before it are then all in this round or earlier).
     func take() -> [(number: Int64, draft: AuditDraft)]? {
         lock.withLock {
             guard !pending.isEmpty else { return nil }
-            if fileSize >= rotateBytes, !closed, let newFd = try? Self.create(path(fileNumber + 1)) {
-                sealed.append((path(fileNumber), fileLast, fd))   // still locked until removed
-                fd = newFd; fileNumber += 1; fileLast = 0; fileSize = 0
-            }
+            if !closed, let f = file, f.last > 0, f.size >= rotateBytes { _ = try? rotateLocked(reserve: mapBytes) }
             let n = min(pending.count, Self.roundLimit)
             let round = Array(pending[..<n])
             pending.removeFirst(n)
@@ -121,15 +128,15 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     }
 
     /// After a round committed entries up to `last`: removes the sealed files holding only such
-    /// entries, and empties the current file if it holds only such entries.
+    /// entries, and empties a pwrite(2) file written to that holds only such entries.
     func moved(upTo last: Int64) {
-        let done = lock.withLock { () -> [(path: String, last: Int64, fd: Int32)] in
+        let done = lock.withLock { () -> [JournalFile] in
             let d = sealed.filter { $0.last <= last }
             sealed.removeAll { $0.last <= last }
-            if fd >= 0, fileLast > 0, fileLast <= last, ftruncate(fd, 0) == 0 { fileSize = 0; fileLast = 0 }
+            if var f = file, f.last > 0, f.last <= last, f.empty() { file = f }
             return d
         }
-        for f in done { unlink(f.path); closeFile(f.fd) }
+        for f in done { f.remove() }
     }
 
     /// After a round failed: its entries wait again, first.
@@ -153,16 +160,16 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     func close() {
         lock.withLock {
             closed = true
-            if fileLast == 0, fd >= 0 { unlink(path(fileNumber)); closeFile(fd); fd = -1 }
+            if let f = file, f.last == 0 { f.remove(); file = nil }
         }
     }
 
-    /// Removes the current file once closed and every entry is moved (nothing left to recover).
+    /// Removes the files once closed and every entry is moved (nothing left to recover).
     func removeIfDrained() {
         lock.withLock {
-            guard closed, pending.isEmpty, fd >= 0 else { return }
-            unlink(path(fileNumber)); closeFile(fd); fd = -1
-            for s in sealed { unlink(s.path); closeFile(s.fd) }
+            guard closed, pending.isEmpty else { return }
+            file?.remove(); file = nil
+            for s in sealed { s.remove() }
             sealed = []
         }
     }
@@ -171,9 +178,8 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     func abandon() {
         lock.withLock {
             closed = true
-            for s in sealed { closeFile(s.fd) }
-            if fd >= 0 { closeFile(fd) }
-            sealed = []; pending = []; fd = -1
+            for f in sealed + [file].compactMap({ $0 }) { f.release() }
+            sealed = []; pending = []; file = nil
         }
     }
 
@@ -204,7 +210,7 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
             guard flock(fd, LOCK_EX | LOCK_NB) == 0 else { closeFile(fd); continue }   // a live run's
             var f = Leftover(id: String(parts[0]), number: n, path: path, fd: fd)
             let data = FileHandle(fileDescriptor: fd, closeOnDealloc: false).readDataToEndOfFile()
-            for line in data.split(separator: UInt8(ascii: "\n")) {
+            for line in data.split(separator: UInt8(ascii: "\n")) where line.first != 0 {   // zeros: unused space, or a copy cut short
                 if let e = AuditJournalLine.decode(line) { f.entries.append(e) } else { f.unreadable += 1 }
             }
             out.append(f)
@@ -214,6 +220,78 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
 }
 
 private func closeFile(_ fd: Int32) { _ = close(fd) }
+
+/// One file of a run's journal: open, `flock`ed, and either mapped over space reserved up front
+/// or written with pwrite(2).
+struct JournalFile {
+    let number: Int64
+    let path: String
+    let fd: Int32
+    /// The shared mapping of the file's `capacity` reserved bytes; nil for a pwrite(2) file.
+    let map: UnsafeMutableRawPointer?
+    let capacity: Int
+    /// Bytes of lines in the file.
+    var size = 0
+    /// The last entry number in the file (0: none).
+    var last: Int64 = 0
+
+    /// A new file, created and locked (0600), with `reserve` bytes reserved and mapped when the
+    /// file system allows (0: a pwrite(2) file).
+    static func create(_ path: String, number: Int64, reserve: Int) throws -> JournalFile {
+        let fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0, flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+            let reason = String(cString: strerror(errno))
+            if fd >= 0 { closeFile(fd); unlink(path) }
+            throw StoreError(.unavailable, "cannot create the read-audit journal \(path): \(reason)")
+        }
+        if reserve > 0, posix_fallocate(fd, 0, off_t(reserve)) == 0 {
+            let m = mmap(nil, reserve, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+            if let m, m != MAP_FAILED { return JournalFile(number: number, path: path, fd: fd, map: m, capacity: reserve) }
+        }
+        _ = ftruncate(fd, 0)   // no reservation (or no mapping): a pwrite(2) file
+        return JournalFile(number: number, path: path, fd: fd, map: nil, capacity: 0)
+    }
+
+    /// Adds `line` after the lines already there, or throws and leaves the file as it was. A
+    /// mapped file's caller has checked that it fits.
+    mutating func put(_ line: [UInt8]) throws {
+        if let map {
+            precondition(size + line.count <= capacity, "a read-audit journal line past the file's reserved space")
+            line.withUnsafeBytes { b in
+                (map + size + 1).copyMemory(from: b.baseAddress! + 1, byteCount: b.count - 1)
+                atomicMemoryFence(ordering: .releasing)   // the first byte marks the line whole
+                (map + size).storeBytes(of: b[0], as: UInt8.self)
+            }
+        } else {
+            let written = line.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, off_t(size)) }
+            guard written == line.count else {
+                let reason = written < 0 ? String(cString: strerror(errno)) : "short write"
+                if written > 0 { _ = ftruncate(fd, off_t(size)) }   // no partial line left behind
+                throw StoreError(.unavailable, "cannot record a read's audit event in \(path): \(reason)")
+            }
+        }
+        size += line.count
+    }
+
+    /// Empties a pwrite(2) file in place (false for a mapped one, which is not emptied).
+    mutating func empty() -> Bool {
+        guard map == nil, ftruncate(fd, 0) == 0 else { return false }
+        size = 0; last = 0
+        return true
+    }
+
+    /// Unmaps and closes the file, leaving it on disk.
+    func release() {
+        if let map { munmap(map, capacity) }
+        closeFile(fd)
+    }
+
+    /// Removes the file, then lets go of it.
+    func remove() {
+        unlink(path)
+        release()
+    }
+}
 
 extension SQLiteLatchStore {
     public var readAuditJournal: (any ReadAuditJournal)? { journal }

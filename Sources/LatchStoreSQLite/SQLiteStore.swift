@@ -105,6 +105,12 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// `readAuditDelay`: how long a read's audit event may wait in the journal before its round
     /// moves it into the chain.
     public static func open(path: String, readers: Int = 4, readAuditDelay: Duration = .milliseconds(50)) async throws -> SQLiteLatchStore {
+        try await open(path: path, readers: readers, readAuditDelay: readAuditDelay, readAuditMapBytes: 512 << 10)
+    }
+
+    /// `readAuditMapBytes`: the space each read-audit journal file reserves and maps (0: its
+    /// files are written with pwrite(2), as where the file system cannot reserve space).
+    static func open(path: String, readers: Int, readAuditDelay: Duration, readAuditMapBytes: Int) async throws -> SQLiteLatchStore {
         var opened: [SQLiteConnection] = []   // closed again (threads too) when opening fails part-way
         do {
             let w = try await SQLiteConnection.open(path: path, role: "sqlite-writer")
@@ -137,7 +143,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             }
             for suffix in ["", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
             let store = SQLiteLatchStore(path: path, writer: w, readers: rs, maintenance: m, readAuditDelay: readAuditDelay,
-                                         walIndex: walIndex.flatMap { UnsafeRawPointer(bitPattern: $0) })
+                                         readAuditMapBytes: readAuditMapBytes, walIndex: walIndex.flatMap { UnsafeRawPointer(bitPattern: $0) })
             try await store.recoverReadAudit()
             return store
         } catch {
@@ -148,9 +154,9 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], maintenance: SQLiteConnection, readAuditDelay: Duration,
-         walIndex: UnsafeRawPointer?) {
+         readAuditMapBytes: Int, walIndex: UnsafeRawPointer?) {
         self.path = path; self.writer = writer; self.readers = readers; self.maintenance = maintenance
-        journal = SQLiteReadAuditJournal(base: path, delay: readAuditDelay)
+        journal = SQLiteReadAuditJournal(base: path, delay: readAuditDelay, mapBytes: readAuditMapBytes)
         self.walIndex = WALIndexWatch(region: walIndex)
     }
 

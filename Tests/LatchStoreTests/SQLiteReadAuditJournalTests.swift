@@ -31,47 +31,73 @@ import Testing
         #expect(AuditJournalLine.decode(Array("not json".utf8)) == nil)
     }
 
-    @Test("recorded events are in the journal file at once, in the chain after a flush, and the file is then emptied")
-    func recordThenFlush() async throws {
+    /// The store at `dir`, its journal files mapped (the default) or written with pwrite(2).
+    static func open(_ dir: URL, mapped: Bool, delay: Duration = hour) async throws -> SQLiteLatchStore {
+        try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 4, readAuditDelay: delay,
+                                        readAuditMapBytes: mapped ? 512 << 10 : 0)
+    }
+
+    /// The entries' lines in a journal file (a mapped file's unused zeros left out).
+    static func lines(_ dir: URL, _ name: String) throws -> [Substring] {
+        try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8).split(separator: "\n").filter { $0.first != "\0" }
+    }
+
+    static func size(_ dir: URL, _ name: String) throws -> Int {
+        try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(name).path)[.size] as? Int ?? -1
+    }
+
+    @Test("a journal file is mapped over space reserved up front where the file system allows, as on this one")
+    func filesAreMapped() async throws {
         try await withTemporaryDirectory { dir in
-            let path = dir.appendingPathComponent("latch.sqlite").path
-            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let store = try await Self.open(dir, mapped: true)
+            let name = "latch.sqlite-audit-\(store.journal.id)-1"
+            #expect(store.journal.isMapped)
+            #expect(try Self.size(dir, name) == 512 << 10)          // reserved at creation
+            let other = dir.appendingPathComponent("p", isDirectory: true)
+            try FileManager.default.createDirectory(at: other, withIntermediateDirectories: false)
+            let pwrite = try await Self.open(other, mapped: false)
+            #expect(!pwrite.journal.isMapped)
+            await pwrite.close()
+            await store.close()
+        }
+    }
+
+    @Test("recorded events are in the journal file at once, in the chain after a flush; a pwrite(2) file is then emptied", arguments: [true, false])
+    func recordThenFlush(mapped: Bool) async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try await Self.open(dir, mapped: mapped)
             let journal = try #require(store.readAuditJournal)
             let drafts = SQLiteAuditRowsTests.drafts(5, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
             for d in drafts { try journal.record(d) }
             // On disk before any commit: one line per event.
-            let id = store.journal.id
-            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-1"])
-            let text = try String(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1"), encoding: .utf8)
-            #expect(text.split(separator: "\n").count == 5)
+            let name = "latch.sqlite-audit-\(store.journal.id)-1"
+            #expect(try Self.files(dir) == [name])
+            #expect(try Self.lines(dir, name).count == 5)
             #expect(try await store.read { try await $0.auditEvents(AuditFilter(action: "test.read")) }.isEmpty)
-            // A flush moves them into the chain, in order, and empties the file they were in.
+            // A flush moves them into the chain, in order.
             let events = try await Self.reads(store)
             #expect(events.count == 5)
             for (e, d) in zip(events, drafts) { #expect(try e == d.chained(after: (e.seq - 1, e.prevHash))) }
             #expect(try await verifyAuditChain(store) == 5)
-            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(id)-1"])
-            #expect(try Data(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1")).isEmpty)
-            // Written to again from the start.
+            #expect(try Self.files(dir) == [name])
+            // A pwrite(2) file is emptied and written again from the start; a mapped one keeps its
+            // (moved) lines and takes the next after them.
+            #expect(try Self.lines(dir, name).count == (mapped ? 5 : 0))
+            if !mapped { #expect(try Self.size(dir, name) == 0) }
             try journal.record(drafts[0])
-            #expect(try String(contentsOf: dir.appendingPathComponent("latch.sqlite-audit-\(id)-1"), encoding: .utf8)
-                .split(separator: "\n").count == 1)
+            #expect(try Self.lines(dir, name).count == (mapped ? 6 : 1))
             await store.close()
             #expect(try Self.files(dir).isEmpty)   // closing moves the rest and removes the journal
         }
     }
 
-    @Test("under steady load a file is not emptied while it holds unmoved entries, a round past the size limit starts a new one, and the old one goes once moved")
-    func rotation() async throws {
+    @Test("under steady load a file is kept while it holds unmoved entries, a round past the size limit starts a new one, and the old one goes once moved", arguments: [true, false])
+    func rotation(mapped: Bool) async throws {
         try await withTemporaryDirectory { dir in
-            let path = dir.appendingPathComponent("latch.sqlite").path
-            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let store = try await Self.open(dir, mapped: mapped)
             let journal = store.journal
             let drafts = SQLiteAuditRowsTests.drafts(9, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
             let name = { (n: Int) in "latch.sqlite-audit-\(journal.id)-\(n)" }
-            let lines = { (n: Int) throws -> Int in
-                try String(contentsOf: dir.appendingPathComponent(name(n)), encoding: .utf8).split(separator: "\n").count
-            }
             let commit = { (round: [(number: Int64, draft: AuditDraft)]) async throws in   // as moveReadAudit does
                 try await store.write(durability: .deferred) { tx in
                     try await SQLiteLatchStore.move(tx, round.map { ($0.number, $0.draft) }, mark: journal.movedSetting)
@@ -83,22 +109,54 @@ import Testing
             for d in drafts[3..<5] { try journal.record(d) }      // more come while the round commits
             try await commit(first)
             #expect(try Self.files(dir) == [name(1)])
-            #expect(try lines(1) == 5)                             // not emptied: two are not moved yet
+            #expect(try Self.lines(dir, name(1)).count == 5)      // not emptied: two are not moved yet
             try await store.flushReadAudit()
-            #expect(try Self.files(dir) == [name(1)] && lines(1) == 0)
+            #expect(try Self.files(dir) == [name(1)] && Self.lines(dir, name(1)).count == (mapped ? 5 : 0))
             // Past the limit, the next round starts a new file; the old one goes when its round commits.
             journal.rotateBytes = 1
             for d in drafts[5..<7] { try journal.record(d) }
             let round = try #require(journal.take())
             #expect(try Self.files(dir) == [name(1), name(2)])
             for d in drafts[7...] { try journal.record(d) }
-            #expect(try lines(1) == 2 && lines(2) == 2)
+            #expect(try Self.lines(dir, name(1)).count == (mapped ? 7 : 2) && Self.lines(dir, name(2)).count == 2)
             try await commit(round)
             #expect(try Self.files(dir) == [name(2)])             // file 1 held only moved entries
             try await store.flushReadAudit()
             #expect(try Self.files(dir) == [name(3)])             // file 2 was past the limit too, and is moved
             #expect(try await Self.reads(store).map(\.assetId) == drafts.map(\.assetId))
             #expect(try await verifyAuditChain(store) == 9)
+            await store.close()
+            #expect(try Self.files(dir).isEmpty)
+        }
+    }
+
+    @Test("a line that no longer fits a mapped file goes to a new one, which reserves room for a line longer than the usual space")
+    func fullMappedFile() async throws {
+        try await withTemporaryDirectory { dir in
+            let store = try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 1,
+                                                        readAuditDelay: Self.hour, readAuditMapBytes: 1000)
+            let journal = store.journal
+            try #require(journal.isMapped, "this file system cannot reserve space for a mapped file")
+            let name = { (n: Int) in "latch.sqlite-audit-\(journal.id)-\(n)" }
+            var drafts = SQLiteAuditRowsTests.drafts(8, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            drafts[7].detail = String(repeating: "x", count: 3000)   // longer than a file's usual space
+            var perFile: [Int] = []
+            for d in drafts {
+                let before = try Self.files(dir).count
+                try journal.record(d)
+                if try Self.files(dir).count > before || perFile.isEmpty { perFile.append(0) }
+                perFile[perFile.count - 1] += 1
+            }
+            let files = try Self.files(dir)
+            #expect(files.count == perFile.count && files.count >= 3)
+            #expect(try files.map { try Self.size(dir, $0) }.dropLast().allSatisfy { $0 == 1000 })
+            #expect(try Self.size(dir, try #require(files.last)) >= 3000)
+            #expect(try Self.lines(dir, try #require(files.last)).count == 1)
+            #expect(try files.map { try Self.lines(dir, $0).count } == perFile)
+            #expect(files.first == name(1))
+            try await store.flushReadAudit()
+            #expect(try await Self.reads(store).map(\.detail) == drafts.map(\.detail))
+            #expect(try await verifyAuditChain(store) == 8)
             await store.close()
             #expect(try Self.files(dir).isEmpty)
         }
@@ -120,12 +178,12 @@ import Testing
         }
     }
 
-    @Test("after a crash the next open moves what the journal holds into the chain, once, and leaves a live store's journal alone")
-    func recoveryAfterCrash() async throws {
+    @Test("after a crash the next open moves what the journal holds into the chain, once, and leaves a live store's journal alone", arguments: [true, false])
+    func recoveryAfterCrash(mapped: Bool) async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("latch.sqlite").path
             let drafts = SQLiteAuditRowsTests.drafts(4, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
-            let crashed = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let crashed = try await Self.open(dir, mapped: mapped)
             crashed.journal.rotateBytes = 1                  // every round starts a new file
             for d in drafts[..<2] { try crashed.readAuditJournal?.record(d) }
             _ = crashed.journal.take()   // a round began (a second file) but never committed
@@ -146,6 +204,24 @@ import Testing
             await live.close()
             await crashed.close()
             #expect(try Self.files(dir).isEmpty)
+        }
+    }
+
+    @Test("a line whose copy a killed process cut short (its first byte still zero) and a mapped file's unused space are skipped, not reported as damage")
+    func cutShortCopy() async throws {
+        try await withTemporaryDirectory { dir in
+            let good = SQLiteAuditRowsTests.drafts(3, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            var bytes = AuditJournalLine.encode(good[0], number: 1) + AuditJournalLine.encode(good[1], number: 2)
+            var cut = AuditJournalLine.encode(good[2], number: 3)
+            cut[0] = 0
+            bytes += cut.prefix(cut.count / 2)                         // the copy stopped half-way, first byte not yet stored
+            bytes += [UInt8](repeating: 0, count: 4096 - bytes.count)  // the rest of the reserved space
+            try Data(bytes).write(to: dir.appendingPathComponent("latch.sqlite-audit-00000000000000bb-1"))
+            let store = try await Self.open(dir, mapped: true)
+            #expect(try await Self.reads(store).map(\.assetId) == good[..<2].map(\.assetId))
+            #expect(try await store.auditEvents(AuditFilter(action: "audit.journal_damaged")).isEmpty)
+            #expect(try Self.files(dir) == ["latch.sqlite-audit-\(store.journal.id)-1"])
+            await store.close()
         }
     }
 
