@@ -50,7 +50,8 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     let delay: Duration
     /// The space a mapped file reserves; 0 makes every file a pwrite(2) one.
     let mapBytes: Int
-    /// A round starts a new file when the current one holds this many bytes (settable as above).
+    /// A round starts a new file when the current one holds this many bytes (settable before any
+    /// event is recorded; tests make it small).
     var rotateBytes = 384 << 10
     /// This run's id (16 hex digits).
     let id: String
