@@ -152,20 +152,19 @@ public func verifyAuditChain(_ store: any LatchStore) async throws -> Int {
     return try AuditChain.verify(events)
 }
 
-/// The parts of an event's hash input and stored document that do not depend on its place in
-/// the chain, for a store that chains a batch in the database (the PostgreSQL store's audit
-/// group commit), so the database orders the appends and the chain is what `AuditChain`
-/// defines, with no second copy of the format:
+/// The parts of an event's hash input that do not depend on its place in the chain, for a
+/// store that chains a batch in the database (the PostgreSQL store's audit group commit), so
+/// the database orders the appends and the chain is what `AuditChain` defines, with no second
+/// copy of the format:
 ///
 ///     hashInput = prevHash ‖ hashHead ‖ prevHash ‖ hashMiddle ‖ decimal(seq) ‖ hashTail
 ///     hash      = lowercase hex SHA-256(hashInput)
-///     document  = docHead ‖ decimal(seq) ‖ docMiddle ‖ prevHash ‖ docJoin ‖ hash ‖ docTail
 ///
-/// (UTF-8 bytes; `prevHash` and `hash` are 64 lowercase hex digits, which JSON writes as they
-/// are). Valid for `seq` up to 2^53, like `AuditChain`'s direct path.
+/// (UTF-8 bytes; `prevHash` is 64 lowercase hex digits, which JSON writes as they are). Valid
+/// for `seq` up to 2^53, like `AuditChain`'s direct path. (Such rows are stored as columns only,
+/// with no JSON document: `AuditEvent.fromColumns`.)
 public struct AuditChainTemplate: Sendable, Equatable {
     public var hashHead: [UInt8], hashMiddle: [UInt8], hashTail: [UInt8]
-    public var docHead: String, docMiddle: String, docJoin: String, docTail: String
 
     /// nil when the draft's time is beyond ±2^53 ms (where `AuditChain`'s generic path decides).
     public init?(_ d: AuditDraft) {
@@ -176,22 +175,11 @@ public struct AuditChainTemplate: Sendable, Equatable {
         hashHead = Array(h.bytes[..<h.prevEnd])
         hashMiddle = Array(h.bytes[h.prevEnd..<h.seqEnd])
         hashTail = Array(h.bytes[h.seqEnd...])
-        let doc = e.documentBytes(seq: "", prevHash: "", hash: "")
-        func text(_ r: Range<Int>) -> String { String(decoding: doc.bytes[r], as: UTF8.self) }
-        docHead = text(0..<doc.seqEnd)
-        docMiddle = text(doc.seqEnd..<doc.prevEnd)
-        docJoin = text(doc.prevEnd..<doc.hashEnd)
-        docTail = text(doc.hashEnd..<doc.bytes.count)
     }
 
     /// The hash input of the event at `seq` after `prevHash` (the reference for the database's).
     public func hashInput(seq: Int64, prevHash: String) -> [UInt8] {
         Array(prevHash.utf8) + hashHead + Array(prevHash.utf8) + hashMiddle + Array(String(seq).utf8) + hashTail
-    }
-
-    /// The stored document of that event with that hash.
-    public func document(seq: Int64, prevHash: String, hash: String) -> String {
-        docHead + String(seq) + docMiddle + prevHash + docJoin + hash + docTail
     }
 }
 
@@ -321,19 +309,13 @@ extension AuditEvent {
                    detail: detail, prevHash: seq == 1 ? AuditChain.genesis : previousRowHash ?? "", hash: hash)
     }
 
-    /// The event's stored JSON document, written directly (every audited request stores one):
-    /// the members `JSONEncoder` would write (absent optionals left out, `time` as seconds since
+    /// The event's stored JSON document, written directly (the PostgreSQL store keeps one with
+    /// each audit row a write transaction appends; group-committed rows are columns only): the
+    /// members `JSONEncoder` would write (absent optionals left out, `time` as seconds since
     /// 2001 as `Date`'s default coding does), so `JSONDecoder` reads back an equal event.
     public var documentJSON: String {
-        String(decoding: documentBytes(seq: String(seq), prevHash: prevHash, hash: hash).bytes, as: UTF8.self)
-    }
-
-    /// The document with the given `seq`, `prevHash` and `hash` text; the offsets where the seq
-    /// number's, the prevHash value's and the hash value's text end (before a closing quote).
-    func documentBytes(seq: String, prevHash: String, hash: String) -> (bytes: [UInt8], seqEnd: Int, prevEnd: Int, hashEnd: Int) {
         var o = JSONObjectBytes(capacity: 640)
-        o.raw("seq", seq)
-        let seqEnd = o.count
+        o.raw("seq", String(seq))
         o.string("tenantId", tenantId)
         o.raw("time", time.timeIntervalSinceReferenceDate.description)
         o.string("action", action)
@@ -345,10 +327,8 @@ extension AuditEvent {
         o.string("source", source)
         o.string("detail", detail)
         o.string("prevHash", prevHash)
-        let prevEnd = o.count - 1
         o.string("hash", hash)
-        let hashEnd = o.count - 1
-        return (o.finish(), seqEnd, prevEnd, hashEnd)
+        return String(decoding: o.finish(), as: UTF8.self)
     }
 }
 
