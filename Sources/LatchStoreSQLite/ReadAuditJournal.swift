@@ -48,6 +48,8 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
 
     let base: String
     let delay: Duration
+    /// The space a mapped file reserves unless told otherwise.
+    static let defaultMapBytes = 512 << 10
     /// The space a mapped file reserves; 0 makes every file a pwrite(2) one.
     let mapBytes: Int
     /// A round starts a new file when the current one holds this many bytes (settable before any
@@ -66,7 +68,7 @@ final class SQLiteReadAuditJournal: ReadAuditJournal, @unchecked Sendable {
     var schedule: @Sendable () -> Void = {}
 
     /// A journal for the database at `base`; it takes events once `start`ed.
-    init(base: String, delay: Duration, mapBytes: Int = 512 << 10) {
+    init(base: String, delay: Duration, mapBytes: Int = defaultMapBytes) {
         self.base = base; self.delay = delay; self.mapBytes = mapBytes
         id = String(format: "%016llx", UInt64.random(in: 0...UInt64.max))
     }

@@ -105,7 +105,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// `readAuditDelay`: how long a read's audit event may wait in the journal before its round
     /// moves it into the chain.
     public static func open(path: String, readers: Int = 4, readAuditDelay: Duration = .milliseconds(50)) async throws -> SQLiteLatchStore {
-        try await open(path: path, readers: readers, readAuditDelay: readAuditDelay, readAuditMapBytes: 512 << 10)
+        try await open(path: path, readers: readers, readAuditDelay: readAuditDelay, readAuditMapBytes: SQLiteReadAuditJournal.defaultMapBytes)
     }
 
     /// `readAuditMapBytes`: the space each read-audit journal file reserves and maps (0: its

@@ -34,7 +34,7 @@ import Testing
     /// The store at `dir`, its journal files mapped (the default) or written with pwrite(2).
     static func open(_ dir: URL, mapped: Bool, delay: Duration = hour) async throws -> SQLiteLatchStore {
         try await SQLiteLatchStore.open(path: dir.appendingPathComponent("latch.sqlite").path, readers: 4, readAuditDelay: delay,
-                                        readAuditMapBytes: mapped ? 512 << 10 : 0)
+                                        readAuditMapBytes: mapped ? SQLiteReadAuditJournal.defaultMapBytes : 0)
     }
 
     /// The entries' lines in a journal file (a mapped file's unused zeros left out).
@@ -62,7 +62,7 @@ import Testing
             let name = "latch.sqlite-audit-\(store.journal.id)-1"
             if Self.reservesSpace(dir) {
                 #expect(store.journal.isMapped)
-                #expect(try Self.size(dir, name) == 512 << 10)      // reserved at creation
+                #expect(try Self.size(dir, name) == SQLiteReadAuditJournal.defaultMapBytes)   // reserved at creation
             } else {
                 print("SQLiteReadAuditJournalTests: \(dir.path) cannot reserve space (posix_fallocate), so its journal files use pwrite(2); the mapped-file checks are skipped here")
                 #expect(!store.journal.isMapped)
