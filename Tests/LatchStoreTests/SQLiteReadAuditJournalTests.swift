@@ -226,6 +226,40 @@ import Testing
         }
     }
 
+    @Test("events recorded from many tasks at once, while rounds run and full files rotate, all reach the chain once, across a crash", arguments: [true, false])
+    func concurrentRecordingAndCrash(mapped: Bool) async throws {
+        try await withTemporaryDirectory { dir in
+            let path = dir.appendingPathComponent("latch.sqlite").path
+            let crashed = try await SQLiteLatchStore.open(path: path, readers: 1, readAuditDelay: .milliseconds(1),
+                                                          readAuditMapBytes: mapped ? 2048 : 0)   // a few lines per mapped file
+            crashed.journal.rotateBytes = 1024
+            let perTask = 150, tasks = 8
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for t in 0..<tasks {
+                    group.addTask {
+                        for i in 0..<perTask {
+                            var d = SQLiteAuditRowsTests.drafts(1, tenant: "t1", from: i)[0]
+                            d.action = "test.read"; d.assetId = "\(t)-\(i)"
+                            try crashed.journal.record(d)
+                            if i % 7 == 0 { await Task.yield() }
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            crashed.journal.abandon()   // killed with some events moved and others only in files
+            let store = try await SQLiteLatchStore.open(path: path, readAuditDelay: Self.hour)
+            let ids = try await Self.reads(store).compactMap(\.assetId)
+            #expect(ids.count == tasks * perTask)
+            #expect(Set(ids).count == tasks * perTask)   // each once
+            #expect(try await store.auditEvents(AuditFilter(action: "audit.journal_damaged")).isEmpty)
+            #expect(try await verifyAuditChain(store) == tasks * perTask)
+            await store.close()
+            await crashed.close()
+            #expect(try Self.files(dir).isEmpty)
+        }
+    }
+
     @Test("a line whose copy a killed process cut short (its first byte still zero) and a mapped file's unused space are skipped, not reported as damage")
     func cutShortCopy() async throws {
         try await withTemporaryDirectory { dir in
