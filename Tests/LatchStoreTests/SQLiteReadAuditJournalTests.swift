@@ -12,6 +12,11 @@ import Testing
         try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.contains("-audit-") }.sorted()
     }
 
+    /// `n` drafts of tenant t1 with the action `reads` looks for.
+    static func readDrafts(_ n: Int) -> [AuditDraft] {
+        SQLiteAuditRowsTests.drafts(n, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+    }
+
     static func reads(_ store: SQLiteLatchStore) async throws -> [AuditEvent] {
         try await store.auditEvents(AuditFilter(action: "test.read", limit: 10_000))
     }
@@ -81,7 +86,7 @@ import Testing
         try await withTemporaryDirectory { dir in
             let store = try await Self.open(dir, mapped: mapped)
             let journal = try #require(store.readAuditJournal)
-            let drafts = SQLiteAuditRowsTests.drafts(5, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let drafts = Self.readDrafts(5)
             for d in drafts { try journal.record(d) }
             // On disk before any commit: one line per event.
             let name = "latch.sqlite-audit-\(store.journal.id)-1"
@@ -110,7 +115,7 @@ import Testing
         try await withTemporaryDirectory { dir in
             let store = try await Self.open(dir, mapped: mapped)
             let journal = store.journal
-            let drafts = SQLiteAuditRowsTests.drafts(9, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let drafts = Self.readDrafts(9)
             let name = { (n: Int) in "latch.sqlite-audit-\(journal.id)-\(n)" }
             let commit = { (round: [(number: Int64, draft: AuditDraft)]) async throws in   // as moveReadAudit does
                 try await store.write(durability: .deferred) { tx in
@@ -157,7 +162,7 @@ import Testing
             }
             #expect(journal.isMapped)
             let name = { (n: Int) in "latch.sqlite-audit-\(journal.id)-\(n)" }
-            var drafts = SQLiteAuditRowsTests.drafts(8, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            var drafts = Self.readDrafts(8)
             drafts[7].detail = String(repeating: "x", count: 3000)   // longer than a file's usual space
             var perFile: [Int] = []
             for d in drafts {
@@ -201,7 +206,7 @@ import Testing
     func recoveryAfterCrash(mapped: Bool) async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("latch.sqlite").path
-            let drafts = SQLiteAuditRowsTests.drafts(4, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let drafts = Self.readDrafts(4)
             let crashed = try await Self.open(dir, mapped: mapped)
             crashed.journal.rotateBytes = 1                  // every round starts a new file
             for d in drafts[..<2] { try crashed.readAuditJournal?.record(d) }
@@ -263,7 +268,7 @@ import Testing
     @Test("a line whose copy a killed process cut short (its first byte still zero) and a mapped file's unused space are skipped, not reported as damage")
     func cutShortCopy() async throws {
         try await withTemporaryDirectory { dir in
-            let good = SQLiteAuditRowsTests.drafts(3, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let good = Self.readDrafts(3)
             var bytes = AuditJournalLine.encode(good[0], number: 1) + AuditJournalLine.encode(good[1], number: 2)
             var cut = AuditJournalLine.encode(good[2], number: 3)
             cut[0] = 0
@@ -282,7 +287,7 @@ import Testing
     func damagedJournal() async throws {
         try await withTemporaryDirectory { dir in
             let path = dir.appendingPathComponent("latch.sqlite").path
-            let good = SQLiteAuditRowsTests.drafts(2, tenant: "t1", from: 0).map { d -> AuditDraft in var d = d; d.action = "test.read"; return d }
+            let good = Self.readDrafts(2)
             var bytes = AuditJournalLine.encode(good[0], number: 7)
             bytes += Array("{\"j\":8,\"timeMs\":12,\"act\n".utf8)   // a line cut short, then the rest of a write
             bytes += AuditJournalLine.encode(good[1], number: 9)
