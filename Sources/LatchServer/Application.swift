@@ -25,9 +25,18 @@ public func buildApplication(
 
 /// The router alone (what router tests drive).
 public func buildRouter(configuration: ServerConfiguration, service: LatchService, logger: Logger,
-                        logSigner: NoteSigner? = nil) -> Router<LatchRequestContext> {
-    let router = Router(context: LatchRequestContext.self)
-    router.add(middleware: ErrorMiddleware(logger: logger))
+                        logSigner: NoteSigner? = nil) -> PathRouter<LatchRequestContext> {
+    let router = PathRouter(context: LatchRequestContext.self)
+    addRoutes(to: router, configuration: configuration, service: service, logger: logger, logSigner: logSigner)
+    return router
+}
+
+/// Registers every route, with its middleware, on `router`: the server's `PathRouter`, or any
+/// other `RouterMethods` (the router tests record the routes this way and hold `PathRouter`'s
+/// matching to Hummingbird's `Router` over them).
+public func addRoutes(to router: some RouterMethods<LatchRequestContext>, configuration: ServerConfiguration,
+                      service: LatchService, logger: Logger, logSigner: NoteSigner? = nil) {
+    _ = router.add(middleware: ErrorMiddleware(logger: logger))
     let limit = configuration.maxBodySize
 
     router.get("healthz") { _, _ in try jsonResponse(HealthResponse(status: "ok")) }
@@ -56,7 +65,6 @@ public func buildRouter(configuration: ServerConfiguration, service: LatchServic
 
     let m = router.group("api/v1/machine").add(middleware: AuthMiddleware(service: service, keyLimiter: keyLimiter, failLimiter: failLimiter))
     MachineRoutes(service: service, limit: limit, logSigner: logSigner).add(to: m)
-    return router
 }
 
 struct MachineRoutes: Sendable {
