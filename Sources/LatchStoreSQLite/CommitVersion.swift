@@ -17,7 +17,7 @@ import Synchronization
 /// its connections. Anything unexpected, such as a header of another format version or one
 /// being written at that moment, answers nil, and the caller then reads the store as usual.
 final class WALIndexWatch: @unchecked Sendable {
-    private struct Header: Equatable {
+    struct Header: Equatable {
         var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
         init(_ p: UnsafeRawPointer) {
@@ -47,17 +47,35 @@ final class WALIndexWatch: @unchecked Sendable {
     /// The version: bumped each time the header differs from the last one seen.
     func current() -> UInt64? {
         lock.withLock {
-            guard let p = header else { return nil }
-            let first = Header(p)
-            atomicMemoryFence(ordering: .sequentiallyConsistent)
-            let second = Header(p + Self.headerSize)
-            guard first == second, p.loadUnaligned(as: UInt32.self) == Self.formatVersion,
-                  p.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }   // isInit
-            if first != last {
-                last = first
+            guard let now = readLocked() else { return nil }
+            if now != last {
+                last = now
                 version &+= 1
             }
             return version
         }
+    }
+
+    /// The header now, when whole and of the known format (under `lock`).
+    private func readLocked() -> Header? {
+        guard let p = header else { return nil }
+        let first = Header(p)
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        let second = Header(p + Self.headerSize)
+        guard first == second, p.loadUnaligned(as: UInt32.self) == Self.formatVersion,
+              p.load(fromByteOffset: 12, as: UInt8.self) == 1 else { return nil }   // isInit
+        return first
+    }
+
+    /// The header now (nil when it cannot be read whole).
+    func peek() -> Header? { lock.withLock { readLocked() } }
+
+    /// After a commit that changed nothing a cached read depends on (the read-audit journal's
+    /// moves into the audit chain): `before` is the header its transaction began on, `after` the
+    /// one its commit left. When the version still stands for `before`, it now stands for
+    /// `after` as well, so the commit does not end the reuse of every cached read. The caller
+    /// makes sure that no other commit came between the two (see `SQLiteLatchStore.run`).
+    func absorb(from before: Header, to after: Header) {
+        lock.withLock { if last == before { last = after } }
     }
 }

@@ -308,7 +308,7 @@ extension SQLiteLatchStore {
             while let round = self.journal.take() {
                 do {
                     let key = self.journal.movedSetting
-                    try await self.write(durability: .deferred) { tx in try await Self.move(tx, round.map { ($0.number, $0.draft) }, mark: key) }
+                    try await self.write(durability: .deferred, auditOnly: true) { tx in try await Self.move(tx, round.map { ($0.number, $0.draft) }, mark: key) }
                 } catch {
                     self.journal.putBack(round)
                     throw error

@@ -258,7 +258,13 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     }
 
     public func write<T: Sendable>(durability d: CommitDurability, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
-        let r = try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: d, body)
+        try await write(durability: d, auditOnly: false, body)
+    }
+
+    /// A write; `auditOnly` as in `run`.
+    func write<T: Sendable>(durability d: CommitDurability, auditOnly: Bool,
+                            _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+        let r = try await run(writer, begin: "BEGIN IMMEDIATE", synchronous: d, auditOnly: auditOnly, body)
         if durability.committed(deferred: d == .deferred) { scheduleMaintenance() }
         return r
     }
@@ -315,6 +321,13 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// restart back) grows the file; without the limit it kept that size for good.
     static let walSizeLimit: Int64 = 2 * walRestartFrames * (4096 + 24)
 
+    /// `PRAGMA data_version` of the connection.
+    static func dataVersion(_ h: SQLiteHandle) throws -> Int64 {
+        var v: Int64 = 0
+        try h.forEach("PRAGMA data_version", purpose: "read the data version") { v = $0.int(0) }
+        return v
+    }
+
     /// Runs a checkpoint; returns the WAL's length in frames.
     static func checkpoint(_ h: SQLiteHandle, _ mode: String) throws -> Int64 {
         var frames: Int64 = 0
@@ -338,8 +351,11 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// its pages come from the page cache, so a read transaction is a few tens of microseconds
     /// of work, less than the two thread switches it would take to run it elsewhere. The writer
     /// keeps its thread: its commits wait for fsync.
+    /// `auditOnly`: a write that touches only the audit chain and settings, which no cached read
+    /// depends on: its commit is absorbed into the current commit version (`WALIndexWatch.absorb`)
+    /// when nothing else committed around it.
     func run<T: Sendable>(_ c: SQLiteConnection, begin: String, synchronous: CommitDurability? = nil, inline: Bool = false,
-                          _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
+                          auditOnly: Bool = false, _ body: @Sendable (any StoreTransaction) async throws -> T) async throws -> T {
         await c.lock.lock()
         defer { c.lock.unlock() }
         func transaction() async throws -> T {
@@ -351,6 +367,12 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             do { try await c.execute(begin, purpose: "begin a transaction") } catch {
                 throw StoreError(.unavailable, "cannot begin a transaction: \(error)")
             }
+            // With the write lock held nobody else commits until this COMMIT: the header now is
+            // the one the transaction began on. `PRAGMA data_version` on this connection moves
+            // only when another connection commits.
+            let began = auditOnly ? try? await c.withHandle("note the commit version") { [walIndex] h in
+                (try Self.dataVersion(h), walIndex.peek())
+            } : nil
             let r: T
             do {
                 r = try await body(SQLiteTransaction(c))
@@ -360,6 +382,13 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
             } catch {
                 try? await c.execute("ROLLBACK", purpose: "roll back a transaction")
                 throw error
+            }
+            if let (dataVersion, header) = began, let before = header {
+                // The header after the commit, then proof that no other connection committed
+                // between the BEGIN and that read: the header is this commit's.
+                _ = try? await c.withHandle("absorb the commit version") { [walIndex] h in
+                    if let after = walIndex.peek(), try Self.dataVersion(h) == dataVersion { walIndex.absorb(from: before, to: after) }
+                }
             }
             return r
         }
