@@ -4,16 +4,24 @@ import LatchCrypto
 
 /// Small hashing helpers (lowercase hex SHA-256, constant-time comparison).
 public enum Hashing {
-    public static func sha256Hex(_ data: some DataProtocol) -> String {
-        let digits: [UInt8] = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(64)
-        for b in SHA256.hash(data: data) {
-            out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
+    public static func sha256Hex(_ data: some DataProtocol) -> String { hex(SHA256.hash(data: data)) }
+    public static func sha256Hex(_ s: String) -> String {
+        var s = s
+        return s.withUTF8 { hex(SHA256.hash(data: UnsafeRawBufferPointer($0))) }
     }
-    public static func sha256Hex(_ s: String) -> String { sha256Hex(Data(s.utf8)) }
+
+    /// A digest as lowercase hex, written straight into the string's storage.
+    private static func hex(_ digest: SHA256.Digest) -> String {
+        String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { out in
+            let digits: StaticString = "0123456789abcdef"
+            var i = 0
+            for b in digest {
+                out[i] = digits.utf8Start[Int(b >> 4)]; out[i + 1] = digits.utf8Start[Int(b & 0x0f)]
+                i += 2
+            }
+            return i
+        }
+    }
     /// Compares two byte strings in time that depends only on their lengths.
     public static func constantTimeEqual(_ a: some Collection<UInt8>, _ b: some Collection<UInt8>) -> Bool {
         guard a.count == b.count else { return false }

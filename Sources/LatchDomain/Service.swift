@@ -200,7 +200,7 @@ public struct LatchService: Sendable {
                     throw DomainError(.conflict, code: "already_bootstrapped", "this server is already bootstrapped; use an API key")
                 }
                 guard let stored = try await tx.setting("bootstrap_token_sha256"),
-                      Hashing.constantTimeEqual(Array(stored.utf8), Array(Hashing.sha256Hex(token).utf8)) else {
+                      Hashing.constantTimeEqual(stored.utf8, Hashing.sha256Hex(token).utf8) else {
                     throw DomainError(.unauthenticated, code: "bootstrap_token_invalid",
                                       "the bootstrap token is wrong; use the one in <data-dir>/bootstrap-token")
                 }
@@ -249,14 +249,14 @@ public struct LatchService: Sendable {
         let secretHash = Hashing.sha256Hex(secret)
         let now = clock.now()
         if parts.count == 2, var cached = authCache.get(access, now: now), cached.apiKey.isLive(at: now),
-           Hashing.constantTimeEqual(Array(cached.apiKey.secretHash.utf8), Array(secretHash.utf8)) {
+           Hashing.constantTimeEqual(cached.apiKey.secretHash.utf8, secretHash.utf8) {
             cached.source = source
             return cached
         }
         let generation = authCache.currentGeneration()
         let found: AuthContext? = try await store.read { tx in
             guard parts.count == 2, access.count <= 64, let key = try await tx.apiKey(accessKey: access) else { return nil }
-            let ok = Hashing.constantTimeEqual(Array(key.secretHash.utf8), Array(secretHash.utf8))
+            let ok = Hashing.constantTimeEqual(key.secretHash.utf8, secretHash.utf8)
             guard ok, key.isLive(at: now), let p = try await tx.principal(key.principalId), !p.archived,
                   let t = try await tx.tenant(key.tenantId), p.tenantId == t.id else { return nil }
             return AuthContext(principal: p, apiKey: key, tenant: t, source: source)

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import LatchCrypto
 import LatchDomain
@@ -190,8 +191,10 @@ struct AuthMiddleware: RouterMiddleware {
     let keyLimiter: RateLimiter
     let failLimiter: RateLimiter
 
+    static let apiKeyHeader = HTTPField.Name("X-API-Key")!
+
     static func apiKey(_ request: Request) -> String? {
-        if let k = request.headers[.init("X-API-Key")!], !k.isEmpty { return k.trimmedASCII }
+        if let k = request.headers[apiKeyHeader], !k.isEmpty { return k.trimmedASCII }
         if let a = request.headers[.authorization] {
             let parts = a.split(separator: " ", maxSplits: 1)
             if parts.count == 2, parts[0].lowercased() == "apikey" { return String(parts[1]).trimmedASCII }
