@@ -48,3 +48,22 @@ final class ReadCache: @unchecked Sendable {
 
     var count: Int { lock.withLock { entries.count } }
 }
+
+/// Where a shell keeps its own encoding of a reusable read's result (the server: the response
+/// body), made once: the memo travels with the result into `ReadCache`, so a repeat answered
+/// from memory is not encoded again. The result a memo belongs to never changes, so neither does
+/// its encoding; a result read afresh comes with a fresh memo.
+public final class EncodingMemo: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: (any Sendable)?
+
+    public init() {}
+
+    /// The encoding kept, or `make`'s, kept for next time.
+    public func value<T: Sendable>(_ make: () throws -> T) rethrows -> T {
+        if let v = lock.withLock({ stored }) as? T { return v }
+        let v = try make()
+        lock.withLock { stored = v }
+        return v
+    }
+}

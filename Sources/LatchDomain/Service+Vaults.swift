@@ -239,16 +239,18 @@ extension LatchService {
         return i
     }
 
-    public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field]) {
+    /// The item and its fields, with the memo for the caller's encoding of them (`EncodingMemo`).
+    public func getItem(_ ctx: AuthContext, vaultId: String, itemId: String) async throws -> (Item, [Field], EncodingMemo) {
         return try await perform(ctx, require: "machine.vault.secret.read", "item.read", assetType: "VAULT_ITEM", assetId: itemId, read: true,
                                  cacheKey: "\(vaultId)/\(itemId)") { tx in
             try Self.checkId(vaultId, "vault id")
             let (_, i) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .read)
-            return ((i, try await tx.fields(itemId: itemId)), nil)
+            return ((i, try await tx.fields(itemId: itemId), EncodingMemo()), nil)
         }
     }
 
-    public func getField(_ ctx: AuthContext, vaultId: String, fieldId: String) async throws -> (Item, Field) {
+    /// The field and its item, with the memo for the caller's encoding of them (`EncodingMemo`).
+    public func getField(_ ctx: AuthContext, vaultId: String, fieldId: String) async throws -> (Item, Field, EncodingMemo) {
         return try await perform(ctx, require: "machine.vault.secret.read", "field.read", assetType: "FIELD", assetId: fieldId, read: true,
                                  cacheKey: "\(vaultId)/\(fieldId)") { tx in
             try Self.checkId(vaultId, "vault id")
@@ -263,7 +265,7 @@ extension LatchService {
             let vault = try rows.count > 2 ? tx.decode(VaultAccessView.self, rows[2]) : nil
             try Self.checkId(f.itemId, "item id")
             let i = try await self.checkItem(tx, ctx, vaultId: vaultId, itemId: f.itemId, item?.id == f.itemId ? item : nil, vault, need: .read)
-            return ((i, f), nil)
+            return ((i, f, EncodingMemo()), nil)
         }
     }
 

@@ -145,13 +145,15 @@ struct MachineRoutes: Sendable {
                                                           summaryLogIndex: v.summaryLogIndex))
             }
             m.get("\(base)/:id/items/:itemId") { _, c in
-                let (i, fs) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
-                return try jsonResponse(detail(i, fs))
+                let (i, fs, memo) = try await service.getItem(try c.caller(), vaultId: try c.param("id"), itemId: try c.param("itemId"))
+                return jsonResponse(body: try memo.value { ByteBuffer(data: try wireEncoder.encode(detail(i, fs))) })
             }
             m.get("\(base)/:id/fields/:fieldId") { _, c in
-                let (i, f) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
-                return jsonResponse(data: FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
-                                                        detailCheckpoint: i.detailCheckpoint).jsonData())
+                let (i, f, memo) = try await service.getField(try c.caller(), vaultId: try c.param("id"), fieldId: try c.param("fieldId"))
+                return jsonResponse(body: memo.value {
+                    ByteBuffer(data: FieldResponse(vaultId: i.vaultId, itemId: i.id, itemName: i.name, field: info(f),
+                                                   detailCheckpoint: i.detailCheckpoint).jsonData())
+                })
             }
             m.get("\(base)/:id/environment-fields") { _, c in
                 let (v, items) = try await service.environmentFields(try c.caller(), vaultId: try c.param("id"))

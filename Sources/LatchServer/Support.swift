@@ -136,9 +136,15 @@ func jsonResponse<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok, h
 
 /// A response of JSON already encoded.
 func jsonResponse(data: Data, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
+    jsonResponse(body: ByteBuffer(bytes: data), status: status, headers: headers)
+}
+
+/// A response of JSON already encoded into a buffer (shared, not copied, by every response that
+/// sends it).
+func jsonResponse(body: ByteBuffer, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
     var h = headers
     h[.contentType] = "application/json; charset=utf-8"
-    return Response(status: status, headers: h, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    return Response(status: status, headers: h, body: .init(byteBuffer: body))
 }
 
 func errorResponse(_ status: HTTPResponse.Status, _ code: String, _ message: String, headers: HTTPFields = [:]) -> Response {

@@ -200,13 +200,16 @@ struct ReadPathTests {
             #expect(first.status == .ok)
             // Twice each before counting: on PostgreSQL a result is kept only once the server
             // has seen the data version before the read (from an earlier audit batch).
-            for _ in 0..<2 { #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok) }
+            let firstItem = try await h.call(.get, item, key: agent.apiKey)
+            #expect(firstItem.status == .ok)
+            #expect(try await h.call(.get, item, key: agent.apiKey).data == firstItem.data)
             #expect(try await h.call(.get, field, key: agent.apiKey).data == first.data)
             let before = store.reads
             for _ in 0..<5 {
                 let again = try await h.call(.get, field, key: agent.apiKey)
                 #expect(again.status == .ok && again.data == first.data)
-                #expect(try await h.call(.get, item, key: agent.apiKey).status == .ok)
+                let itemAgain = try await h.call(.get, item, key: agent.apiKey)
+                #expect(itemAgain.status == .ok && itemAgain.data == firstItem.data)
             }
             #expect(store.reads == before, "ten repeated reads with nothing committed ran \(store.reads - before) read transactions")
 
@@ -215,10 +218,13 @@ struct ReadPathTests {
             let changed = try await h.call(.get, field, key: agent.apiKey)
             #expect(changed.status == .ok && changed.data != first.data)
             #expect(store.reads == before + 1)
+            let changedItem = try await h.call(.get, item, key: agent.apiKey)   // its answer made afresh too
+            #expect(changedItem.status == .ok && changedItem.data != firstItem.data)
+            #expect(store.reads == before + 2)
 
             // The agent's grant removed: refused at once, though its read was just reused.
             #expect(try await h.call(.get, field, key: agent.apiKey).status == .ok)
-            #expect(store.reads == before + 1)
+            #expect(store.reads == before + 2)
             #expect(try await h.grant(admin, vault: v.id, [both[0]]).status == .ok)
             #expect(try await h.call(.get, field, key: agent.apiKey).status == .notFound)
             #expect(try await h.call(.get, item, key: agent.apiKey).status == .notFound)
@@ -227,7 +233,7 @@ struct ReadPathTests {
             try await inner.flushReadAudit()
             let events = try await inner.auditEvents(AuditFilter(principalId: agent.id, limit: 1_000))
             #expect(events.filter { $0.action == "field.read" }.map(\.outcome) == Array(repeating: "success", count: 9) + ["not_found"])
-            #expect(events.filter { $0.action == "item.read" }.map(\.outcome) == Array(repeating: "success", count: 7) + ["not_found"])
+            #expect(events.filter { $0.action == "item.read" }.map(\.outcome) == Array(repeating: "success", count: 8) + ["not_found"])
             #expect(try await verifyAuditChain(inner) == (try await inner.auditEvents(AuditFilter(limit: 10_000))).count)
         }
     }
