@@ -4,7 +4,9 @@
 # each round loads both with the authenticated field read at the same time (one wrk per server,
 # 1 thread, CONNECTIONS/2 connections), so both see the same minute of the machine. Prints each
 # round's requests/s and B/A, then the mean and the range. Run A against A first to see the
-# spread a build has against itself.
+# spread a build has against itself. Each round also gives each server's CPU time per request
+# (from /proc/PID/stat): the work a build does per read, which moves far less between rounds than
+# throughput does here (a build against itself: 0.98-1.01 where throughput gave 0.86-1.02).
 #
 #   scripts/bench-ab.sh A_LATCHD B_LATCHD [SECONDS] [ROUNDS] [CONNECTIONS]   (defaults 5, 8, 16)
 #
@@ -34,6 +36,8 @@ seed() { # port dir -> "url key"
 read -r FA KA <<< "$(seed "$PA" "$WORK/a")"
 read -r FB KB <<< "$(seed "$PB" "$WORK/b")"
 half=$((CONNS / 2))
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+cputicks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }   # utime + stime of the server
 both() { # seconds -> "rpsA rpsB"
   wrk -t1 -c"$half" -d"$1s" -H "X-API-Key: $KA" "$FA" > "$WORK/wa" & local w=$!
   wrk -t1 -c"$half" -d"$1s" -H "X-API-Key: $KB" "$FB" > "$WORK/wb"
@@ -42,10 +46,15 @@ both() { # seconds -> "rpsA rpsB"
 }
 both 2 > /dev/null   # warm-up
 echo "side by side: A=$A B=$B; field reads, ${DURATION}s rounds, $half connections each"
-: > "$WORK/ratios"
+: > "$WORK/ratios"; : > "$WORK/cpu"
 for r in $(seq 1 "$ROUNDS"); do
+  ta=$(cputicks $SA); tb=$(cputicks $SB)
   read -r ra rb <<< "$(both "$DURATION")"
-  awk -v r="$r" -v a="$ra" -v b="$rb" 'BEGIN { printf "  round %d: A %9.0f  B %9.0f  B/A %.3f\n", r, a, b, b / a }'
-  awk -v a="$ra" -v b="$rb" 'BEGIN { print b / a }' >> "$WORK/ratios"
+  ta=$(( $(cputicks $SA) - ta )); tb=$(( $(cputicks $SB) - tb ))
+  awk -v r="$r" -v a="$ra" -v b="$rb" -v ta="$ta" -v tb="$tb" -v us="$TICK_US" -v d="$DURATION" 'BEGIN {
+    ca = ta * us / (a * d); cb = tb * us / (b * d)
+    printf "  round %d: A %9.0f  B %9.0f  B/A %.3f   CPU per request A %5.1f us  B %5.1f us  B/A %.3f\n", r, a, b, b / a, ca, cb, cb / ca
+    print b / a >> "'"$WORK/ratios"'"; print cb / ca >> "'"$WORK/cpu"'" }'
 done
+sort -n "$WORK/cpu" | awk '{ v[NR] = $1; s += $1 } END { printf "CPU per request B/A: mean %.3f, range %.3f-%.3f\n", s / NR, v[1], v[NR] }'
 sort -n "$WORK/ratios" | awk '{ v[NR] = $1; s += $1 } END { printf "B/A: mean %.3f, range %.3f-%.3f over %d rounds\n", s / NR, v[1], v[NR], NR }'
