@@ -351,6 +351,7 @@ public final class SQLiteLatchStore: LatchStore, Sendable {
     /// its pages come from the page cache, so a read transaction is a few tens of microseconds
     /// of work, less than the two thread switches it would take to run it elsewhere. The writer
     /// keeps its thread: its commits wait for fsync.
+    ///
     /// `auditOnly`: a write that touches only the audit chain and settings, which no cached read
     /// depends on: its commit is absorbed into the current commit version (`WALIndexWatch.absorb`)
     /// when nothing else committed around it.
