@@ -3,6 +3,12 @@ import Foundation
 /// The time source. Pass one in; never read the time deep inside.
 public protocol Clock: Sendable {
     func now() -> Date
+    /// Suspends the caller for about `nanoseconds` (the audit batcher's hold on a read batch).
+    func sleep(nanoseconds: UInt64) async
+}
+
+extension Clock {
+    public func sleep(nanoseconds: UInt64) async { try? await Task.sleep(nanoseconds: nanoseconds) }
 }
 
 public struct SystemClock: Clock {
