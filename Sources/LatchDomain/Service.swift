@@ -378,7 +378,7 @@ final class AuditBatcher: @unchecked Sendable {
     /// when it is to lead the next one.
     typealias Waiter = (draft: Draft, resume: CheckedContinuation<Outcome?, any Error>)
     /// A leader waiting for its read batch to grow: released by the caller that brings the
-    /// queue to `size`, or by the timer of the same `round`.
+    /// queue to `size` or whose event is not a read's, or by the timer of the same `round`.
     typealias Held = (round: Int, size: Int, resume: CheckedContinuation<Void, Never>)
     let store: any LatchStore
     let clock: any Clock
@@ -400,6 +400,8 @@ final class AuditBatcher: @unchecked Sendable {
 
     /// How many callers wait in the queue for the next batch.
     var queued: Int { lock.withLock { queue.count } }
+    /// Whether a leader is holding its read batch.
+    var holding: Bool { lock.withLock { held != nil } }
 
     @discardableResult
     func append(_ d: AuditDraft, read: Bool = false, expecting: UInt64? = nil) async throws -> Outcome {
@@ -414,7 +416,7 @@ final class AuditBatcher: @unchecked Sendable {
                 let (leadNow, release) = lock.withLock { () -> (Bool, Held?) in
                     if !committing { committing = true; return (true, nil) }
                     queue.append((draft, c))
-                    guard let h = held, queue.count + 1 >= h.size else { return (false, nil) }
+                    guard let h = held, queue.count + 1 >= h.size || !read else { return (false, nil) }
                     held = nil
                     return (false, h)
                 }

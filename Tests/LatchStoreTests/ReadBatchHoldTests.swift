@@ -76,6 +76,21 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 30 && store.sizes == [1])
     }
 
+    @Test("an event that is not a read's ends a hold it finds, and joins that batch")
+    func refusalEndsHold() async throws {
+        let store = RecordingStore()
+        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 8, wait: 60_000_000_000))
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            g.addTask { let ok = try await batcher.append(Self.draft("read"), read: true).appended; #expect(ok) }
+            try await Self.until("the read's batch is held") { batcher.holding }
+            g.addTask { try await batcher.append(Self.draft("refusal"), read: false) }
+            try await g.waitForAll()
+        }
+        #expect(store.sizes == [2], "one batch: the held read and the refusal")
+        #expect(Date().timeIntervalSince(start) < 30, "the refusal ended the hold, not its 60 s timer")
+    }
+
     @Test("the batcher learns from the gap in sequence numbers that another replica appends, and holds")
     func engagesFromGap() async throws {
         let store = RecordingStore(gated: true)
