@@ -498,9 +498,10 @@ final class AuditBatcher: @unchecked Sendable {
 /// nanoseconds have passed. Alone, or with no concurrency of its own, it never waits. A write
 /// transaction's events also make a gap; they cost at most one held batch.
 struct ReadBatchHold: Sendable {
-    /// The events a held batch waits for. A PostgreSQL group commit costs about 60 µs a call
-    /// plus 5.5 µs an event in the database, and as much again in the replica, so below about
-    /// 8 events most of a read's share is the call's (docs/benchmarks.md, issue 7).
+    /// The events a held batch waits for. Under load a PostgreSQL group commit costs about
+    /// 200 µs of CPU in the database and as much in the replica whatever its size, so each read
+    /// of an 8-event batch carries about 50 µs of it; 8 is also what one replica alone batches
+    /// at 16 connections on the benchmark machine (docs/benchmarks.md, issue 7).
     var size: Int
     /// The longest a batch waits, in nanoseconds: 0.5 ms, about one group commit's round trip
     /// under load, so a read waits at most about twice as long as it would without the hold.
