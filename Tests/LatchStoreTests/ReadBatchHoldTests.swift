@@ -18,6 +18,20 @@ import Testing
         return h
     }
 
+    /// A batcher over a recording store whose next read batch is held.
+    static func heldBatcher(size: Int, wait: UInt64) -> (RecordingStore, AuditBatcher) {
+        let store = RecordingStore()
+        return (store, AuditBatcher(store: store, clock: SystemClock(), hold: engaged(size: size, wait: wait)))
+    }
+
+    /// Appends one read event per tag at once; each must be appended.
+    static func reads(_ batcher: AuditBatcher, _ tags: [String]) async throws {
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            for t in tags { g.addTask { let ok = try await batcher.append(draft(t), read: true).appended; #expect(ok) } }
+            try await g.waitForAll()
+        }
+    }
+
     /// Polls `condition` every millisecond for up to ten seconds.
     static func until(_ what: String, _ condition: () -> Bool) async throws {
         for _ in 0..<10_000 where !condition() { try await Task.sleep(nanoseconds: 1_000_000) }
@@ -42,35 +56,25 @@ import Testing
 
     @Test("a held batch is sent as soon as enough callers joined it, as one commit")
     func releasedByArrival() async throws {
-        let store = RecordingStore()
-        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 3, wait: 60_000_000_000))
+        let (store, batcher) = Self.heldBatcher(size: 3, wait: 60_000_000_000)
         let start = Date()
-        let outcomes = try await withThrowingTaskGroup(of: Bool.self) { g in
-            for i in 0..<3 { g.addTask { try await batcher.append(Self.draft("r\(i)"), read: true).appended } }
-            return try await g.reduce(into: [Bool]()) { $0.append($1) }
-        }
-        #expect(outcomes == [true, true, true])
+        try await Self.reads(batcher, ["r0", "r1", "r2"])
         #expect(store.sizes == [3], "one commit of three events, not the leader's alone")
         #expect(Date().timeIntervalSince(start) < 30, "the third caller ended the hold, not its 60 s timer")
     }
 
     @Test("a held batch that does not fill is sent when the hold's time is up")
     func releasedByTimer() async throws {
-        let store = RecordingStore()
-        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 3, wait: 400_000_000))
+        let (store, batcher) = Self.heldBatcher(size: 3, wait: 400_000_000)
         let start = Date()
-        try await withThrowingTaskGroup(of: Void.self) { g in
-            for i in 0..<2 { g.addTask { let ok = try await batcher.append(Self.draft("r\(i)"), read: true).appended; #expect(ok) } }
-            try await g.waitForAll()
-        }
+        try await Self.reads(batcher, ["r0", "r1"])
         #expect(Date().timeIntervalSince(start) >= 0.4, "the leader waited for the hold's time")
         #expect(store.sizes == [2])
     }
 
     @Test("refusals and other non-read events are never held")
     func onlyReadsWait() async throws {
-        let store = RecordingStore()
-        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 3, wait: 60_000_000_000))
+        let (store, batcher) = Self.heldBatcher(size: 3, wait: 60_000_000_000)
         let start = Date()
         try await batcher.append(Self.draft("refusal"), read: false)
         #expect(Date().timeIntervalSince(start) < 30 && store.sizes == [1])
@@ -78,8 +82,7 @@ import Testing
 
     @Test("an event that is not a read's ends a hold it finds, and joins that batch")
     func refusalEndsHold() async throws {
-        let store = RecordingStore()
-        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 8, wait: 60_000_000_000))
+        let (store, batcher) = Self.heldBatcher(size: 8, wait: 60_000_000_000)
         let start = Date()
         try await withThrowingTaskGroup(of: Void.self) { g in
             g.addTask { let ok = try await batcher.append(Self.draft("read"), read: true).appended; #expect(ok) }
@@ -110,10 +113,7 @@ import Testing
         #expect(store.sizes == [1, 2])
         store.allow(100)
         let start = Date()
-        try await withThrowingTaskGroup(of: Void.self) { g in
-            for t in ["d", "e", "f"] { g.addTask { let ok = try await batcher.append(Self.draft(t), read: true).appended; #expect(ok) } }
-            try await g.waitForAll()
-        }
+        try await Self.reads(batcher, ["d", "e", "f"])
         #expect(store.sizes == [1, 2, 3], "the next read batch waited for three events")
         #expect(Date().timeIntervalSince(start) < 30)
         let assets = try await store.base.read { tx in try await tx.auditEvents(AuditFilter(limit: 100)) }.map(\.assetId)
