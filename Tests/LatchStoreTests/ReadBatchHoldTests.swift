@@ -130,7 +130,7 @@ import Testing
 final class RecordingStore: LatchStore, @unchecked Sendable {
     let base = MemoryStore()
     private let lock = NSLock()
-    private var gated: Bool
+    private let gated: Bool
     private var permits = 0
     private var waiting: [CheckedContinuation<Void, Never>] = []
     private var recorded: [Int] = []
