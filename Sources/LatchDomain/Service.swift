@@ -435,7 +435,8 @@ final class AuditBatcher: @unchecked Sendable {
         guard let (size, wait) = lock.withLock({ hold.next }) else { return }
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
             let round = lock.withLock { () -> Int? in
-                guard queue.count + 1 < size else { return nil }
+                // A full batch, or one with an event that is not a read's (it never waits), goes now.
+                guard queue.count + 1 < size, queue.allSatisfy(\.draft.read) else { return nil }
                 holdRounds &+= 1
                 held = (holdRounds, size, c)
                 return holdRounds

@@ -94,6 +94,27 @@ import Testing
         #expect(Date().timeIntervalSince(start) < 30, "the refusal ended the hold, not its 60 s timer")
     }
 
+    @Test("a batch that already holds an event that is not a read's is not held")
+    func queuedRefusalIsNotHeld() async throws {
+        let store = RecordingStore(gated: true)
+        // Others' events 1…10, so this batcher's first batch (11…) follows a gap after the 7 it saw.
+        _ = try await store.base.appendAuditBatch((1...10).map { Self.draft("other\($0)") }, durability: .full)
+        let batcher = AuditBatcher(store: store, clock: SystemClock(), hold: Self.engaged(size: 4, wait: 60_000_000_000))
+        let start = Date()
+        try await withThrowingTaskGroup(of: Void.self) { g in
+            g.addTask { try await Self.reads(batcher, ["a", "x", "y", "z"]) }
+            try await Self.until("the first batch, filled, is at the store") { store.parked == 1 }
+            g.addTask { try await Self.reads(batcher, ["b"]) }
+            try await Self.until("a read queues behind it") { batcher.queued == 1 }
+            g.addTask { try await batcher.append(Self.draft("refusal"), read: false) }
+            try await Self.until("and a refusal") { batcher.queued == 2 }
+            store.allow(100)
+            try await g.waitForAll()
+        }
+        #expect(store.sizes == [4, 2], "the read and the refusal went as one batch")
+        #expect(Date().timeIntervalSince(start) < 30, "the batch was not held for its 60 s")
+    }
+
     @Test("the batcher learns from the gap in sequence numbers that another replica appends, and holds")
     func engagesFromGap() async throws {
         let store = RecordingStore(gated: true)
