@@ -7,7 +7,9 @@
 # load writes: one vault per writer, pre-signed item + summary checkpoints, PATCH
 # /api/v1/machine/vault-item/:id/update; conflicts and errors counted apart). Prints a table
 # and the ratios: PostgreSQL 1 replica / SQLite (reads, goal >= 0.5) and 2 replicas / 1 replica
-# (goal > 1: the second replica adds throughput).
+# (goal > 1: the second replica adds throughput); for reads, also the CPU time per read of the
+# servers and of the PostgreSQL processes on this machine, and the share of CPU time the
+# hypervisor stole, per configuration.
 #
 #   scripts/bench-replicas.sh [DURATION_SECONDS] [CONNECTIONS]     (defaults 10, 16)
 #
@@ -144,8 +146,9 @@ check() { # KEY: every base answers the field read
 }
 # reads KEY: wrk on every base at once (CONNS split between them, 2 threads in all), summed.
 reads() {
-  local key=$1 n i=0 f r p x rps=0 p99=0 non2xx=0; local -a B wrks=()
+  local key=$1 n i=0 f r p x rps=0 p99=0 non2xx=0 mark srv0 pg0 srv1 pg1; local -a B wrks=()
   IFS=, read -r -a B <<< "$(eval echo "\$BASES_$key")"; n=${#B[@]}
+  mark=$(steal_mark); srv0=$(cpu_ticks "$(eval echo "\$SRV_$key")"); pg0=$(pg_ticks)
   for b in "${B[@]}"; do
     wrk_run "$b$(eval echo "\$PATH_$key")" $((CONNS / n)) $((2 / n)) "$(eval echo "\$KEY_$key")" > "$WORK/wrk.$key.$i" &
     wrks+=($!); i=$((i + 1))
@@ -158,8 +161,16 @@ reads() {
     non2xx=$((non2xx + x))
   done
   rm -f "$WORK"/wrk."$key".*
+  srv1=$(cpu_ticks "$(eval echo "\$SRV_$key")"); pg1=$(pg_ticks)
   eval "RD_$key+=' $rps'; P99_$key+=' $p99'; NON2XX_$key=\$((\${NON2XX_$key:-0} + $non2xx))"
+  eval "CPUS_$key+=' $(per_read $((srv1 - srv0)) "$rps")'; CPUP_$key+=' $(per_read $((pg1 - pg0)) "$rps")'; ST_$key+=' $(steal_percent "$mark")'"
 }
+# CPU time (user + system, in clock ticks) of the given processes, and of every PostgreSQL
+# process on this machine (none when LATCH_BENCH_DATABASE_URL names another host).
+cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
+pg_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 } END { print t + 0 }'; }
+HZ=$(getconf CLK_TCK)
+per_read() { awk -v t="$1" -v r="$2" -v d="$DURATION" -v hz="$HZ" 'BEGIN { if (r > 0) printf "%.0f", t * 1e6 / hz / (r * d); else print 0 }'; }
 # writes KEY: latch-bench load writes against the same bases (new vaults each round).
 writes() {
   local key=$1 w WRITES_OK WRITE_CONFLICTS WRITE_ERRORS WRITE_SECONDS WRITES_PER_S
@@ -178,26 +189,28 @@ echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /pro
 # configurations are measured interleaved, round after round, and a burst of load from
 # something else on the machine hits all of them rather than one.
 # (a) SQLite
-start sqlite "$PORT0"
+start sqlite "$PORT0"; SRV_S="${PIDS[-1]}"
 seed S "http://127.0.0.1:$PORT0" "$(bootstrap_token sqlite)" "http://127.0.0.1:$PORT0"
 # (b) one PostgreSQL replica, on a fresh schema
 S1="latch_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"; SCHEMAS+=("$S1")
-start pg1 "$((PORT0 + 1))" "$(with_schema "$DBURL" "$S1")"
+start pg1 "$((PORT0 + 1))" "$(with_schema "$DBURL" "$S1")"; SRV_P1="${PIDS[-1]}"
 seed P1 "http://127.0.0.1:$((PORT0 + 1))" "$(bootstrap_token pg1)" "http://127.0.0.1:$((PORT0 + 1))"
 # (c) two replicas on another fresh schema: bootstrap through A, then start B with A's log key.
 S2="latch_bench_$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')"; SCHEMAS+=("$S2")
 U2="$(with_schema "$DBURL" "$S2")"
-start pgA "$((PORT0 + 2))" "$U2"
+start pgA "$((PORT0 + 2))" "$U2"; SRV_P2="${PIDS[-1]}"
 seed P2 "http://127.0.0.1:$((PORT0 + 2))" "$(bootstrap_token pgA)" "http://127.0.0.1:$((PORT0 + 2)),http://127.0.0.1:$((PORT0 + 3))"
-start pgB "$((PORT0 + 3))" "$U2" "$WORK/pgA/data/log-key"
+start pgB "$((PORT0 + 3))" "$U2" "$WORK/pgA/data/log-key"; SRV_P2+=" ${PIDS[-1]}"
 for k in S P1 P2; do check $k; done
 
 . scripts/steal.sh
 STAT0=$(steal_mark)
+last() { eval echo "\$$1" | awk '{print $NF}'; }
 for round in $(seq 1 "$ROUNDS"); do
   for k in S P1 P2; do reads $k; done
   for k in S P1 P2; do writes $k; done
-  echo "  round $round/$ROUNDS: reads/s S $(echo $RD_S | awk '{print $NF}'), P1 $(echo $RD_P1 | awk '{print $NF}'), P2 $(echo $RD_P2 | awk '{print $NF}'); writes/s S $(echo $WR_S | awk '{print $NF}'), P1 $(echo $WR_P1 | awk '{print $NF}'), P2 $(echo $WR_P2 | awk '{print $NF}')"
+  echo "  round $round/$ROUNDS: reads/s S $(last RD_S), P1 $(last RD_P1), P2 $(last RD_P2); writes/s S $(last WR_S), P1 $(last WR_P1), P2 $(last WR_P2)"
+  echo "    reads: CPU µs per read, servers + PostgreSQL: S $(last CPUS_S) + $(last CPUP_S), P1 $(last CPUS_P1) + $(last CPUP_P1), P2 $(last CPUS_P2) + $(last CPUP_P2); stolen: S $(last ST_S)%, P1 $(last ST_P1)%, P2 $(last ST_P2)%"
 done
 STEAL=$(steal_percent "$STAT0")
 stop_all
@@ -219,5 +232,10 @@ echo "reads:  PostgreSQL 1 replica / SQLite = $R1   (goal >= 0.5: $(awk -v r="$R
 echo "reads:  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2" 'BEGIN { print (r > 1.0 ? "met" : "NOT MET") }'))"
 echo "writes: PostgreSQL 1 replica / SQLite = $W1"
 echo "writes: 2 replicas / 1 replica        = $W2   (writes from all replicas are serialised by one database lock)"
+echo "reads, CPU per read (medians over rounds; µs of user + system time): servers + PostgreSQL processes, and the"
+echo "share of CPU time the hypervisor stole while that configuration ran (a configuration that idles its cores more loses more):"
+for k in S P1 P2; do
+  printf '  %-3s %6s + %-6s stolen %s%%\n' "$k" "$(median "$(eval echo "\$CPUS_$k")")" "$(median "$(eval echo "\$CPUP_$k")")" "$(median "$(eval echo "\$ST_$k")")"
+done
 echo "load at end: $(uptime | sed "s/.*load average: //"); ${STEAL}% of CPU time stolen by the hypervisor during the rounds"
 [ "$STEAL" -le 10 ] || echo "WARNING: over 10% of CPU time was stolen by the hypervisor; these figures are not comparable, run again" >&2

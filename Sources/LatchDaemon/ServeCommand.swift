@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Hummingbird
+import LatchClient
 import LatchDomain
 import LatchLog
 import LatchServer
@@ -87,9 +88,13 @@ struct ServeCommand: AsyncParsableCommand {
         try await service.registerLogKey(logSigner.verifier)
         let tokenPath = dir + "/bootstrap-token"
         if let token = try await service.prepareBootstrap() {
-            FileManager.default.createFile(atPath: tokenPath, contents: Data((token + "\n").utf8), attributes: [.posixPermissions: 0o600])
-            chmod(tokenPath, 0o600)
-            say("latch serve: not bootstrapped yet. One-time bootstrap token (also in \(tokenPath)):\n\(token)")
+            // Created 0600 from the start (not chmod-ed after the write), like the log key.
+            do {
+                try SecureFile.write(Data((token + "\n").utf8), to: tokenPath)
+                say("latch serve: not bootstrapped yet. One-time bootstrap token (also in \(tokenPath)):\n\(token)")
+            } catch {
+                say("latch serve: not bootstrapped yet. One-time bootstrap token (not saved: \(error); use this one):\n\(token)")
+            }
         } else if FileManager.default.fileExists(atPath: tokenPath) {
             try? FileManager.default.removeItem(atPath: tokenPath)
         }
@@ -118,11 +123,12 @@ func loadOrMakeLogKey(path: String) throws -> NoteSigner {
     var rng = SystemRandomNumberGenerator()
     let id = (0..<8).map { _ in String(UInt8.random(in: 0...15, using: &rng), radix: 16) }.joined()
     let signer = try NoteSigner.generate(name: "latchkey.log/\(id)")
-    guard FileManager.default.createFile(atPath: path, contents: Data((signer.secretKeyString + "\n").utf8),
-                                         attributes: [.posixPermissions: 0o600]) else {
-        throw ValidationError("cannot write the transparency log key to \(path)")
+    // 0600 from its creation: the path may be outside the 0700 data directory
+    // (LATCH_LOG_KEY_FILE, shared by replicas), where a file written first and chmod-ed after
+    // would be readable by others for a moment.
+    do { try SecureFile.write(Data((signer.secretKeyString + "\n").utf8), to: path) } catch {
+        throw ValidationError("cannot write the transparency log key to \(path): \(error); check that its directory exists and is writable")
     }
-    chmod(path, 0o600)
     return signer
 }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LatchClient
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -436,6 +437,35 @@ extension EndToEndTests {
             #expect(p.terminationStatus == 64 && text.contains(message), "serve \(args) \(env): exit \(p.terminationStatus), \(text)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/data/latch.sqlite"), "a store was opened for \(args) \(env)")
         }
+    }
+
+    /// The files `latch serve` writes secrets to are 0600 (written 0600 from the start, not
+    /// chmod-ed after), and a log key path it cannot write is refused with the reason.
+    @Test func serveKeyFilesArePrivate() async throws {
+        let keyDir = testRoot + "/latch-logkey-\(UUID().uuidString.lowercased())"
+        try FileManager.default.createDirectory(atPath: keyDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: keyDir) }
+        let server = try TestServer(environment: ["LATCH_LOG_KEY_FILE": keyDir + "/log-key"])
+        defer { server.stop() }
+        #expect(SecureFile.mode(of: keyDir + "/log-key") == 0o600)
+        #expect(SecureFile.mode(of: server.dir + "/data/bootstrap-token") == 0o600)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: keyDir) == ["log-key"], "a temporary file was left beside the key")
+
+        let dir = NSTemporaryDirectory() + "latch-serve-key-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        p.arguments = ["20", try LatchProcess.binary(), "serve", "--port", "0"]
+        p.environment = ["PATH": "/usr/bin:/bin", "HOME": dir, "LATCH_DATA_DIR": dir + "/data",
+                         "LATCH_LOG_KEY_FILE": dir + "/missing/log-key"]
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 64 && text.contains("cannot write the transparency log key to \(dir)/missing/log-key")
+                && text.contains("No such file or directory"), "exit \(p.terminationStatus): \(text)")
     }
 
     /// Runs scripts/quickstart.sh (the README quickstart) with the built `latch` on PATH.
