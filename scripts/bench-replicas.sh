@@ -233,7 +233,7 @@ echo "reads:  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2
 echo "writes: PostgreSQL 1 replica / SQLite = $W1"
 echo "writes: 2 replicas / 1 replica        = $W2   (writes from all replicas are serialised by one database lock)"
 echo "reads, CPU per read (medians over rounds; µs of user + system time): servers + PostgreSQL processes, and the"
-echo "share of CPU time the hypervisor stole while that configuration ran (a configuration that idles its cores more loses more):"
+echo "share of CPU time the hypervisor stole while that configuration ran (compare configurations whose shares are alike):"
 for k in S P1 P2; do
   printf '  %-3s %6s + %-6s stolen %s%%\n' "$k" "$(median "$(eval echo "\$CPUS_$k")")" "$(median "$(eval echo "\$CPUP_$k")")" "$(median "$(eval echo "\$ST_$k")")"
 done
