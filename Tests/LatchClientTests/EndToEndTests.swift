@@ -424,17 +424,8 @@ extension EndToEndTests {
         ]
         for (args, env, message) in cases {
             // Under timeout(1): a server that accepted the number would run until killed (124).
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-            p.arguments = ["20", try LatchProcess.binary(), "serve"] + args
-            p.environment = base.merging(env) { $1 }
-            let err = Pipe()
-            p.standardError = err
-            p.standardOutput = FileHandle.nullDevice
-            try p.run()
-            let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            p.waitUntilExit()
-            #expect(p.terminationStatus == 64 && text.contains(message), "serve \(args) \(env): exit \(p.terminationStatus), \(text)")
+            let (status, text) = try serveUntilExit(args, environment: base.merging(env) { $1 })
+            #expect(status == 64 && text.contains(message), "serve \(args) \(env): exit \(status), \(text)")
             #expect(!FileManager.default.fileExists(atPath: dir + "/data/latch.sqlite"), "a store was opened for \(args) \(env)")
         }
     }
@@ -453,19 +444,26 @@ extension EndToEndTests {
 
         let dir = NSTemporaryDirectory() + "latch-serve-key-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: dir) }
+        let (status, text) = try serveUntilExit(["--port", "0"], environment: [
+            "PATH": "/usr/bin:/bin", "HOME": dir, "LATCH_DATA_DIR": dir + "/data", "LATCH_LOG_KEY_FILE": dir + "/missing/log-key"])
+        #expect(status == 64 && text.contains("cannot write the transparency log key to \(dir)/missing/log-key")
+                && text.contains("No such file or directory"), "exit \(status): \(text)")
+    }
+
+    /// Runs `latch serve` with `args` under timeout(1) (20 s: one that started exits 124) and
+    /// returns its exit status and standard error.
+    private func serveUntilExit(_ args: [String], environment: [String: String]) throws -> (status: Int32, err: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["20", try LatchProcess.binary(), "serve", "--port", "0"]
-        p.environment = ["PATH": "/usr/bin:/bin", "HOME": dir, "LATCH_DATA_DIR": dir + "/data",
-                         "LATCH_LOG_KEY_FILE": dir + "/missing/log-key"]
+        p.arguments = ["20", try LatchProcess.binary(), "serve"] + args
+        p.environment = environment
         let err = Pipe()
         p.standardError = err
         p.standardOutput = FileHandle.nullDevice
         try p.run()
         let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         p.waitUntilExit()
-        #expect(p.terminationStatus == 64 && text.contains("cannot write the transparency log key to \(dir)/missing/log-key")
-                && text.contains("No such file or directory"), "exit \(p.terminationStatus): \(text)")
+        return (p.terminationStatus, text)
     }
 
     /// Runs scripts/quickstart.sh (the README quickstart) with the built `latch` on PATH.
