@@ -115,9 +115,8 @@ enum LoadBench {
         st.vaultId = v.summary.vaultId
         st.fieldId = v.fieldId
         let data = try JSONEncoder().encode(st)
-        guard FileManager.default.createFile(atPath: path, contents: data, attributes: [.posixPermissions: 0o600]) else {
-            throw Failure(description: "could not write \(path)")
-        }
+        // It holds a private key: 0600 from its creation.
+        do { try SecureFile.write(data, to: path, sync: false) } catch { throw Failure(description: "could not write \(path): \(error)") }
         print("API_KEY='\(st.apiKey)'")
         print("VAULT_ID='\(st.vaultId)'")
         print("FIELD_ID='\(st.fieldId)'")
