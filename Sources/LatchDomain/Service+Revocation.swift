@@ -179,6 +179,9 @@ extension LatchService {
             }
             try await acceptWriters(tx, ctx, &v, statement: writers)
         }
+        // Every checkpoint of the rotation is the caller's: it must be a writer in the set that
+        // holds from now on (a new one above may not list it).
+        try requireSignedWriter(ctx, v)
         v.currentDekVersion = newVersion
         v.summaryVersion = s.version; v.summaryCheckpoint = input.summaryCheckpoint; v.updatedAt = now
         v.summaryLogIndex = try await logCheckpoint(tx, .vaultSummary, tenantId: v.tenantId, subjectId: v.id, envelope: input.summaryCheckpoint)

@@ -172,6 +172,7 @@ extension LatchService {
     public func updateVault(_ ctx: AuthContext, id: String, summaryCheckpoint: String) async throws -> Vault {
         return try await perform(ctx, require: "machine.vault.write", "vault.update", assetType: "VAULT", assetId: id) { tx in
             var v = try await self.loadVault(tx, ctx, id, need: .write)
+            try self.requireSignedWriter(ctx, v)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             let old = try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)
             try self.follows({ try s.checkFollows(old) }, "summaryCheckpoint")
@@ -331,6 +332,7 @@ extension LatchService {
         return try await perform(ctx, require: "machine.vault.write", "item.create", assetType: "VAULT", assetId: vaultId) { tx in
             let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
             var v = try await self.loadVault(tx, ctx, vaultId, need: .write)
+            try self.requireSignedWriter(ctx, v)
             let d = try await self.verifySigned(tx, ctx, detailCheckpoint, ItemDetailCheckpoint.self, "detailCheckpoint")
             try self.follows({ try d.checkFollows(nil) }, "detailCheckpoint")
             guard d.vaultId == vaultId else { throw DomainError.checkpointMismatch("detailCheckpoint is for vault \(d.vaultId), not \(vaultId)") }
@@ -370,6 +372,7 @@ extension LatchService {
         return try await perform(ctx, require: "machine.vault.write", "item.update", assetType: "VAULT_ITEM", assetId: itemId) { tx in
             let values = values.map { FieldValuePair(id: $0.id, value: $0.value) }
             var (v, item) = try await self.loadItem(tx, ctx, vaultId: nil, itemId: itemId, need: .write)
+            try self.requireSignedWriter(ctx, v)
             let d = try await self.verifySigned(tx, ctx, detailCheckpoint, ItemDetailCheckpoint.self, "detailCheckpoint")
             try self.follows({ try d.checkFollows(try self.stored(item.detailCheckpoint, ItemDetailCheckpoint.self)) }, "detailCheckpoint")
             guard d.vaultId == v.id, d.vaultItemId == itemId else { throw DomainError.checkpointMismatch("detailCheckpoint is for another item or vault") }
@@ -419,6 +422,7 @@ extension LatchService {
         return try await perform(ctx, require: "machine.vault.write", "item.archive", assetType: "VAULT_ITEM", assetId: itemId) { tx in
             try Self.checkId(vaultId, "vault id")
             var (v, item) = try await self.loadItem(tx, ctx, vaultId: vaultId, itemId: itemId, need: .write)
+            try self.requireSignedWriter(ctx, v)
             let s = try await self.verifySigned(tx, ctx, summaryCheckpoint, VaultSummaryCheckpoint.self, "summaryCheckpoint")
             try self.follows({ try s.checkFollows(try self.stored(v.summaryCheckpoint, VaultSummaryCheckpoint.self)) }, "summaryCheckpoint")
             try self.checkSummaryMeta(s, v)

@@ -28,6 +28,19 @@ extension LatchService {
         vault.writersLogIndex = try await logCheckpoint(tx, .vaultWriters, tenantId: vault.tenantId, subjectId: vault.id, envelope: statement)
     }
 
+    /// Refuses a write whose checkpoints the caller signs when the vault's newest signed writer
+    /// set does not list the caller: every client would refuse those checkpoints (protocol
+    /// 1.7.5, 6.5) and so the whole vault, whatever the server's grants say (WRITE through a
+    /// group, or a direct grant an ADMIN has not yet signed in). A vault made before writer
+    /// sets has no set to check.
+    func requireSignedWriter(_ ctx: AuthContext, _ vault: Vault) throws {
+        guard let newest = vault.writers?.last else { return }
+        let set = try stored(newest.statement, VaultWritersStatement.self)
+        guard set.level(of: ctx.principal.id) != nil else {
+            throw DomainError.forbidden("you are not a writer in vault \(vault.id)'s signed writer set v\(set.version), so every client would refuse the checkpoints you sign; an ADMIN of that set must add you first (`latch share` with --level WRITE, or POST /vault/\(vault.id)/writers)")
+        }
+    }
+
     /// Posts the next version of a vault's writer set (or its first, for a vault made before
     /// writer sets). Needs ADMIN on the vault here and ADMIN in the current signed set.
     public func updateWriters(_ ctx: AuthContext, vaultId: String, statement: String) async throws -> Vault {

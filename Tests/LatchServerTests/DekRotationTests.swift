@@ -200,6 +200,29 @@ struct DekRotationTests {
         }
     }
 
+    @Test("a rotation whose new writer set leaves out its own signer is refused: its checkpoints would be refused")
+    func rotationKeepsItsSignerAWriter() async throws {
+        try await withHarness { h in
+            let w = try await world(h)
+            let v1 = VaultWritersStatement.genesis(vaultId: w.v.id, creatorId: w.admin.id)
+            #expect(try await h.call(.post, LatchRoutes.vaultWriters(w.v.id), key: w.admin.apiKey,
+                                     body: UpdateWritersRequest(statement: try signed(v1, w.admin.key))).status == .ok)
+            let v2 = DataEncryptionKey.generate(version: 2)
+            let before = try await snapshot(h, w.v)
+            func rotate(writers: VaultWritersStatement) async throws -> HTTPResult {
+                var body = try batch(w.admin, w.v, newDek: v2, to: [w.admin, w.a1, w.a2])
+                body.writersStatement = try signed(writers, w.admin.key)
+                return try await h.call(.post, LatchRoutes.dekRotation(w.v.id), key: w.admin.apiKey, body: body)
+            }
+            let handOver = try await rotate(writers: v1.next { $0 = [.init(principalId: w.a2.id, accessLevel: .admin)] })
+            #expect(handOver.status == .forbidden && String(decoding: handOver.data, as: UTF8.self).contains("signed writer set v2"),
+                    "\(String(decoding: handOver.data, as: UTF8.self))")
+            #expect(try await snapshot(h, w.v) == before, "the refused rotation changed the store")
+            let kept = try await rotate(writers: v1.setting(w.a2.id, to: .admin))
+            #expect(kept.status == .ok, "\(String(decoding: kept.data, as: UTF8.self))")
+        }
+    }
+
     @Test("removing an agent archives it, revokes its keys and drops its wraps")
     func removeAgent() async throws {
         try await withHarness { h in

@@ -102,4 +102,48 @@ struct WritersTests {
             #expect(usurp.status == .forbidden && text(usurp).contains("writer set v1"), "\(text(usurp))")
         }
     }
+
+    @Test("a write from someone the newest signed writer set does not list is refused, whatever the grants say", arguments: ["memory", "sqlite"])
+    func writesNeedTheSignedSet(storeKind: String) async throws {
+        let store: any LatchStore = storeKind == "memory" ? MemoryStore() : try await SQLiteLatchStore.open(path: try tempDir() + "/latch.sqlite")
+        try await withHarness(store: store) { h in
+            let admin = try await h.bootstrap()
+            var (v, _) = try await h.createVault(admin)
+            let member = try await h.createAgent(admin, name: "ci", key: Keys.pool[2], permissions: ["machine.vault.read", "machine.vault.write"])
+            // WRITE through a group: the server's grants allow the write, the signed set does not list the member.
+            let g = try await h.call(.post, LatchRoutes.groups, key: admin.apiKey, body: CreateGroupRequest(name: "deployers")).decode(GroupInfo.self)
+            #expect(try await h.call(.put, LatchRoutes.groupMembers(g.id), key: admin.apiKey, body: SetGroupMembersRequest(members: [member.id])).status == .ok)
+            #expect(try await h.grant(admin, vault: v.id, [PermissionEntry(granteeType: "USER", granteeId: admin.id, level: "ADMIN"),
+                                                          PermissionEntry(granteeType: "GROUP", granteeId: g.id, level: "WRITE")]).status == .ok)
+            #expect(try await h.share(admin, v, to: member).status == .created)
+            let v1 = VaultWritersStatement.genesis(vaultId: v.id, creatorId: admin.id)
+            #expect(try await post(h, admin, v.id, v1).status == .ok)
+            #expect(try await h.putItem(admin, &v, name: "stripe", fields: [("key", "sk_1", true)]).status == .created)
+            let itemId = try #require(v.summary.items.first?.id)
+
+            let vaultId = v.id
+            func snapshot() async throws -> (Int, [String]) {
+                try await h.store.read { tx in
+                    (try #require(try await tx.vault(vaultId)).summaryVersion, try await tx.items(vaultId: vaultId).map(\.detailCheckpoint).sorted())
+                }
+            }
+            let before = try await snapshot()
+            var mine = v
+            let create = try await h.putItem(member, &mine, name: "new", fields: [("k", "x", true)])
+            let update = try await h.putItem(member, &mine, itemId: itemId, name: "stripe", fields: [("key", "sk_2", true)])
+            let summary = try await h.call(.patch, LatchRoutes.updateVault(v.id), key: member.apiKey,
+                                           body: UpdateVaultRequest(summaryCheckpoint: try signed(v.nextSummary { _ in }, member.key)))
+            for (name, r) in [("create", create), ("update", update), ("summary", summary)] {
+                #expect(r.status == .forbidden && text(r).contains("signed writer set v1"), "\(name): \(r.status) \(text(r))")
+            }
+            #expect(try await snapshot() == before, "a refused write changed the store")
+
+            // Once an ADMIN of the set signs the member in, the same write goes through.
+            #expect(try await post(h, admin, v.id, v1.setting(member.id, to: .write)).status == .ok)
+            mine = v
+            let accepted = try await h.putItem(member, &mine, itemId: itemId, name: "stripe", fields: [("key", "sk_2", true)])
+            #expect(accepted.status == .ok, "\(text(accepted))")
+        }
+        if let s = store as? SQLiteLatchStore { await s.close() }
+    }
 }
