@@ -3,15 +3,19 @@
 # postgres://...` with one replica and with two replicas sharing one database, same release
 # build, one run. For each configuration: authenticated field reads/s (wrk on
 # GET /api/v1/machine/vault/:id/fields/:fieldId; with two replicas one wrk per replica at the
-# same time, half the connections each, figures summed) and signed field writes/s (latch-bench
-# load writes: one vault per writer, pre-signed item + summary checkpoints, PATCH
-# /api/v1/machine/vault-item/:id/update; conflicts and errors counted apart). Prints a table
-# and the ratios: PostgreSQL 1 replica / SQLite (reads, goal >= 0.5) and 2 replicas / 1 replica
-# (goal > 1: the second replica adds throughput); for reads, also the CPU time per read of the
-# servers and of the PostgreSQL processes on this machine, and the share of CPU time the
-# hypervisor stole, per configuration.
+# same time, half the connections each, figures summed) at each connection count of a list, and
+# signed field writes/s (latch-bench load writes: one vault per writer, pre-signed item +
+# summary checkpoints, PATCH /api/v1/machine/vault-item/:id/update; conflicts and errors
+# counted apart). A configuration's read throughput is its best rate over the connection
+# counts: wrk keeps a fixed number of requests in flight, so with too few connections it
+# measures a server's latency rather than what it can serve (a PostgreSQL replica's reads each
+# wait for one round trip to the database; SQLite's do not). Prints a table and the ratios,
+# per connection count and of the throughputs: PostgreSQL 1 replica / SQLite (reads, goal >=
+# 0.5) and 2 replicas / 1 replica (goal > 1: the second replica adds throughput); for reads,
+# also the CPU time per read of the servers and of the PostgreSQL processes on this machine, and
+# the share of CPU time the hypervisor stole, per configuration.
 #
-#   scripts/bench-replicas.sh [DURATION_SECONDS] [CONNECTIONS]     (defaults 10, 16)
+#   scripts/bench-replicas.sh [DURATION_SECONDS] [CONNECTIONS,...]     (defaults 10, 16,32,64)
 #
 # PostgreSQL: LATCH_BENCH_DATABASE_URL (postgres://USER@HOST:PORT/DB?sslmode=disable); each
 # configuration gets a fresh schema in it (schema=latch_bench_<random>, dropped at the end when
@@ -19,15 +23,15 @@
 # postgresql package, as .ci/run does) and removed at exit.
 # LATCH_BENCH_WRITERS (default 8) concurrent writers, LATCH_BENCH_WRITES (default 100) writes
 # each per round; LATCH_BENCH_ROUNDS (default 3) rounds, each measuring every configuration in
-# turn (the table shows medians). LATCH_BENCH_PORT (default 18591) is the first of four
-# loopback ports used.
+# turn at every connection count (the table shows medians). LATCH_BENCH_PORT (default 18591) is
+# the first of four loopback ports used.
 # Everything (servers, PostgreSQL, wrk, the writer) shares this machine's cores: the ratios say
 # how the configurations compare here, not how they scale on separate machines.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/opt/swift/usr/bin"
 DURATION="${1:-10}"
-CONNS="${2:-16}"
+CONNS_LIST="${2:-16,32,64}"
 WRITERS="${LATCH_BENCH_WRITERS:-8}"
 WRITES="${LATCH_BENCH_WRITES:-100}"
 PORT0="${LATCH_BENCH_PORT:-18591}"
@@ -41,7 +45,11 @@ if ! command -v wrk >/dev/null; then
   command -v wrk >/dev/null || die "wrk is missing (apt-get install wrk)"
 fi
 command -v curl >/dev/null || die "curl is missing (apt-get install curl)"
-[ "$CONNS" -ge 2 ] || die "CONNECTIONS must be at least 2 (two replicas get half each)"
+IFS=, read -r -a CONNS_ALL <<< "$CONNS_LIST"
+[ "${#CONNS_ALL[@]}" -gt 0 ] || die "CONNECTIONS is empty: give one or more counts, e.g. 16,32,64"
+for c in "${CONNS_ALL[@]}"; do
+  [[ "$c" =~ ^[0-9]+$ ]] && [ "$c" -ge 2 ] || die "connection count '$c' is not a whole number of at least 2 (two replicas get half each): give e.g. 16,32,64"
+done
 
 WORK="$(mktemp -d)"
 PIDS=()
@@ -144,13 +152,14 @@ check() { # KEY: every base answers the field read
     [ "$code" = 200 ] || die "field read on $b answered $code"
   done
 }
-# reads KEY: wrk on every base at once (CONNS split between them, 2 threads in all), summed.
+# reads KEY CONNS: wrk on every base at once (CONNS split between them, 2 threads in all),
+# summed; the figures go to RD_KEY_CONNS and the like.
 reads() {
-  local key=$1 n i=0 f r p x rps=0 p99=0 non2xx=0 mark srv0 pg0 srv1 pg1; local -a B wrks=()
+  local key=$1 conns=$2 v="$1_$2" n i=0 f r p x rps=0 p99=0 non2xx=0 mark srv0 pg0 srv1 pg1; local -a B wrks=()
   IFS=, read -r -a B <<< "$(eval echo "\$BASES_$key")"; n=${#B[@]}
   mark=$(steal_mark); srv0=$(cpu_ticks "$(eval echo "\$SRV_$key")"); pg0=$(pg_ticks)
   for b in "${B[@]}"; do
-    wrk_run "$b$(eval echo "\$PATH_$key")" $((CONNS / n)) $((2 / n)) "$(eval echo "\$KEY_$key")" > "$WORK/wrk.$key.$i" &
+    wrk_run "$b$(eval echo "\$PATH_$key")" $((conns / n)) $((2 / n)) "$(eval echo "\$KEY_$key")" > "$WORK/wrk.$key.$i" &
     wrks+=($!); i=$((i + 1))
   done
   for j in "${wrks[@]}"; do wait "$j" || die "wrk failed ($key)"; done
@@ -162,13 +171,15 @@ reads() {
   done
   rm -f "$WORK"/wrk."$key".*
   srv1=$(cpu_ticks "$(eval echo "\$SRV_$key")"); pg1=$(pg_ticks)
-  eval "RD_$key+=' $rps'; P99_$key+=' $p99'; NON2XX_$key=\$((\${NON2XX_$key:-0} + $non2xx))"
-  eval "CPUS_$key+=' $(per_read $((srv1 - srv0)) "$rps")'; CPUP_$key+=' $(per_read $((pg1 - pg0)) "$rps")'; ST_$key+=' $(steal_percent "$mark")'"
+  eval "RD_$v+=' $rps'; P99_$v+=' $p99'; NON2XX_$v=\$((\${NON2XX_$v:-0} + $non2xx))"
+  eval "CPUS_$v+=' $(per_read $((srv1 - srv0)) "$rps")'; CPUP_$v+=' $(per_read $((pg1 - pg0)) "$rps")'; ST_$v+=' $(steal_percent "$mark")'"
 }
 # CPU time (user + system, in clock ticks) of the given processes, and of every PostgreSQL
-# process on this machine (none when LATCH_BENCH_DATABASE_URL names another host).
+# process on this machine (none when LATCH_BENCH_DATABASE_URL names another host); for
+# PostgreSQL also the time of children that have exited (a backend, an autovacuum worker),
+# which the postmaster's cutime and cstime hold once it has reaped them.
 cpu_ticks() { local t=0 p; for p in $1; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0))); done; echo $t; }
-pg_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 } END { print t + 0 }'; }
+pg_ticks() { cat /proc/[0-9]*/stat 2>/dev/null | awk '$2 == "(postgres)" { t += $14 + $15 + $16 + $17 } END { print t + 0 }'; }
 HZ=$(getconf CLK_TCK)
 per_read() { awk -v t="$1" -v r="$2" -v d="$DURATION" -v hz="$HZ" 'BEGIN { if (r > 0) printf "%.0f", t * 1e6 / hz / (r * d); else print 0 }'; }
 # writes KEY: latch-bench load writes against the same bases (new vaults each round).
@@ -182,7 +193,7 @@ writes() {
 median() { echo "$1" | tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "latch serve: SQLite vs PostgreSQL $PGVERSION, 1 and 2 replicas, $ROUNDS interleaved rounds (medians below);"
-echo "reads ${DURATION}s each with $CONNS connections and 2 wrk threads in all; writes: $WRITERS writers x $WRITES pre-signed updates, one vault each."
+echo "reads ${DURATION}s each with ${CONNS_ALL[*]} connections and 2 wrk threads in all; writes: $WRITERS writers x $WRITES pre-signed updates, one vault each."
 echo "machine: $(nproc) cores, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo); load at start: $(uptime | sed "s/.*load average: //")"
 
 # All four servers run for the whole benchmark (an idle one costs next to nothing), so the
@@ -207,35 +218,55 @@ for k in S P1 P2; do check $k; done
 STAT0=$(steal_mark)
 last() { eval echo "\$$1" | awk '{print $NF}'; }
 for round in $(seq 1 "$ROUNDS"); do
-  for k in S P1 P2; do reads $k; done
+  for c in "${CONNS_ALL[@]}"; do for k in S P1 P2; do reads $k "$c"; done; done
   for k in S P1 P2; do writes $k; done
-  echo "  round $round/$ROUNDS: reads/s S $(last RD_S), P1 $(last RD_P1), P2 $(last RD_P2); writes/s S $(last WR_S), P1 $(last WR_P1), P2 $(last WR_P2)"
-  echo "    reads: CPU µs per read, servers + PostgreSQL: S $(last CPUS_S) + $(last CPUP_S), P1 $(last CPUS_P1) + $(last CPUP_P1), P2 $(last CPUS_P2) + $(last CPUP_P2); stolen: S $(last ST_S)%, P1 $(last ST_P1)%, P2 $(last ST_P2)%"
+  echo "  round $round/$ROUNDS: writes/s S $(last WR_S), P1 $(last WR_P1), P2 $(last WR_P2)"
+  for c in "${CONNS_ALL[@]}"; do
+    echo "    $c connections: reads/s S $(last RD_S_$c), P1 $(last RD_P1_$c), P2 $(last RD_P2_$c); CPU µs per read, servers + PostgreSQL: S $(last CPUS_S_$c) + $(last CPUP_S_$c), P1 $(last CPUS_P1_$c) + $(last CPUP_P1_$c), P2 $(last CPUS_P2_$c) + $(last CPUP_P2_$c); stolen: S $(last ST_S_$c)%, P1 $(last ST_P1_$c)%, P2 $(last ST_P2_$c)%"
+  done
 done
 STEAL=$(steal_percent "$STAT0")
 stop_all
 
-row() { # label key
-  printf '%-26s %12s %10s %8s %12s %10s %8s\n' "$1" "$(median "$(eval echo "\$RD_$2")")" "$(median "$(eval echo "\$P99_$2")")" \
-    "$(eval echo "\$NON2XX_$2")" "$(median "$(eval echo "\$WR_$2")")" "$(eval echo "\$WOK_$2")" "$(eval echo "\$WCONF_$2")/$(eval echo "\$WERR_$2")"
-}
+med() { median "$(eval echo "\$$1")"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+# best KEY: the connection count at which KEY's median read rate is highest.
+best() { local k=$1 c b="" bv=-1 v; for c in "${CONNS_ALL[@]}"; do v=$(med "RD_${k}_$c"); if awk -v a="$v" -v b="$bv" 'BEGIN { exit !(a > b) }'; then b=$c; bv=$v; fi; done; echo "$b"; }
+BEST_S=$(best S); BEST_P1=$(best P1); BEST_P2=$(best P2)
 echo
-printf '%-26s %12s %10s %8s %12s %10s %8s\n' "configuration" "reads/s" "p99 ms" "non-2xx" "writes/s" "writes ok" "409/err"
-row "SQLite, 1 server" S
-row "PostgreSQL, 1 replica" P1
-row "PostgreSQL, 2 replicas" P2
-R1=$(ratio "$(median "$RD_P1")" "$(median "$RD_S")"); R2=$(ratio "$(median "$RD_P2")" "$(median "$RD_P1")")
-W1=$(ratio "$(median "$WR_P1")" "$(median "$WR_S")"); W2=$(ratio "$(median "$WR_P2")" "$(median "$WR_P1")")
+printf '%-26s %6s %12s %10s %8s\n' "reads (medians)" "conns" "reads/s" "p99 ms" "non-2xx"
+for k in S P1 P2; do
+  case $k in S) label="SQLite, 1 server" ;; P1) label="PostgreSQL, 1 replica" ;; P2) label="PostgreSQL, 2 replicas" ;; esac
+  for c in "${CONNS_ALL[@]}"; do
+    printf '%-26s %6s %12s %10s %8s%s\n' "$label" "$c" "$(med "RD_${k}_$c")" "$(med "P99_${k}_$c")" "$(eval echo "\$NON2XX_${k}_$c")" \
+      "$([ "$(eval echo "\$BEST_$k")" = "$c" ] && echo "   <- throughput")"
+    label=""
+  done
+done
 echo
-echo "reads:  PostgreSQL 1 replica / SQLite = $R1   (goal >= 0.5: $(awk -v r="$R1" 'BEGIN { print (r >= 0.5 ? "met" : "NOT MET") }'))"
-echo "reads:  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2" 'BEGIN { print (r > 1.0 ? "met" : "NOT MET") }'))"
+printf '%-26s %12s %10s %8s\n' "writes (medians)" "writes/s" "writes ok" "409/err"
+for k in S P1 P2; do
+  case $k in S) label="SQLite, 1 server" ;; P1) label="PostgreSQL, 1 replica" ;; P2) label="PostgreSQL, 2 replicas" ;; esac
+  printf '%-26s %12s %10s %8s\n' "$label" "$(med "WR_$k")" "$(eval echo "\$WOK_$k")" "$(eval echo "\$WCONF_$k")/$(eval echo "\$WERR_$k")"
+done
+echo
+echo "reads, per connection count:  PostgreSQL 1 replica / SQLite   2 replicas / 1 replica"
+for c in "${CONNS_ALL[@]}"; do
+  printf '  %4s connections            %6s                         %6s\n' "$c" "$(ratio "$(med "RD_P1_$c")" "$(med "RD_S_$c")")" "$(ratio "$(med "RD_P2_$c")" "$(med "RD_P1_$c")")"
+done
+R1=$(ratio "$(med "RD_P1_$BEST_P1")" "$(med "RD_S_$BEST_S")"); R2=$(ratio "$(med "RD_P2_$BEST_P2")" "$(med "RD_P1_$BEST_P1")")
+W1=$(ratio "$(med WR_P1)" "$(med WR_S)"); W2=$(ratio "$(med WR_P2)" "$(med WR_P1)")
+echo "reads, throughput (each configuration at its best connection count above):"
+echo "  PostgreSQL 1 replica / SQLite = $R1   (goal >= 0.5: $(awk -v r="$R1" 'BEGIN { print (r >= 0.5 ? "met" : "NOT MET") }'))"
+echo "  2 replicas / 1 replica        = $R2   (goal > 1.0: $(awk -v r="$R2" 'BEGIN { print (r > 1.0 ? "met" : "NOT MET") }'))"
 echo "writes: PostgreSQL 1 replica / SQLite = $W1"
 echo "writes: 2 replicas / 1 replica        = $W2   (writes from all replicas are serialised by one database lock)"
 echo "reads, CPU per read (medians over rounds; µs of user + system time): servers + PostgreSQL processes, and the"
 echo "share of CPU time the hypervisor stole while that configuration ran (compare configurations whose shares are alike):"
-for k in S P1 P2; do
-  printf '  %-3s %6s + %-6s stolen %s%%\n' "$k" "$(median "$(eval echo "\$CPUS_$k")")" "$(median "$(eval echo "\$CPUP_$k")")" "$(median "$(eval echo "\$ST_$k")")"
+for c in "${CONNS_ALL[@]}"; do
+  printf '  %4s connections:' "$c"
+  for k in S P1 P2; do printf '  %-3s %4s + %-4s stolen %s%%' "$k" "$(med "CPUS_${k}_$c")" "$(med "CPUP_${k}_$c")" "$(med "ST_${k}_$c")"; done
+  echo
 done
 echo "load at end: $(uptime | sed "s/.*load average: //"); ${STEAL}% of CPU time stolen by the hypervisor during the rounds"
 [ "$STEAL" -le 10 ] || echo "WARNING: over 10% of CPU time was stolen by the hypervisor; these figures are not comparable, run again" >&2
