@@ -233,10 +233,11 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # best KEY: the connection count at which KEY's median read rate is highest.
 best() { local k=$1 c b="" bv=-1 v; for c in "${CONNS_ALL[@]}"; do v=$(med "RD_${k}_$c"); if awk -v a="$v" -v b="$bv" 'BEGIN { exit !(a > b) }'; then b=$c; bv=$v; fi; done; echo "$b"; }
 BEST_S=$(best S); BEST_P1=$(best P1); BEST_P2=$(best P2)
+label_of() { case $1 in S) echo "SQLite, 1 server" ;; P1) echo "PostgreSQL, 1 replica" ;; P2) echo "PostgreSQL, 2 replicas" ;; esac; }
 echo
 printf '%-26s %6s %12s %10s %8s\n' "reads (medians)" "conns" "reads/s" "p99 ms" "non-2xx"
 for k in S P1 P2; do
-  case $k in S) label="SQLite, 1 server" ;; P1) label="PostgreSQL, 1 replica" ;; P2) label="PostgreSQL, 2 replicas" ;; esac
+  label=$(label_of $k)
   for c in "${CONNS_ALL[@]}"; do
     printf '%-26s %6s %12s %10s %8s%s\n' "$label" "$c" "$(med "RD_${k}_$c")" "$(med "P99_${k}_$c")" "$(eval echo "\$NON2XX_${k}_$c")" \
       "$([ "$(eval echo "\$BEST_$k")" = "$c" ] && echo "   <- throughput")"
@@ -246,8 +247,7 @@ done
 echo
 printf '%-26s %12s %10s %8s\n' "writes (medians)" "writes/s" "writes ok" "409/err"
 for k in S P1 P2; do
-  case $k in S) label="SQLite, 1 server" ;; P1) label="PostgreSQL, 1 replica" ;; P2) label="PostgreSQL, 2 replicas" ;; esac
-  printf '%-26s %12s %10s %8s\n' "$label" "$(med "WR_$k")" "$(eval echo "\$WOK_$k")" "$(eval echo "\$WCONF_$k")/$(eval echo "\$WERR_$k")"
+  printf '%-26s %12s %10s %8s\n' "$(label_of $k)" "$(med "WR_$k")" "$(eval echo "\$WOK_$k")" "$(eval echo "\$WCONF_$k")/$(eval echo "\$WERR_$k")"
 done
 echo
 echo "reads, per connection count:  PostgreSQL 1 replica / SQLite   2 replicas / 1 replica"
